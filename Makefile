@@ -1,0 +1,37 @@
+# negmine developer tasks. `make demo` and `make test` work on a fresh machine with Python >= 3.10.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch, installed first so that no dependency pulls a CUDA build.
+TORCH ?= torch==2.13.0
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test docs lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: install
+	mkdir -p out
+	$(BIN)/negmine mine --corpus examples/tiny/corpus.parquet --queries examples/tiny/queries.parquet \
+		--qrels examples/tiny/qrels.parquet --output out/demo.parquet
+	@echo "negatives written to out/demo.parquet"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+docs: install
+	$(BIN)/python -m negmine.clidoc > docs/cli.md
+
+lint: install
+	$(BIN)/ruff check negmine tests benchmarks
+	$(BIN)/mypy negmine
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,98 @@
+"""BM25 retrieval with bm25s: tokenize, index, retrieve, returning plain arrays."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from negmine.errors import ConfigError
+from negmine.progress import Progress
+from negmine.retrieve import Hits, topk
+
+QUERY_CHUNK = 256
+
+
+def make_tokenizer(stemmer: str = "english", stopwords: str = "en"):  # type: ignore[no-untyped-def]
+    """A bm25s tokenizer: lower-cased words of 2+ characters, stopwords removed, Snowball-stemmed."""
+    from bm25s.tokenization import Tokenizer
+
+    stem = None
+    if stemmer != "none":
+        import Stemmer
+
+        try:
+            stem = Stemmer.Stemmer(stemmer)
+        except KeyError as exc:
+            langs = ", ".join(sorted(Stemmer.algorithms()))
+            raise ConfigError(f"--bm25-stemmer: unknown language {stemmer!r}; use one of: none, {langs}") from exc
+    try:
+        return Tokenizer(stopwords=[] if stopwords == "none" else stopwords, stemmer=stem)
+    except ValueError as exc:
+        raise ConfigError(f"--bm25-stopwords: unknown stopword list {stopwords!r}; use en, de, fr, es, ... or none") from exc
+
+
+class BM25Retriever:
+    """A BM25 index over a corpus (bm25s), searched exactly.
+
+    A document that shares no term with a query is never a candidate for it.
+    """
+
+    name = "bm25"
+
+    def __init__(
+        self, k1: float = 1.5, b: float = 0.75, method: str = "lucene", stemmer: str = "english",
+        stopwords: str = "en",
+    ) -> None:
+        import bm25s
+
+        self.tokenizer = make_tokenizer(stemmer, stopwords)
+        self.model = bm25s.BM25(k1=k1, b=b, method=method)
+        self.n_docs = 0
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """Texts as lists of tokens (what the index sees)."""
+        tokens = self.tokenizer.tokenize(list(texts), return_as="string", show_progress=False, update_vocab=True)
+        return [[t for t in doc if t] for doc in tokens]
+
+    def index(self, texts: Sequence[str], progress: Optional[Progress] = None) -> "BM25Retriever":
+        """Build the index over ``texts``."""
+        progress = progress or Progress()
+        with progress.stage("BM25: tokenizing corpus", total=len(texts)) as advance:
+            tokens = self.tokenize(texts)
+            advance(len(texts))
+        with progress.stage("BM25: indexing", total=None):
+            self.model.index(tokens, show_progress=False, create_empty_token=False)
+        self.n_docs = len(texts)
+        return self
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 scores of one query against every document."""
+        ids = self.model.get_tokens_ids(self.tokenize([query])[0])
+        if not ids:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        return np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
+
+    def pair_scores(self, queries: Sequence[str], docs: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """BM25 scores of given documents (corpus indices) for each query."""
+        return [self.scores(q)[np.asarray(d, dtype=np.int64)] for q, d in zip(queries, docs)]
+
+    def search(self, queries: Sequence[str], k: int, progress: Optional[Progress] = None) -> Hits:
+        """The top ``k`` documents of each query that share at least one term with it."""
+        progress = progress or Progress()
+        hits = Hits.empty(len(queries), k)
+        with progress.stage("BM25: retrieving", total=len(queries)) as advance:
+            for start in range(0, len(queries), QUERY_CHUNK):
+                chunk = queries[start : start + QUERY_CHUNK]
+                for offset, tokens in enumerate(self.tokenize(chunk)):
+                    ids = self.model.get_tokens_ids(tokens)
+                    if not ids:
+                        continue
+                    scores = np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
+                    idx, val = topk(scores, k)
+                    keep = val != 0
+                    n = int(keep.sum())
+                    hits.indices[start + offset, :n] = idx[keep]
+                    hits.scores[start + offset, :n] = val[keep]
+                advance(len(chunk))
+        return hits

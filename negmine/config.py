@@ -1,0 +1,126 @@
+"""One frozen dataclass holding every knob of a mining run, its default and its validation.
+
+CLI flags map one-to-one to the fields: ``range_max`` is ``--range-max``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from negmine.errors import ConfigError
+
+RETRIEVERS = ("bm25",)
+BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
+SAMPLING_STRATEGIES = ("top", "random")
+OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-list")
+
+
+def flag(field: str) -> str:
+    """The CLI flag of a config field: ``range_max`` -> ``--range-max``."""
+    return "--" + field.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class MineConfig:
+    """Every setting of a mining run. ``None`` for a column name means: detect it from the usual names.
+
+    Attributes:
+        corpus_id_column: Corpus id column (default: ``_id``, ``id``, ``doc_id``, ``docid``, ``corpus_id``).
+        corpus_text_column: Corpus text column (default: ``text``, ``contents``, ``content``, ``passage``...).
+        corpus_title_column: Optional title column, joined before the text (default: ``title`` if present).
+            Pass ``""`` to ignore a title column that exists.
+        query_id_column: Query id column (default: ``_id``, ``id``, ``query_id``, ``qid``).
+        query_text_column: Query text column (default: ``text``, ``query``, ``question``).
+        qrels_query_column: Qrels query id column (default: ``query-id``, ``query_id``, ``qid``).
+        qrels_doc_column: Qrels document id column (default: ``corpus-id``, ``doc_id``, ``docid``, ``pid``).
+        qrels_score_column: Qrels relevance column (default: ``score``, ``relevance``, ``label`` if present;
+            without one every row is a positive). Rows with a score <= 0 are not positives.
+        pairs_anchor_column: Query text column of a pairs file (default: ``anchor``, ``query``, ``question``).
+        pairs_positive_column: Positive text column of a pairs file (default: ``positive``, ``pos``,
+            ``document``, ``passage``, ``answer``).
+        retriever: Which retriever proposes candidates.
+        bm25_k1: BM25 term-frequency saturation.
+        bm25_b: BM25 length normalisation.
+        bm25_method: BM25 variant, as bm25s names them.
+        bm25_stemmer: Snowball stemmer language (PyStemmer), or ``"none"``.
+        bm25_stopwords: Stopword list language as bm25s names it (``"en"``), or ``"none"``.
+        range_min: Skip this many of the highest-ranked non-positive candidates.
+        range_max: Consider non-positive candidates up to this rank (exclusive); also the retrieval depth.
+        num_negatives: Negatives per query-positive pair.
+        sampling_strategy: ``top`` takes the highest-ranked eligible candidates, ``random`` samples them.
+        seed: Seed of the random generator (``random`` sampling).
+        output_format: ``triplet``, ``n-tuple`` or ``labeled-list``.
+        output_scores: Add score columns to the output.
+        strict: Fail, instead of warning and skipping, on qrels that name unknown queries or documents.
+    """
+
+    corpus_id_column: Optional[str] = None
+    corpus_text_column: Optional[str] = None
+    corpus_title_column: Optional[str] = None
+    query_id_column: Optional[str] = None
+    query_text_column: Optional[str] = None
+    qrels_query_column: Optional[str] = None
+    qrels_doc_column: Optional[str] = None
+    qrels_score_column: Optional[str] = None
+    pairs_anchor_column: Optional[str] = None
+    pairs_positive_column: Optional[str] = None
+
+    retriever: str = "bm25"
+    bm25_k1: float = 1.5
+    bm25_b: float = 0.75
+    bm25_method: str = "lucene"
+    bm25_stemmer: str = "english"
+    bm25_stopwords: str = "en"
+
+    range_min: int = 0
+    range_max: int = 100
+    num_negatives: int = 5
+    sampling_strategy: str = "top"
+    seed: int = 42
+
+    output_format: str = "triplet"
+    output_scores: bool = False
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        _choice("retriever", self.retriever, RETRIEVERS)
+        _choice("bm25_method", self.bm25_method, BM25_METHODS)
+        _choice("sampling_strategy", self.sampling_strategy, SAMPLING_STRATEGIES)
+        _choice("output_format", self.output_format, OUTPUT_FORMATS)
+        if self.bm25_k1 < 0:
+            raise ConfigError(f"{flag('bm25_k1')} must be >= 0, got {self.bm25_k1}")
+        if not 0 <= self.bm25_b <= 1:
+            raise ConfigError(f"{flag('bm25_b')} must be between 0 and 1, got {self.bm25_b}")
+        if self.num_negatives < 1:
+            raise ConfigError(f"{flag('num_negatives')} must be at least 1, got {self.num_negatives}")
+        if self.range_min < 0:
+            raise ConfigError(f"{flag('range_min')} must be >= 0, got {self.range_min}")
+        if self.range_max <= self.range_min:
+            raise ConfigError(
+                f"{flag('range_max')} ({self.range_max}) must be greater than {flag('range_min')} ({self.range_min})"
+            )
+        window = self.range_max - self.range_min
+        if self.num_negatives > window:
+            raise ConfigError(
+                f"{flag('num_negatives')} {self.num_negatives} is more than the rank window "
+                f"{flag('range_min')} {self.range_min} .. {flag('range_max')} {self.range_max} holds ({window}); "
+                f"raise {flag('range_max')} or lower {flag('num_negatives')}"
+            )
+
+    def replace(self, **changes: Any) -> "MineConfig":
+        """A copy with some fields changed (validated again)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved settings as a plain dict (recorded in the output's provenance)."""
+        return dataclasses.asdict(self)
+
+
+def _choice(field: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{flag(field)} must be one of {', '.join(choices)}; got {value!r}")

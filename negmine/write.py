@@ -1,0 +1,117 @@
+"""Lay the mined negatives out as a training table, in the column names sentence-transformers training expects.
+
+The text columns come first (``anchor``, ``positive``, ``negative`` ...), so that
+``dataset.select_columns([...])`` or dropping the id columns gives a dataset a trainer takes as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+import pyarrow as pa
+
+from negmine.data import Corpus, Queries
+
+
+@dataclass
+class Selection:
+    """What was mined, as flat arrays with one entry per query-positive pair.
+
+    Attributes:
+        query: Query index of each pair.
+        positive: Corpus index of each pair's positive.
+        positive_score: Score of the positive (NaN where unknown).
+        negatives: Corpus indices of each pair's negatives, best-ranked first.
+        negative_scores: Their scores, aligned with ``negatives``.
+    """
+
+    query: np.ndarray
+    positive: np.ndarray
+    positive_score: np.ndarray
+    negatives: list[np.ndarray]
+    negative_scores: list[np.ndarray]
+
+
+def _list_array(offsets: np.ndarray, values: pa.Array) -> pa.Array:
+    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), values)
+
+
+def build_table(
+    sel: Selection, queries: Queries, corpus: Corpus, output_format: str, num_negatives: int,
+    output_scores: bool = False,
+) -> pa.Table:
+    """The output table for ``output_format`` (``triplet``, ``n-tuple`` or ``labeled-list``).
+
+    ``n-tuple`` rows need exactly ``num_negatives`` negatives: a pair with fewer is left out (and counted short).
+    """
+    q_text = pa.array(queries.texts, type=pa.string())
+    q_ids = pa.array(queries.ids)
+    d_text = pa.array(corpus.texts, type=pa.string())
+    d_ids = pa.array(corpus.ids)
+    counts = np.array([len(n) for n in sel.negatives], dtype=np.int64)
+    flat_neg = np.concatenate(sel.negatives).astype(np.int64) if sel.negatives else np.empty(0, np.int64)
+    flat_score = (
+        np.concatenate(sel.negative_scores).astype(np.float32) if sel.negative_scores else np.empty(0, np.float32)
+    )
+    cols: dict[str, pa.Array] = {}
+
+    if output_format == "triplet":
+        q = np.repeat(sel.query, counts)
+        p = np.repeat(sel.positive, counts)
+        cols["anchor"] = q_text.take(q)
+        cols["positive"] = d_text.take(p)
+        cols["negative"] = d_text.take(flat_neg)
+        cols["query_id"] = q_ids.take(q)
+        cols["positive_id"] = d_ids.take(p)
+        cols["negative_id"] = d_ids.take(flat_neg)
+        if output_scores:
+            cols["positive_score"] = pa.array(np.repeat(sel.positive_score, counts).astype(np.float32))
+            cols["negative_score"] = pa.array(flat_score)
+    elif output_format == "n-tuple":
+        full = counts == num_negatives
+        rows = np.flatnonzero(full)
+        negs = np.stack([sel.negatives[r] for r in rows]) if rows.size else np.empty((0, num_negatives), np.int64)
+        cols["anchor"] = q_text.take(sel.query[rows])
+        cols["positive"] = d_text.take(sel.positive[rows])
+        for j in range(num_negatives):
+            cols[f"negative_{j + 1}"] = d_text.take(negs[:, j].astype(np.int64))
+        cols["query_id"] = q_ids.take(sel.query[rows])
+        cols["positive_id"] = d_ids.take(sel.positive[rows])
+        offsets = np.arange(rows.size + 1) * num_negatives
+        cols["negative_ids"] = _list_array(offsets, d_ids.take(negs.ravel().astype(np.int64)))
+        if output_scores:
+            scores = np.column_stack(
+                [sel.positive_score[rows]] + [np.array([sel.negative_scores[r][j] for r in rows]) for j in
+                                              range(num_negatives)]
+            ) if rows.size else np.empty((0, num_negatives + 1))
+            cols["scores"] = _list_array(np.arange(rows.size + 1) * (num_negatives + 1),
+                                         pa.array(scores.ravel().astype(np.float32)))
+    elif output_format == "labeled-list":
+        rows = np.flatnonzero(counts > 0)
+        docs = [np.concatenate([[sel.positive[r]], sel.negatives[r]]).astype(np.int64) for r in rows]
+        offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
+        flat_docs = np.concatenate(docs) if docs else np.empty(0, np.int64)
+        labels = np.concatenate([[1] + [0] * (len(d) - 1) for d in docs]) if docs else np.empty(0)
+        cols["anchor"] = q_text.take(sel.query[rows])
+        cols["docs"] = _list_array(offsets, d_text.take(flat_docs))
+        cols["labels"] = _list_array(offsets, pa.array(labels.astype(np.int8)))
+        cols["query_id"] = q_ids.take(sel.query[rows])
+        cols["doc_ids"] = _list_array(offsets, d_ids.take(flat_docs))
+        if output_scores:
+            flat = [np.concatenate([[sel.positive_score[r]], sel.negative_scores[r]]) for r in rows]
+            values = np.concatenate(flat).astype(np.float32) if flat else np.empty(0, np.float32)
+            cols["scores"] = _list_array(offsets, pa.array(values))
+    else:  # pragma: no cover - the config validates the format
+        raise ValueError(output_format)
+    return pa.table(cols)
+
+
+def negatives_in(table: pa.Table, output_format: str) -> int:
+    """How many negatives a built table holds."""
+    if output_format == "triplet":
+        return table.num_rows
+    if output_format == "n-tuple":
+        return table.num_rows * sum(1 for c in table.column_names if c.startswith("negative_") and c[9:].isdigit())
+    labels = table.column("labels").combine_chunks()
+    return int(len(labels.values)) - table.num_rows
+

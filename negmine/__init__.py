@@ -16,7 +16,7 @@ from negmine.config import MineConfig
 from negmine.data import Corpus, Qrels, Queries
 from negmine.errors import ConfigError, InputError, NegmineError
 from negmine.io import read_corpus, read_metadata, read_pairs, read_qrels, read_queries
-from negmine.mine import MineResult, mine
+from negmine.mine import IndexResult, MineResult, build_index, mine
 from negmine.progress import Progress
 from negmine.report import MineStats
 
@@ -24,6 +24,7 @@ __all__ = [
     "__version__",
     "ConfigError",
     "Corpus",
+    "IndexResult",
     "InputError",
     "MineConfig",
     "MineResult",
@@ -32,6 +33,7 @@ __all__ = [
     "Progress",
     "Qrels",
     "Queries",
+    "build_index",
     "mine",
     "read_corpus",
     "read_metadata",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
+from negmine.cache import cached_dir, digest_of, text_hashes
 from negmine.errors import ConfigError
 from negmine.progress import Progress
 from negmine.retrieve import Hits, topk
@@ -48,23 +51,50 @@ class BM25Retriever:
 
         self.tokenizer = make_tokenizer(stemmer, stopwords)
         self.model = bm25s.BM25(k1=k1, b=b, method=method)
+        self.settings = {"k1": k1, "b": b, "method": method, "stemmer": stemmer, "stopwords": stopwords,
+                         "bm25s": _version("bm25s")}
         self.n_docs = 0
+        self.from_cache = False
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """Texts as lists of tokens (what the index sees)."""
         tokens = self.tokenizer.tokenize(list(texts), return_as="string", show_progress=False, update_vocab=True)
         return [[t for t in doc if t] for doc in tokens]
 
-    def index(self, texts: Sequence[str], progress: Optional[Progress] = None) -> "BM25Retriever":
-        """Build the index over ``texts``."""
+    def index(self, texts: Sequence[str], progress: Optional[Progress] = None,
+              cache_dir: Optional[Path] = None) -> "BM25Retriever":
+        """Build the index over ``texts``; with ``cache_dir``, reuse (or store) the one built for the same texts
+        and settings."""
+        import bm25s
+
         progress = progress or Progress()
+        self.n_docs = len(texts)
+        if cache_dir is None:
+            self._build(texts, progress)
+            return self
+        key = digest_of(json.dumps(self.settings, sort_keys=True), text_hashes(texts).tobytes())[:32]
+
+        built_now = False
+
+        def build(folder: Path) -> None:
+            nonlocal built_now
+            self._build(texts, progress)
+            self.model.save(str(folder), show_progress=False)
+            built_now = True
+
+        folder = cached_dir(Path(cache_dir), "bm25", key, build, {"settings": self.settings})
+        if not built_now:
+            with progress.stage("BM25: loading cached index"):
+                self.model = bm25s.BM25.load(str(folder), show_progress=False)
+        self.from_cache = not built_now
+        return self
+
+    def _build(self, texts: Sequence[str], progress: Progress) -> None:
         with progress.stage("BM25: tokenizing corpus", total=len(texts)) as advance:
             tokens = self.tokenize(texts)
             advance(len(texts))
         with progress.stage("BM25: indexing", total=None):
             self.model.index(tokens, show_progress=False, create_empty_token=False)
-        self.n_docs = len(texts)
-        return self
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 scores of one query against every document."""
@@ -96,3 +126,9 @@ class BM25Retriever:
                     hits.scores[start + offset, :n] = val[keep]
                 advance(len(chunk))
         return hits
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)

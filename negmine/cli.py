@@ -15,7 +15,7 @@ import typer
 from typing_extensions import Annotated
 
 from negmine import __version__
-from negmine.config import BM25_METHODS, OUTPUT_FORMATS, RETRIEVERS, SAMPLING_STRATEGIES, MineConfig
+from negmine.config import BM25_METHODS, FUSIONS, OUTPUT_FORMATS, RETRIEVERS, SAMPLING_STRATEGIES, MineConfig
 from negmine.errors import NegmineError
 from negmine.progress import Advance, Progress
 
@@ -33,6 +33,7 @@ app = typer.Typer(
 INPUTS = "Inputs"
 COLUMNS = "Input columns (detected from the usual names when not given)"
 BM25 = "BM25"
+DENSE = "Dense retrieval"
 MINING = "Mining"
 OUTPUT = "Output"
 
@@ -56,74 +57,106 @@ def _choices(values: tuple[str, ...]) -> str:
     return "|".join(values)
 
 
+def _opt(panel: str, help: str, *names: str, **kw: Any) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
+
+
+# Options shared by several commands, defined once. Defaults come from MineConfig (D).
+Corpus = Annotated[Optional[Path], _opt(INPUTS, "Corpus Parquet file (ids, texts, optional titles).")]
+CorpusIdColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus id column [_id, id, doc_id, ...].")]
+CorpusTextColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus text column [text, contents, ...].")]
+CorpusTitleColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus title column, joined before the text [title]; "
+                                                  "'' ignores it.")]
+Retriever = Annotated[str, _opt(MINING, f"Candidate retriever: {_choices(RETRIEVERS)} (BM25 and dense, fused).")]
+BM25K1 = Annotated[float, _opt(BM25, "BM25 k1 (term-frequency saturation).")]
+BM25B = Annotated[float, _opt(BM25, "BM25 b (length normalisation, 0..1).")]
+BM25Method = Annotated[str, _opt(BM25, f"BM25 variant: {_choices(BM25_METHODS)}.")]
+BM25Stemmer = Annotated[str, _opt(BM25, "Snowball stemmer language, or 'none'.")]
+BM25Stopwords = Annotated[str, _opt(BM25, "Stopword list (en, de, fr, es, ...), or 'none'.")]
+Model = Annotated[Optional[str], _opt(DENSE, "Sentence-transformers model name or path [default: the embedded "
+                                      "all-MiniLM-L6-v2, offline].")]
+QueryPrompt = Annotated[Optional[str], _opt(DENSE, "Text put before each query when embedding it.")]
+CorpusPrompt = Annotated[Optional[str], _opt(DENSE, "Text put before each document when embedding it.")]
+QueryPromptName = Annotated[Optional[str], _opt(DENSE, "Name of a prompt stored with the model, for queries "
+                                                "[default: its 'query' prompt, if any].")]
+CorpusPromptName = Annotated[Optional[str], _opt(DENSE, "Name of a prompt stored with the model, for documents "
+                                                 "[default: its 'document' prompt, if any].")]
+BatchSize = Annotated[int, _opt(DENSE, "Texts per encoder batch.")]
+MaxSeqLength = Annotated[Optional[int], _opt(DENSE, "Truncate texts to this many tokens [default: the model's].")]
+Device = Annotated[str, _opt(DENSE, "auto (CUDA when available), cpu, cuda, cuda:N, mps.")]
+FaissIndex = Annotated[str, _opt(DENSE, "Flat (exact search) or a faiss index factory string such as IVF1024,Flat "
+                                 "or HNSW32 for large corpora.")]
+Quiet = Annotated[bool, _opt(OUTPUT, "No progress and no summary (warnings and errors still show).", "--quiet",
+                             "-q")]
+Verbose = Annotated[bool, _opt(OUTPUT, "Also show timings per stage and debug logs.", "--verbose", "-v")]
+
+
 @app.command()
 def mine(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write (atomically).",
-                                         rich_help_panel=INPUTS, show_default=False)],
-    corpus: Annotated[Optional[Path], typer.Option(help="Corpus Parquet file (ids, texts, optional titles).",
-                                                   rich_help_panel=INPUTS)] = None,
-    queries: Annotated[Optional[Path], typer.Option(help="Query Parquet file (ids, texts).",
-                                                    rich_help_panel=INPUTS)] = None,
-    qrels: Annotated[Optional[Path], typer.Option(help="Relevance judgments Parquet file; rows with score <= 0 "
-                                                  "are not positives.", rich_help_panel=INPUTS)] = None,
-    pairs: Annotated[Optional[Path], typer.Option(help="Instead of --queries/--qrels: Parquet file of (anchor, "
-                                                  "positive) text pairs; the corpus defaults to the positives.",
-                                                  rich_help_panel=INPUTS)] = None,
-    corpus_id_column: Annotated[Optional[str], typer.Option(help="Corpus id column [_id, id, doc_id, ...].",
-                                                            rich_help_panel=COLUMNS)] = None,
-    corpus_text_column: Annotated[Optional[str], typer.Option(help="Corpus text column [text, contents, ...].",
-                                                              rich_help_panel=COLUMNS)] = None,
-    corpus_title_column: Annotated[Optional[str], typer.Option(help="Corpus title column, joined before the text "
-                                                               "[title]; '' ignores it.",
-                                                               rich_help_panel=COLUMNS)] = None,
-    query_id_column: Annotated[Optional[str], typer.Option(help="Query id column [_id, id, query_id, qid].",
-                                                           rich_help_panel=COLUMNS)] = None,
-    query_text_column: Annotated[Optional[str], typer.Option(help="Query text column [text, query, question].",
-                                                             rich_help_panel=COLUMNS)] = None,
-    qrels_query_column: Annotated[Optional[str], typer.Option(help="Qrels query id column [query-id, query_id, "
-                                                              "qid].", rich_help_panel=COLUMNS)] = None,
-    qrels_doc_column: Annotated[Optional[str], typer.Option(help="Qrels document id column [corpus-id, doc_id, "
-                                                            "...].", rich_help_panel=COLUMNS)] = None,
-    qrels_score_column: Annotated[Optional[str], typer.Option(help="Qrels score column [score, relevance, label]; "
-                                                              "without one every row is positive.",
-                                                              rich_help_panel=COLUMNS)] = None,
-    pairs_anchor_column: Annotated[Optional[str], typer.Option(help="Pairs query text column [anchor, query, "
-                                                               "question].", rich_help_panel=COLUMNS)] = None,
-    pairs_positive_column: Annotated[Optional[str], typer.Option(help="Pairs positive text column [positive, pos, "
-                                                                 "...].", rich_help_panel=COLUMNS)] = None,
-    retriever: Annotated[str, typer.Option(help=f"Candidate retriever: {_choices(RETRIEVERS)}.",
-                                           rich_help_panel=MINING)] = D.retriever,
-    bm25_k1: Annotated[float, typer.Option(help="BM25 k1 (term-frequency saturation).",
-                                           rich_help_panel=BM25)] = D.bm25_k1,
-    bm25_b: Annotated[float, typer.Option(help="BM25 b (length normalisation, 0..1).",
-                                          rich_help_panel=BM25)] = D.bm25_b,
-    bm25_method: Annotated[str, typer.Option(help=f"BM25 variant: {_choices(BM25_METHODS)}.",
-                                             rich_help_panel=BM25)] = D.bm25_method,
-    bm25_stemmer: Annotated[str, typer.Option(help="Snowball stemmer language, or 'none'.",
-                                              rich_help_panel=BM25)] = D.bm25_stemmer,
-    bm25_stopwords: Annotated[str, typer.Option(help="Stopword list (en, de, fr, es, ...), or 'none'.",
-                                                rich_help_panel=BM25)] = D.bm25_stopwords,
-    range_min: Annotated[int, typer.Option(help="Skip this many of the best-ranked non-positive candidates.",
-                                           rich_help_panel=MINING)] = D.range_min,
-    range_max: Annotated[int, typer.Option(help="Consider non-positive candidates up to this rank (exclusive).",
-                                           rich_help_panel=MINING)] = D.range_max,
-    num_negatives: Annotated[int, typer.Option("--num-negatives", "-n", help="Negatives per query-positive pair.",
-                                               rich_help_panel=MINING)] = D.num_negatives,
-    sampling_strategy: Annotated[str, typer.Option(help=f"{_choices(SAMPLING_STRATEGIES)}: the best-ranked "
-                                                   "eligible candidates, or a seeded random sample of them.",
-                                                   rich_help_panel=MINING)] = D.sampling_strategy,
-    seed: Annotated[int, typer.Option(help="Random seed (random sampling).", rich_help_panel=MINING)] = D.seed,
-    output_format: Annotated[str, typer.Option(help=f"{_choices(OUTPUT_FORMATS)}.",
-                                               rich_help_panel=OUTPUT)] = D.output_format,
-    output_scores: Annotated[bool, typer.Option("--output-scores", help="Add score columns.",
-                                                rich_help_panel=OUTPUT)] = D.output_scores,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail on qrels naming unknown queries or documents "
-                                         "instead of skipping them with a warning.", rich_help_panel=INPUTS)]
-    = D.strict,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary (warnings and errors "
-                                        "still show).", rich_help_panel=OUTPUT)] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show timings per stage and debug logs.",
-                                          rich_help_panel=OUTPUT)] = False,
+    output: Annotated[Path, _opt(INPUTS, "Parquet file to write (atomically).", "--output", "-o",
+                                 show_default=False)],
+    corpus: Corpus = None,
+    queries: Annotated[Optional[Path], _opt(INPUTS, "Query Parquet file (ids, texts).")] = None,
+    qrels: Annotated[Optional[Path], _opt(INPUTS, "Relevance judgments Parquet file; rows with score <= 0 are not "
+                                          "positives.")] = None,
+    pairs: Annotated[Optional[Path], _opt(INPUTS, "Instead of --queries/--qrels: Parquet file of (anchor, positive) "
+                                          "text pairs; the corpus defaults to the positives.")] = None,
+    cache_dir: Annotated[Optional[Path], _opt(INPUTS, "Cache for embeddings and indexes [default: "
+                                              "$NEGMINE_CACHE_DIR or ~/.cache/negmine].")] = None,
+    index_dir: Annotated[Optional[Path], _opt(INPUTS, "Directory built by 'negmine index', used instead of the "
+                                              "cache.")] = None,
+    corpus_embeddings: Annotated[Optional[Path], _opt(INPUTS, "Precomputed corpus vectors: .npy in corpus row "
+                                                      "order, or Parquet with id and vector columns.")] = None,
+    query_embeddings: Annotated[Optional[Path], _opt(INPUTS, "Precomputed query vectors: .npy in query row order, "
+                                                     "or Parquet with id and vector columns.")] = None,
+    strict: Annotated[bool, _opt(INPUTS, "Fail on qrels naming unknown queries or documents instead of skipping "
+                                 "them with a warning.", "--strict")] = D.strict,
+    corpus_id_column: CorpusIdColumn = None,
+    corpus_text_column: CorpusTextColumn = None,
+    corpus_title_column: CorpusTitleColumn = None,
+    query_id_column: Annotated[Optional[str], _opt(COLUMNS, "Query id column [_id, id, query_id, qid].")] = None,
+    query_text_column: Annotated[Optional[str], _opt(COLUMNS, "Query text column [text, query, question].")] = None,
+    qrels_query_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels query id column [query-id, query_id, qid].")]
+    = None,
+    qrels_doc_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels document id column [corpus-id, doc_id, ...].")]
+    = None,
+    qrels_score_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels score column [score, relevance, label]; "
+                                                      "without one every row is positive.")] = None,
+    pairs_anchor_column: Annotated[Optional[str], _opt(COLUMNS, "Pairs query text column [anchor, query, "
+                                                       "question].")] = None,
+    pairs_positive_column: Annotated[Optional[str], _opt(COLUMNS, "Pairs positive text column [positive, pos, "
+                                                         "...].")] = None,
+    retriever: Retriever = D.retriever,
+    fusion: Annotated[str, _opt(MINING, f"Hybrid fusion: {_choices(FUSIONS)} (reciprocal rank fusion, or the sum "
+                                "of min-max normalised scores).")] = D.fusion,
+    rrf_k: Annotated[int, _opt(MINING, "Reciprocal rank fusion constant.")] = D.rrf_k,
+    range_min: Annotated[int, _opt(MINING, "Skip this many of the best-ranked non-positive candidates.")]
+    = D.range_min,
+    range_max: Annotated[int, _opt(MINING, "Consider non-positive candidates up to this rank (exclusive).")]
+    = D.range_max,
+    num_negatives: Annotated[int, _opt(MINING, "Negatives per query-positive pair.", "--num-negatives", "-n")]
+    = D.num_negatives,
+    sampling_strategy: Annotated[str, _opt(MINING, f"{_choices(SAMPLING_STRATEGIES)}: the best-ranked eligible "
+                                           "candidates, or a seeded random sample of them.")] = D.sampling_strategy,
+    seed: Annotated[int, _opt(MINING, "Random seed (random sampling).")] = D.seed,
+    bm25_k1: BM25K1 = D.bm25_k1,
+    bm25_b: BM25B = D.bm25_b,
+    bm25_method: BM25Method = D.bm25_method,
+    bm25_stemmer: BM25Stemmer = D.bm25_stemmer,
+    bm25_stopwords: BM25Stopwords = D.bm25_stopwords,
+    model: Model = D.model,
+    query_prompt: QueryPrompt = D.query_prompt,
+    corpus_prompt: CorpusPrompt = D.corpus_prompt,
+    query_prompt_name: QueryPromptName = D.query_prompt_name,
+    corpus_prompt_name: CorpusPromptName = D.corpus_prompt_name,
+    batch_size: BatchSize = D.batch_size,
+    max_seq_length: MaxSeqLength = D.max_seq_length,
+    device: Device = D.device,
+    faiss_index: FaissIndex = D.faiss_index,
+    output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}.")] = D.output_format,
+    output_scores: Annotated[bool, _opt(OUTPUT, "Add score columns.", "--output-scores")] = D.output_scores,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Mine hard negatives for each query and write them as a training table.
 
@@ -138,13 +171,66 @@ def mine(
 
     with _reporting(quiet, verbose) as progress:
         config = MineConfig(**options)
-        result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=config, progress=progress)
+        result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=config, progress=progress,
+                          cache_dir=cache_dir, index_dir=index_dir, corpus_embeddings=corpus_embeddings,
+                          query_embeddings=query_embeddings)
         if not quiet:
-            _summary(result, config, verbose)
+            from negmine.report import summary_rows
+
+            rows = summary_rows(result.stats, config.num_negatives)
+            _print_table("negmine mine", rows, result.seconds if verbose else {}, result.output)
     typer.echo(str(output))
 
 
-_NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbose"}
+@app.command()
+def index(
+    corpus: Annotated[Path, _opt(INPUTS, "Corpus Parquet file (ids, texts, optional titles).", show_default=False)],
+    index_dir: Annotated[Path, _opt(INPUTS, "Directory to build the indexes in (created if missing).",
+                                    show_default=False)],
+    corpus_id_column: CorpusIdColumn = None,
+    corpus_text_column: CorpusTextColumn = None,
+    corpus_title_column: CorpusTitleColumn = None,
+    retriever: Retriever = D.retriever,
+    bm25_k1: BM25K1 = D.bm25_k1,
+    bm25_b: BM25B = D.bm25_b,
+    bm25_method: BM25Method = D.bm25_method,
+    bm25_stemmer: BM25Stemmer = D.bm25_stemmer,
+    bm25_stopwords: BM25Stopwords = D.bm25_stopwords,
+    model: Model = D.model,
+    corpus_prompt: CorpusPrompt = D.corpus_prompt,
+    corpus_prompt_name: CorpusPromptName = D.corpus_prompt_name,
+    batch_size: BatchSize = D.batch_size,
+    max_seq_length: MaxSeqLength = D.max_seq_length,
+    device: Device = D.device,
+    faiss_index: FaissIndex = D.faiss_index,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Build the BM25 and dense indexes of a corpus into a directory, for 'negmine mine --index-dir'.
+
+    Example:
+
+        negmine index --corpus corpus.parquet --index-dir idx/ && negmine mine --index-dir idx/ ...
+
+    Re-running it after the corpus changed encodes only the documents whose text changed. Use the same retriever,
+    model and BM25 settings as the later 'mine' runs. Prints the index directory on stdout.
+    """
+    options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
+    from negmine.mine import build_index
+
+    with _reporting(quiet, verbose) as progress:
+        config = MineConfig(**options)
+        result = build_index(corpus, index_dir, config=config, progress=progress)
+        if not quiet:
+            rows = [("documents", f"{result.documents:,}"),
+                    ("texts encoded / from cache", f"{result.texts_encoded:,} / {result.texts_cached:,}"),
+                    ("size", f"{result.bytes / 2**20:,.1f} MiB")]
+            _print_table("negmine index", rows, result.seconds if verbose else {}, Path(index_dir))
+    typer.echo(str(index_dir))
+
+
+_NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbose", "cache_dir", "index_dir",
+               "corpus_embeddings", "query_embeddings"}
 
 
 class RichProgress(Progress):
@@ -205,19 +291,16 @@ class _ConsoleHandler(logging.Handler):
                            soft_wrap=True)
 
 
-def _summary(result: Any, config: MineConfig, verbose: bool) -> None:
+def _print_table(title: str, rows: list[tuple[str, str]], seconds: dict[str, float], output: Optional[Path]) -> None:
     from rich.table import Table
 
-    from negmine.report import summary_rows
-
-    table = Table(title="negmine mine", show_header=False, title_justify="left")
-    for label, value in summary_rows(result.stats, config.num_negatives):
+    table = Table(title=title, show_header=False, title_justify="left")
+    for label, value in rows:
         table.add_row(label, value)
-    if verbose:
-        for stage, secs in result.seconds.items():
-            table.add_row(f"time: {stage}", f"{secs:.2f} s")
-    if result.output is not None:
-        table.add_row("output", str(result.output))
+    for stage, secs in seconds.items():
+        table.add_row(f"time: {stage}", f"{secs:.2f} s")
+    if output is not None:
+        table.add_row("output", str(output))
     _stderr().print(table)
 
 

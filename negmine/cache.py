@@ -19,6 +19,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from negmine.io import atomic_target, atomic_write_text
 from negmine.progress import Progress
 
 logger = logging.getLogger("negmine")
@@ -60,29 +61,14 @@ def file_sha256(path: Path) -> str:
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to a temporary file beside ``path``, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``np.save`` atomically."""
+    with atomic_target(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_manifest(folder: Path, files: Sequence[Path], extra: Optional[dict] = None, name: str = "manifest.json") -> None:
+def write_manifest(
+    folder: Path, files: Sequence[Path], extra: Optional[dict] = None, name: str = "manifest.json"
+) -> None:
     """Record size and SHA-256 of ``files`` (relative to ``folder``); written last, it commits the entry."""
     entry = {"files": {str(f.relative_to(folder)): {"size": f.stat().st_size, "sha256": file_sha256(f)}
                        for f in files}}

@@ -15,8 +15,17 @@ import typer
 from typing_extensions import Annotated
 
 from negmine import __version__
-from negmine.config import BM25_METHODS, FUSIONS, OUTPUT_FORMATS, RETRIEVERS, SAMPLING_STRATEGIES, MineConfig
-from negmine.errors import NegmineError
+from negmine.config import (
+    BM25_METHODS,
+    FUSIONS,
+    MARGIN_REFERENCES,
+    OUTPUT_FORMATS,
+    RETRIEVERS,
+    SAMPLING_STRATEGIES,
+    MineConfig,
+    flag,
+)
+from negmine.errors import ConfigError, NegmineError
 from negmine.progress import Advance, Progress
 
 D = MineConfig()  # defaults live in the config; the options below show them
@@ -34,6 +43,7 @@ INPUTS = "Inputs"
 COLUMNS = "Input columns (detected from the usual names when not given)"
 BM25 = "BM25"
 DENSE = "Dense retrieval"
+FILTERS = "False-negative filters"
 MINING = "Mining"
 OUTPUT = "Output"
 
@@ -55,6 +65,11 @@ def _root(
 
 def _choices(values: tuple[str, ...]) -> str:
     return "|".join(values)
+
+
+def _show(value: Optional[float]) -> str:
+    """An optional number as the CLI shows it: 'none' for None."""
+    return "none" if value is None else f"{value:g}"
 
 
 def _opt(panel: str, help: str, *names: str, **kw: Any) -> Any:
@@ -153,6 +168,29 @@ def mine(
     max_seq_length: MaxSeqLength = D.max_seq_length,
     device: Device = D.device,
     faiss_index: FaissIndex = D.faiss_index,
+    reranker: Annotated[Optional[str], _opt(FILTERS, "CrossEncoder name or path that scores candidates and "
+                                            "positives [default: the bi-encoder's cosine].")] = D.reranker,
+    reranker_batch_size: Annotated[int, _opt(FILTERS, "Pairs per reranker batch.")] = D.reranker_batch_size,
+    reranker_max_length: Annotated[Optional[int], _opt(FILTERS, "Reranker input length in tokens [default: the "
+                                                       "model's].")] = D.reranker_max_length,
+    absolute_margin: Annotated[str, _opt(FILTERS, "Drop candidates scoring above positive - M; a number or none.")]
+    = _show(D.absolute_margin),
+    relative_margin: Annotated[str, _opt(FILTERS, "Drop candidates scoring above positive - |positive| x R "
+                                         "(sign-safe); a number or none.")] = _show(D.relative_margin),
+    max_score: Annotated[str, _opt(FILTERS, "Drop candidates scoring above this; a number or none.")]
+    = _show(D.max_score),
+    min_score: Annotated[str, _opt(FILTERS, "Drop candidates scoring below this; a number or none.")]
+    = _show(D.min_score),
+    margin_reference: Annotated[str, _opt(FILTERS, "With several positives, take margins from the "
+                                          f"{_choices(MARGIN_REFERENCES)} positive score.")] = D.margin_reference,
+    max_positive_similarity: Annotated[str, _opt(FILTERS, "Drop candidates whose bi-encoder cosine to a positive "
+                                                 "is above this (near-duplicates); a number or none.")]
+    = _show(D.max_positive_similarity),
+    score_all: Annotated[bool, _opt(FILTERS, "Score every candidate in the window, not only as many as sampling "
+                                    "needs (same picks, more reranker work).", "--score-all")] = D.score_all,
+    candidates_output: Annotated[Optional[Path], _opt(OUTPUT, "Also write every candidate with its ranks, scores "
+                                                      "and fate (selected, kept, not_scored or the rule that dropped "
+                                                      "it).")] = None,
     output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}.")] = D.output_format,
     output_scores: Annotated[bool, _opt(OUTPUT, "Add score columns.", "--output-scores")] = D.output_scores,
     quiet: Quiet = False,
@@ -170,10 +208,12 @@ def mine(
     from negmine.mine import mine as run_mine
 
     with _reporting(quiet, verbose) as progress:
+        for name in _OPTIONAL_FLOATS:
+            options[name] = _optional_float(options[name], name)
         config = MineConfig(**options)
         result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=config, progress=progress,
                           cache_dir=cache_dir, index_dir=index_dir, corpus_embeddings=corpus_embeddings,
-                          query_embeddings=query_embeddings)
+                          query_embeddings=query_embeddings, candidates_output=candidates_output)
         if not quiet:
             from negmine.report import summary_rows
 
@@ -229,8 +269,55 @@ def index(
     typer.echo(str(index_dir))
 
 
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="A Parquet file written by negmine mine (output or candidates).",
+                                         show_default=False)],
+    png: Annotated[Optional[Path], _opt(OUTPUT, "Where to write the picture [default: PATH with .report.png].")]
+    = None,
+    html: Annotated[Optional[Path], _opt(OUTPUT, "Where to write the HTML page [default: PATH with .report.html].")]
+    = None,
+    quiet: Quiet = False,
+) -> None:
+    """Summarise a mining run from its output file: counts per rule, score quantiles, short queries, and a picture
+    of positive vs negative scores and drops per rule (PNG and a self-contained HTML page).
+
+    Example:
+
+        negmine report negatives.parquet
+
+    Prints the paths of the PNG and the HTML page on stdout.
+    """
+    from negmine import report as rep
+    from negmine.io import atomic_write_text
+
+    with _reporting(quiet, False):
+        data = rep.load_report(path)
+        png = png or path.with_suffix(".report.png")
+        html = html or path.with_suffix(".report.html")
+        for target in (png, html):
+            if target.resolve() == path.resolve():
+                raise ConfigError(f"{target} is the input file; choose another path")
+        rep.plot_report(data, png)
+        atomic_write_text(html, rep.html_report(data, png))
+        if not quiet:
+            _print_table(f"negmine report {path}", rep.report_rows(data), {}, None)
+    typer.echo(str(png))
+    typer.echo(str(html))
+
+
 _NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbose", "cache_dir", "index_dir",
-               "corpus_embeddings", "query_embeddings"}
+               "corpus_embeddings", "query_embeddings", "candidates_output"}
+_OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity")
+
+
+def _optional_float(value: str, name: str) -> Optional[float]:
+    if value.strip().lower() in ("none", "off", ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{flag(name)} takes a number or 'none', got {value!r}") from None
 
 
 class RichProgress(Progress):

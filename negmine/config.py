@@ -13,6 +13,7 @@ from negmine.errors import ConfigError
 
 RETRIEVERS = ("bm25", "dense", "hybrid")
 FUSIONS = ("rrf", "score")
+MARGIN_REFERENCES = ("min", "mean", "max")
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 SAMPLING_STRATEGIES = ("top", "random")
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-list")
@@ -60,6 +61,20 @@ class MineConfig:
         bm25_method: BM25 variant, as bm25s names them.
         bm25_stemmer: Snowball stemmer language (PyStemmer), or ``"none"``.
         bm25_stopwords: Stopword list language as bm25s names it (``"en"``), or ``"none"``.
+        reranker: Sentence-transformers CrossEncoder name or path that scores candidates and positives; without
+            one the bi-encoder's cosine does.
+        reranker_batch_size: Pairs per reranker batch.
+        reranker_max_length: Truncation length of the reranker's (query, document) input, in tokens.
+        absolute_margin: Drop a candidate scoring above ``positive - absolute_margin``.
+        relative_margin: Drop a candidate scoring above ``positive - |positive| * relative_margin`` (sign-safe).
+        max_score: Drop a candidate scoring above this.
+        min_score: Drop a candidate scoring below this.
+        margin_reference: Which positive score margins are taken from when a query has several: ``min``
+            (the lowest-scoring positive), ``mean`` or ``max``.
+        max_positive_similarity: Drop a candidate whose bi-encoder cosine to one of its query's positives is above
+            this: a near-duplicate of a positive.
+        score_all: Score every candidate in the rank window instead of stopping once a query has enough
+            (same picks; more reranker work; a complete candidates file).
         range_min: Skip this many of the highest-ranked non-positive candidates.
         range_max: Consider non-positive candidates up to this rank (exclusive); also the retrieval depth.
         num_negatives: Negatives per query-positive pair.
@@ -99,6 +114,17 @@ class MineConfig:
     bm25_stemmer: str = "english"
     bm25_stopwords: str = "en"
 
+    reranker: Optional[str] = None
+    reranker_batch_size: int = 32
+    reranker_max_length: Optional[int] = None
+    absolute_margin: Optional[float] = None
+    relative_margin: Optional[float] = 0.05
+    max_score: Optional[float] = None
+    min_score: Optional[float] = None
+    margin_reference: str = "min"
+    max_positive_similarity: Optional[float] = 0.98
+    score_all: bool = False
+
     range_min: int = 0
     range_max: int = 100
     num_negatives: int = 5
@@ -113,6 +139,17 @@ class MineConfig:
         _choice("retriever", self.retriever, RETRIEVERS)
         _choice("bm25_method", self.bm25_method, BM25_METHODS)
         _choice("fusion", self.fusion, FUSIONS)
+        _choice("margin_reference", self.margin_reference, MARGIN_REFERENCES)
+        if self.reranker_batch_size < 1:
+            raise ConfigError(f"{flag('reranker_batch_size')} must be at least 1, got {self.reranker_batch_size}")
+        if self.relative_margin is not None and self.relative_margin < 0:
+            raise ConfigError(f"{flag('relative_margin')} must be >= 0 (or none), got {self.relative_margin}")
+        if self.max_positive_similarity is not None and not -1 <= self.max_positive_similarity <= 1:
+            raise ConfigError(f"{flag('max_positive_similarity')} is a cosine: between -1 and 1 (or none), "
+                              f"got {self.max_positive_similarity}")
+        if self.max_score is not None and self.min_score is not None and self.min_score > self.max_score:
+            raise ConfigError(f"{flag('min_score')} ({self.min_score}) is above {flag('max_score')} "
+                              f"({self.max_score}): every candidate would be dropped")
         if self.batch_size < 1:
             raise ConfigError(f"{flag('batch_size')} must be at least 1, got {self.batch_size}")
         if self.max_seq_length is not None and self.max_seq_length < 1:

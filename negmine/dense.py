@@ -38,7 +38,9 @@ def gpu_count() -> int:
     return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
 
 
-def _merge_topk(d1: np.ndarray, i1: np.ndarray, d2: np.ndarray, i2: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _merge_topk(
+    d1: np.ndarray, i1: np.ndarray, d2: np.ndarray, i2: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     d = np.concatenate([d1, d2], axis=1)
     i = np.concatenate([i1, i2], axis=1)
     # best score first; among equal scores the lower corpus index first

@@ -1,9 +1,15 @@
-"""Filters as pure masks over the candidate arrays. Each candidate gets the reason of the first rule that drops
-it (or KEPT); the counts per reason are the run's drop statistics."""
+"""Filters as pure functions over candidate arrays. Each candidate gets the code of the first rule that drops
+it (or KEPT); the counts per code are the run's drop statistics.
+
+Rules that need no model (empty slot, known positive, rank window, duplicate text) run over every candidate;
+rules on scores (near-duplicate embedding, max/min score, margins to the positive) run on scored candidates only.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+import re
+import unicodedata
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -11,9 +17,26 @@ KEPT = 0
 NO_CANDIDATE = 1
 POSITIVE = 2
 RANK_WINDOW = 3
+DUPLICATE_TEXT = 4
+NEAR_DUPLICATE = 5
+MAX_SCORE = 6
+MIN_SCORE = 7
+ABSOLUTE_MARGIN = 8
+RELATIVE_MARGIN = 9
+NOT_SCORED = 10
 
-#: Reason names, indexed by reason code, as they appear in statistics and audit files.
-REASONS = ("kept", "no_candidate", "positive", "rank_window")
+#: Reason names, indexed by code, as they appear in statistics and the candidates file.
+REASONS = ("kept", "no_candidate", "positive", "rank_window", "duplicate_text", "near_duplicate", "max_score",
+           "min_score", "absolute_margin", "relative_margin", "not_scored")
+#: Codes that are drop rules (counted in the statistics).
+DROP_RULES = tuple(range(POSITIVE, RELATIVE_MARGIN + 1))
+
+_PUNCT = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalize_text(text: str) -> str:
+    """Text compared for duplicates: Unicode NFKC, lower case, punctuation and runs of spaces folded to one space."""
+    return _PUNCT.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
 
 
 def positive_mask(indices: np.ndarray, positives: Sequence[Sequence[int]]) -> np.ndarray:
@@ -22,6 +45,19 @@ def positive_mask(indices: np.ndarray, positives: Sequence[Sequence[int]]) -> np
     for q, pos in enumerate(positives):
         if pos:
             mask[q] = np.isin(indices[q], np.asarray(pos, dtype=indices.dtype))
+    return mask
+
+
+def duplicate_text_mask(
+    indices: np.ndarray, positives: Sequence[Sequence[int]], normalized: Mapping[int, str]
+) -> np.ndarray:
+    """True where a candidate's normalised text equals the normalised text of one of its query's positives."""
+    mask = np.zeros(indices.shape, dtype=bool)
+    for q, pos in enumerate(positives):
+        texts = {normalized[p] for p in pos}
+        for r, d in enumerate(indices[q]):
+            if d >= 0 and normalized[d] in texts:
+                mask[q, r] = True
     return mask
 
 
@@ -36,11 +72,15 @@ def window_mask(ranks: np.ndarray, range_min: int, range_max: int) -> np.ndarray
     return (ranks >= 0) & ((ranks < range_min) | (ranks >= range_max))
 
 
-def apply_rules(indices: np.ndarray, positives: Sequence[Sequence[int]], range_min: int, range_max: int) -> np.ndarray:
-    """The reason code of every candidate: the first rule that drops it, or KEPT.
+def apply_rules(
+    indices: np.ndarray, positives: Sequence[Sequence[int]], range_min: int, range_max: int,
+    normalized: Optional[Mapping[int, str]] = None,
+) -> np.ndarray:
+    """The code of every candidate under the rules that need no model: the first rule that drops it, or KEPT.
 
-    Rules, in order: an empty slot (no candidate), a known positive, outside the rank window. Ranks for the window
-    count only the non-positive candidates, so ``range_min=10`` skips the ten best-ranked non-positives.
+    Rules, in order: an empty slot, a known positive, outside the rank window, the same normalised text as a
+    positive (when ``normalized`` texts are given). Ranks for the window count only the non-positive candidates,
+    so ``range_min=10`` skips the ten best-ranked non-positives.
     """
     reasons = np.full(indices.shape, KEPT, dtype=np.int8)
     valid = indices >= 0
@@ -49,10 +89,62 @@ def apply_rules(indices: np.ndarray, positives: Sequence[Sequence[int]], range_m
     reasons[is_pos] = POSITIVE
     ranks = rank_among(valid & ~is_pos)
     reasons[window_mask(ranks, range_min, range_max)] = RANK_WINDOW
+    if normalized is not None:
+        dup = duplicate_text_mask(indices, positives, normalized) & (reasons == KEPT)
+        reasons[dup] = DUPLICATE_TEXT
     return reasons
 
 
+def margin_reference(positive_scores: np.ndarray, how: str) -> float:
+    """The positive score margins are taken from: the lowest (``min``), ``mean`` or highest (``max``)."""
+    if how == "min":
+        return float(np.min(positive_scores))
+    if how == "max":
+        return float(np.max(positive_scores))
+    return float(np.mean(positive_scores))
+
+
+def score_rules(
+    scores: np.ndarray,
+    reference: float,
+    positive_similarity: Optional[np.ndarray] = None,
+    max_positive_similarity: Optional[float] = None,
+    max_score: Optional[float] = None,
+    min_score: Optional[float] = None,
+    absolute_margin: Optional[float] = None,
+    relative_margin: Optional[float] = None,
+) -> np.ndarray:
+    """The code of each scored candidate: the first score rule that drops it, or KEPT.
+
+    Args:
+        scores: Reranker scores of candidates of one query.
+        reference: The query's positive score the margins are taken from.
+        positive_similarity: Each candidate's highest embedding cosine to one of the query's positives.
+        max_positive_similarity: Drop a candidate whose cosine to a positive is above this (a near-duplicate).
+        max_score: Drop a candidate scoring above this.
+        min_score: Drop a candidate scoring below this.
+        absolute_margin: Drop a candidate scoring above ``reference - absolute_margin``.
+        relative_margin: Drop a candidate scoring above ``reference - |reference| * relative_margin``; correct
+            for negative scores (logits) too, where ``reference * (1 - relative_margin)`` would not be.
+    """
+    codes = np.full(scores.shape, KEPT, dtype=np.int8)
+    rules: list[tuple[int, np.ndarray]] = []
+    if max_positive_similarity is not None and positive_similarity is not None:
+        rules.append((NEAR_DUPLICATE, positive_similarity > max_positive_similarity))
+    if max_score is not None:
+        rules.append((MAX_SCORE, scores > max_score))
+    if min_score is not None:
+        rules.append((MIN_SCORE, scores < min_score))
+    if absolute_margin is not None:
+        rules.append((ABSOLUTE_MARGIN, scores > reference - absolute_margin))
+    if relative_margin is not None:
+        rules.append((RELATIVE_MARGIN, scores > reference - abs(reference) * relative_margin))
+    for code, hit in reversed(rules):  # the first rule in order wins
+        codes[hit] = code
+    return codes
+
+
 def count_reasons(reasons: np.ndarray) -> dict[str, int]:
-    """How many candidates each rule dropped (empty slots are not counted)."""
-    counts = np.bincount(reasons.ravel(), minlength=len(REASONS))
-    return {name: int(counts[code]) for code, name in enumerate(REASONS) if code not in (KEPT, NO_CANDIDATE)}
+    """How many candidates each rule dropped (every rule listed, zeros included)."""
+    counts = np.bincount(reasons.ravel().astype(np.int64), minlength=len(REASONS))
+    return {REASONS[code]: int(counts[code]) for code in DROP_RULES}

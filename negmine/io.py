@@ -6,8 +6,9 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
@@ -207,7 +208,9 @@ def check_output_path(output: PathLike, inputs: Sequence[Optional[PathLike]], op
         inp = Path(given)
         same = out.resolve() == inp.resolve() or (out.exists() and inp.exists() and os.path.samefile(out, inp))
         if same:
-            raise ConfigError(f"{option} {out} is an input file; negmine never overwrites its inputs: choose another path")
+            raise ConfigError(
+                f"{option} {out} is an input file; negmine never overwrites its inputs: choose another path"
+            )
     if out.is_dir():
         raise ConfigError(f"{option} {out} is a directory; give a file path such as {out / 'negatives.parquet'}")
     if not out.parent.exists():
@@ -225,14 +228,36 @@ def write_parquet(table: pa.Table, path: PathLike, metadata: Optional[dict[str, 
         meta = dict(table.schema.metadata or {})
         meta[METADATA_KEY] = json.dumps(metadata, sort_keys=True, default=str).encode("utf-8")
         table = table.replace_schema_metadata(meta)
+    with atomic_target(target) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+@contextmanager
+def atomic_target(path: PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block succeeds, removed when
+    it fails, so a reader never sees a half-written file."""
+    target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def read_metadata(path: PathLike) -> dict[str, Any]:

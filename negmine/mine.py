@@ -14,15 +14,24 @@ import pyarrow as pa
 
 from negmine import filters, io
 from negmine.config import MineConfig
-from negmine.dense import read_embeddings
-from negmine.models import Encoder
 from negmine.data import Corpus, Positives, Qrels, Queries, match_positives, pairs_to_inputs
+from negmine.dense import DenseRetriever, read_embeddings
 from negmine.errors import ConfigError, InputError
+from negmine.models import Encoder
 from negmine.progress import Progress
-from negmine.report import MineStats
+from negmine.report import MineStats, score_summary
 from negmine.retrieve import Hits, Retriever
-from negmine.sample import sample_negatives
-from negmine.write import Selection, build_table, negatives_in
+from negmine.sample import sampling_orders
+from negmine.score import (
+    BiEncoderScorer,
+    CrossEncoderScorer,
+    ScoredCandidates,
+    Scorer,
+    ScoreRules,
+    Vectors,
+    lazy_select,
+)
+from negmine.write import Selection, build_candidates_table, build_table, negatives_in
 
 logger = logging.getLogger("negmine")
 
@@ -163,6 +172,7 @@ def mine(
     corpus_embeddings: Optional[Source] = None,
     query_embeddings: Optional[Source] = None,
     encoder: Optional[Encoder] = None,
+    candidates_output: Optional[Source] = None,
     **options: Any,
 ) -> MineResult:
     """Mine hard negatives: retrieve candidates for each query, drop its positives, sample, lay out for training.
@@ -183,6 +193,8 @@ def mine(
         query_embeddings: Precomputed query vectors, likewise (``.npy`` in query row order; for pairs, in order
             of first appearance of each distinct anchor).
         encoder: An ``Encoder`` to use instead of loading ``config.model`` (tests use a fake one).
+        candidates_output: Parquet path for an audit of every candidate: its ranks and scores, and whether it
+            was selected, kept, not scored, or which rule dropped it.
 
     Returns:
         The table, the statistics and the provenance.
@@ -198,6 +210,10 @@ def mine(
     paths = [x for x in (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
              if isinstance(x, (str, Path))]
     out_path = io.check_output_path(output, paths) if output is not None else None
+    cand_path = io.check_output_path(candidates_output, paths, "--candidates-output") \
+        if candidates_output is not None else None
+    if cand_path is not None and out_path is not None and cand_path.resolve() == out_path.resolve():
+        raise ConfigError("--candidates-output and --output are the same file; give two paths")
     cache = resolve_cache_dir(cache_dir, index_dir)
 
     t = time.perf_counter()
@@ -246,31 +262,66 @@ def mine(
         stats.texts_encoded, stats.texts_cached = dense.encoded, dense.cached
 
     t = time.perf_counter()
-    reasons = filters.apply_rules(hits.indices, pos_lists, config.range_min, config.range_max)
-    picks = sample_negatives(reasons == filters.KEPT, [len(p) for p in pos_lists], config.num_negatives,
+    qtexts = [inputs.queries.texts[i] for i in mined]
+    normalized = _normalized_texts(inputs.corpus, hits.indices, pos_lists)
+    reasons = filters.apply_rules(hits.indices, pos_lists, config.range_min, config.range_max, normalized)
+    orders = sampling_orders([np.flatnonzero(row == filters.KEPT) for row in reasons], [len(p) for p in pos_lists],
                              config.sampling_strategy, config.seed)
+    rules = score_rules_of(config)
+    scored: Optional[ScoredCandidates] = None
+    scorer_name = None
+    if rules.active:
+        if dense is None:
+            dense = DenseRetriever(encoder or make_encoder(config), cache, config.faiss_index, config.device)
+        vectors = Vectors(dense, qtexts, inputs.corpus.texts)
+        scorer = make_scorer(config, vectors, qtexts, inputs.corpus.texts)
+        scorer_name = scorer.name
+        scored = lazy_select(hits.indices, reasons, pos_lists, orders, config.num_negatives, scorer, rules, vectors,
+                             config.score_all, progress)
+        reasons, picks = scored.reasons, scored.picks
+        stats.pairs_scored, stats.positive_pairs_scored = scored.pairs_scored, scored.positive_pairs_scored
+        stats.texts_encoded, stats.texts_cached = dense.encoded, dense.cached
+    else:
+        picks = [[np.sort(order[: config.num_negatives]) for order in per_q] for per_q in orders]
     sel = _selection(mined, pos_lists, picks, hits)
-    if config.output_scores:
-        _rescore(sel, retriever, [inputs.queries.texts[i] for i in mined], mined)
+    if scored is not None and rules.need_scores:
+        _scores_from(sel, scored, mined)
+    elif config.output_scores:
+        _rescore(sel, retriever, qtexts, mined)
     table = build_table(sel, inputs.queries, inputs.corpus, config.output_format, config.num_negatives,
                         config.output_scores)
-    seconds["filter+sample"] = time.perf_counter() - t
+    seconds["filter+score+sample"] = time.perf_counter() - t
 
     stats.candidates_seen = int((hits.indices >= 0).sum())
     stats.dropped = filters.count_reasons(reasons)
+    stats.not_scored = int((reasons == filters.NOT_SCORED).sum())
     stats.negatives_written = negatives_in(table, config.output_format)
     stats.rows_written = table.num_rows
     short_q = sorted({int(sel.query[r]) for r, n in enumerate(sel.negatives) if len(n) < config.num_negatives})
     stats.short_pairs = sum(1 for n in sel.negatives if len(n) < config.num_negatives)
     stats.short_queries = len(short_q)
     stats.short_examples = [str(inputs.queries.ids[q]) for q in short_q[:3]]
+    if scored is not None and rules.need_scores:
+        dropped = np.isin(scored.reasons, [filters.MAX_SCORE, filters.MIN_SCORE, filters.ABSOLUTE_MARGIN,
+                                           filters.RELATIVE_MARGIN, filters.NEAR_DUPLICATE])
+        stats.scores = score_summary(scorer_name or "", np.concatenate(scored.positive_scores),
+                                     np.concatenate(sel.negative_scores) if sel.negative_scores else np.empty(0),
+                                     scored.scores[dropped])
 
-    metadata = provenance(config, inputs, stats, dense.encoder if dense is not None else None)
-    if out_path is not None:
-        t = time.perf_counter()
-        with progress.stage("writing output"):
+    candidates_table = None
+    if candidates_output is not None:
+        candidates_table = build_candidates_table(inputs.queries, inputs.corpus, mined, hits, reasons, picks,
+                                                  scored.scores if scored is not None else None,
+                                                  scored.reference if scored is not None else None)
+    metadata = provenance(config, inputs, stats, dense.encoder if dense is not None else None,
+                          scorer.identity() if scored is not None and rules.need_scores else None)
+    t = time.perf_counter()
+    with progress.stage("writing output"):
+        if candidates_table is not None:
+            io.write_parquet(candidates_table, cand_path, metadata)  # type: ignore[arg-type]
+        if out_path is not None:
             io.write_parquet(table, out_path, metadata)
-        seconds["write"] = time.perf_counter() - t
+    seconds["write"] = time.perf_counter() - t
     return MineResult(table, stats, metadata, out_path, seconds, warnings)
 
 
@@ -334,8 +385,41 @@ def _input_stats(inputs: Inputs, positives: Positives) -> MineStats:
     )
 
 
+def score_rules_of(config: MineConfig) -> ScoreRules:
+    return ScoreRules(config.max_positive_similarity, config.max_score, config.min_score, config.absolute_margin,
+                      config.relative_margin, config.margin_reference)
+
+
+def make_scorer(config: MineConfig, vectors: Vectors, query_texts: list[str], doc_texts: list[str]) -> Scorer:
+    """The cross-encoder the config names, else the bi-encoder."""
+    if config.reranker:
+        return CrossEncoderScorer(config.reranker, query_texts, doc_texts, config.reranker_batch_size,
+                                  config.reranker_max_length, config.device)
+    return BiEncoderScorer(vectors)
+
+
+def _normalized_texts(corpus: Corpus, indices: np.ndarray, positives: list[list[int]]) -> dict[int, str]:
+    """Normalised texts of the documents the duplicate rule compares (candidates and positives only)."""
+    wanted = set(np.unique(indices[indices >= 0]).tolist())
+    for p in positives:
+        wanted.update(p)
+    return {d: filters.normalize_text(corpus.texts[d]) for d in wanted}
+
+
+def _scores_from(sel: Selection, scored: ScoredCandidates, mined: list[int]) -> None:
+    """Reranker scores of the selected positives and negatives."""
+    row_of = {q: r for r, q in enumerate(mined)}
+    j_of: dict[int, int] = {}
+    for i, q in enumerate(sel.query):
+        row = row_of[int(q)]
+        j = j_of.get(row, 0)
+        j_of[row] = j + 1
+        sel.positive_score[i] = scored.positive_scores[row][j]
+        sel.negative_scores[i] = scored.scores[row, sel.negative_positions[i]]
+
+
 def _selection(mined: list[int], pos_lists: list[list[int]], picks: list[list[np.ndarray]], hits: Hits) -> Selection:
-    query, positive, negs, nscores = [], [], [], []
+    query, positive, negs, nscores, positions = [], [], [], [], []
     for row, q in enumerate(mined):
         for j, pos in enumerate(pos_lists[row]):
             cols = picks[row][j]
@@ -343,8 +427,9 @@ def _selection(mined: list[int], pos_lists: list[list[int]], picks: list[list[np
             positive.append(pos)
             negs.append(hits.indices[row, cols])
             nscores.append(hits.scores[row, cols])
+            positions.append(cols)
     return Selection(np.array(query, dtype=np.int64), np.array(positive, dtype=np.int64),
-                     np.full(len(query), np.nan, dtype=np.float32), negs, nscores)
+                     np.full(len(query), np.nan, dtype=np.float32), negs, nscores, positions)
 
 
 def _rescore(sel: Selection, retriever: Retriever, texts: list[str], mined: list[int]) -> None:
@@ -376,8 +461,8 @@ def resolve_cache_dir(cache_dir: Optional[Source], index_dir: Optional[Source]) 
     return Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
 
-def provenance(config: MineConfig, inputs: Inputs, stats: MineStats, encoder: Optional[Encoder] = None
-               ) -> dict[str, Any]:
+def provenance(config: MineConfig, inputs: Inputs, stats: MineStats, encoder: Optional[Encoder] = None,
+               reranker: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """What produced an output: negmine's and its libraries' versions, the config, input fingerprints, stats."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -395,6 +480,7 @@ def provenance(config: MineConfig, inputs: Inputs, stats: MineStats, encoder: Op
         "libraries": libs,
         "config": config.to_dict(),
         "inputs": {role: {"path": path, "fingerprint": io.fingerprint(path)} for role, path in inputs.files.items()},
-        "models": {"embedder": json.loads(encoder.identity("document")) if encoder is not None else None},
+        "models": {"embedder": json.loads(encoder.identity("document")) if encoder is not None else None,
+                   "reranker": reranker},
         "stats": stats.to_dict(),
     }

@@ -4,8 +4,11 @@ by the CLI's summary."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 
 @dataclass
@@ -24,12 +27,16 @@ class MineStats:
     texts_encoded: int = 0
     texts_cached: int = 0
     candidates_seen: int = 0
+    pairs_scored: int = 0
+    positive_pairs_scored: int = 0
+    not_scored: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     negatives_written: int = 0
     rows_written: int = 0
     short_pairs: int = 0
     short_queries: int = 0
     short_examples: list[str] = field(default_factory=list)
+    scores: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -44,11 +51,144 @@ def summary_rows(stats: MineStats, num_negatives: int) -> list[tuple[str, str]]:
         ("texts encoded / from cache", f"{stats.texts_encoded:,} / {stats.texts_cached:,}"),
         ("candidates seen", f"{stats.candidates_seen:,}"),
     ]
+    if stats.pairs_scored or stats.positive_pairs_scored:
+        rows.append(("reranker pairs scored", f"{stats.pairs_scored:,} candidates of {stats.candidates_seen:,} "
+                     f"retrieved (+ {stats.positive_pairs_scored:,} positives); {stats.not_scored:,} not needed"))
     for rule, n in stats.dropped.items():
-        rows.append((f"dropped: {rule.replace('_', ' ')}", f"{n:,}"))
+        if n:
+            rows.append((f"dropped: {rule.replace('_', ' ')}", f"{n:,}"))
+    if stats.scores:
+        for role in ("positive", "negative"):
+            q = stats.scores[role]
+            if q["count"]:
+                rows.append((f"{role} scores", f"p5 {q['p5']:.3f}  median {q['p50']:.3f}  p95 {q['p95']:.3f}"))
     rows.append(("negatives written", f"{stats.negatives_written:,} in {stats.rows_written:,} rows"))
-    short = f"{stats.short_queries:,} queries ({stats.short_pairs:,} query-positive pairs) got fewer than {num_negatives}"
+    short = (f"{stats.short_queries:,} queries ({stats.short_pairs:,} query-positive pairs) got fewer than "
+             f"{num_negatives}")
     if stats.short_examples:
         short += f", e.g. {', '.join(stats.short_examples)}"
     rows.append(("short", short))
     return rows
+
+
+QUANTILES = (0, 5, 25, 50, 75, 95, 100)
+
+
+def quantiles(values: np.ndarray) -> dict[str, Any]:
+    """Count, mean and the QUANTILES of ``values`` (None when empty)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    out: dict[str, Any] = {"count": int(values.size), "mean": float(values.mean()) if values.size else None}
+    for q in QUANTILES:
+        out[f"p{q}"] = float(np.percentile(values, q)) if values.size else None
+    return out
+
+
+def score_summary(scorer: str, positive: np.ndarray, negative: np.ndarray, dropped: np.ndarray,
+                  bins: int = 30) -> dict[str, Any]:
+    """Quantiles and a shared-bin histogram of positive, written-negative and score-dropped candidate scores."""
+    arrays = {"positive": np.asarray(positive, np.float64), "negative": np.asarray(negative, np.float64),
+              "dropped": np.asarray(dropped, np.float64)}
+    arrays = {k: v[~np.isnan(v)] for k, v in arrays.items()}
+    everything = np.concatenate(list(arrays.values()))
+    lo, hi = (float(everything.min()), float(everything.max())) if everything.size else (0.0, 1.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    return {
+        "scorer": scorer,
+        **{k: quantiles(v) for k, v in arrays.items()},
+        "histogram": {"edges": [round(float(e), 6) for e in edges],
+                      **{k: np.histogram(v, bins=edges)[0].astype(int).tolist() for k, v in arrays.items()}},
+    }
+
+
+def load_report(path: Any) -> dict[str, Any]:
+    """The statistics and settings a negmine output (or candidates file) carries in its metadata."""
+    from negmine.io import read_metadata
+
+    meta = read_metadata(path)
+    return {"path": str(path), "stats": meta.get("stats", {}), "config": meta.get("config", {}),
+            "models": meta.get("models", {}), "version": meta.get("negmine_version")}
+
+
+def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) lines of a report: the run summary plus the score quantiles."""
+    stats = MineStats(**{k: v for k, v in report["stats"].items() if k in MineStats.__dataclass_fields__})
+    rows = summary_rows(stats, int(report["config"].get("num_negatives", 0)))
+    scores = stats.scores
+    if scores:
+        rows.append(("scorer", str(scores.get("scorer"))))
+        for role in ("positive", "negative", "dropped"):
+            q = scores.get(role) or {}
+            if q.get("count"):
+                rows.append((f"{role} score quantiles",
+                             "  ".join(f"p{p} {q[f'p{p}']:.3f}" for p in QUANTILES) + f"  (n={q['count']:,})"))
+    return rows
+
+
+def plot_report(report: dict[str, Any], png: Any) -> None:
+    """A PNG: positive / negative / dropped score distributions, and candidates dropped per rule."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stats = report["stats"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    ax = axes[0]
+    hist = (stats.get("scores") or {}).get("histogram")
+    if hist:
+        edges = np.asarray(hist["edges"])
+        centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+        for role, color in (("positive", "tab:green"), ("negative", "tab:blue"), ("dropped", "tab:red")):
+            counts = np.asarray(hist.get(role, []), dtype=float)
+            if counts.sum():
+                ax.bar(centers, counts / counts.sum(), width=width, alpha=0.45, color=color,
+                       label=f"{role} (n={int(counts.sum()):,})")
+        ax.set_xlabel(f"score ({stats['scores'].get('scorer')})")
+        ax.set_ylabel("share")
+        ax.legend()
+        ax.set_title("Positive vs negative scores")
+    else:
+        ax.text(0.5, 0.5, "no reranker scores in this run\n(score filters were off)", ha="center", va="center")
+        ax.set_axis_off()
+    ax = axes[1]
+    dropped = {k: v for k, v in (stats.get("dropped") or {}).items() if v}
+    if stats.get("not_scored"):
+        dropped["not scored (not needed)"] = stats["not_scored"]
+    names = list(dropped)
+    ax.barh(names, [dropped[n] for n in names], color="tab:gray")
+    ax.set_xlabel("candidates")
+    ax.set_title(f"Candidates dropped per rule (of {stats.get('candidates_seen', 0):,})")
+    fig.tight_layout()
+    from negmine.io import atomic_target
+
+    with atomic_target(png) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def html_report(report: dict[str, Any], png: Any) -> str:
+    """A self-contained HTML page: the summary table and the picture, inlined."""
+    import base64
+    import html
+
+    with open(png, "rb") as fh:
+        image = base64.b64encode(fh.read()).decode("ascii")
+    rows = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in report_rows(report))
+    config = html.escape(json.dumps(report["config"], indent=2, sort_keys=True))
+    models = html.escape(json.dumps(report["models"], indent=2, sort_keys=True))
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>negmine report: {html.escape(report['path'])}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}th{{text-align:left;padding-right:2em}}
+td,th{{border-bottom:1px solid #ddd;padding:4px}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style>
+</head><body>
+<h1>negmine report</h1>
+<p><code>{html.escape(report['path'])}</code>, negmine {html.escape(str(report['version']))}</p>
+<table>{rows}</table>
+<img alt="score distributions and drops per rule" src="data:image/png;base64,{image}" style="max-width:100%">
+<h2>Models</h2><pre>{models}</pre>
+<h2>Config</h2><pre>{config}</pre>
+</body></html>
+"""

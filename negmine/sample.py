@@ -1,16 +1,54 @@
-"""Choose N negatives per query-positive pair from the candidates the filters kept."""
+"""Choose N negatives per query-positive pair from the candidates the filters keep.
+
+Sampling is expressed as an order over a query's candidates: the picks are the first N candidates of that order
+that pass every filter, put back in rank order. ``top`` walks candidates in rank order (the same picks for every
+positive of a query); ``random`` walks a seeded random permutation per positive, which yields a uniform sample
+without replacement of the eligible candidates, and lets the reranker score them lazily, in that order.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+
+
+def sampling_orders(
+    candidates: Sequence[np.ndarray], n_positives: Sequence[int], strategy: str, seed: int
+) -> list[list[np.ndarray]]:
+    """For each query and each of its positives, the order in which its candidate positions are considered.
+
+    Args:
+        candidates: Per query, the candidate positions (columns) still eligible before scoring, in rank order.
+        n_positives: Number of positives of each query.
+        strategy: ``top`` or ``random``.
+        seed: Seed of the generator; the same seed gives the same orders.
+    """
+    rng = np.random.default_rng(seed)
+    orders: list[list[np.ndarray]] = []
+    for positions, n_pos in zip(candidates, n_positives):
+        if strategy == "top":
+            orders.append([positions] * n_pos)
+        else:
+            orders.append([rng.permutation(positions) for _ in range(n_pos)])
+    return orders
+
+
+def first_passing(order: np.ndarray, passes: Callable[[int], bool], n: int) -> np.ndarray:
+    """The first ``n`` positions of ``order`` that pass, sorted back into rank order."""
+    chosen = []
+    for pos in order:
+        if passes(int(pos)):
+            chosen.append(int(pos))
+            if len(chosen) == n:
+                break
+    return np.array(sorted(chosen), dtype=np.int64)
 
 
 def sample_negatives(
     eligible: np.ndarray, n_positives: Sequence[int], num_negatives: int, strategy: str, seed: int
 ) -> list[list[np.ndarray]]:
-    """Pick candidate positions (columns of ``eligible``) for every positive of every query.
+    """Pick candidate positions for every positive of every query, when every filter has already run.
 
     Args:
         eligible: ``(n_queries, k)`` mask of candidates that passed every filter, in rank order.
@@ -23,16 +61,6 @@ def sample_negatives(
     Returns:
         ``picks[q][j]``: positions, in rank order, of the negatives for query ``q``'s ``j``-th positive.
     """
-    rng = np.random.default_rng(seed)
-    picks: list[list[np.ndarray]] = []
-    for q, n_pos in enumerate(n_positives):
-        positions = np.flatnonzero(eligible[q])
-        per_positive = []
-        for _ in range(n_pos):
-            if strategy == "top" or positions.size <= num_negatives:
-                chosen = positions[:num_negatives]
-            else:
-                chosen = np.sort(rng.choice(positions, size=num_negatives, replace=False))
-            per_positive.append(chosen)
-        picks.append(per_positive)
-    return picks
+    candidates = [np.flatnonzero(row) for row in eligible]
+    orders = sampling_orders(candidates, n_positives, strategy, seed)
+    return [[np.sort(order[:num_negatives]).astype(np.int64) for order in per_query] for per_query in orders]

@@ -7,6 +7,8 @@ The text columns come first (``anchor``, ``positive``, ``negative`` ...), so tha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
 import numpy as np
 import pyarrow as pa
 
@@ -23,6 +25,7 @@ class Selection:
         positive_score: Score of the positive (NaN where unknown).
         negatives: Corpus indices of each pair's negatives, best-ranked first.
         negative_scores: Their scores, aligned with ``negatives``.
+        negative_positions: Their positions (ranks) in the query's candidate list.
     """
 
     query: np.ndarray
@@ -30,6 +33,7 @@ class Selection:
     positive_score: np.ndarray
     negatives: list[np.ndarray]
     negative_scores: list[np.ndarray]
+    negative_positions: list[np.ndarray]
 
 
 def _list_array(offsets: np.ndarray, values: pa.Array) -> pa.Array:
@@ -115,3 +119,42 @@ def negatives_in(table: pa.Table, output_format: str) -> int:
     labels = table.column("labels").combine_chunks()
     return int(len(labels.values)) - table.num_rows
 
+
+
+def build_candidates_table(
+    queries: Queries, corpus: Corpus, mined: Sequence[int], hits: Any, reasons: np.ndarray,
+    picks: Sequence[Sequence[np.ndarray]], scores: Optional[np.ndarray], reference: Optional[np.ndarray],
+) -> pa.Table:
+    """Every candidate of every mined query: ranks, scores, and its fate.
+
+    ``status`` is ``selected`` (written as a negative), ``kept`` (passed every rule, not needed), ``not_scored``
+    (lazy scoring stopped before it), or the name of the rule that dropped it.
+    """
+    from negmine.filters import KEPT, NO_CANDIDATE, REASONS
+
+    q_rows, cols = np.nonzero(hits.indices >= 0)
+    status = np.array(REASONS, dtype=object)[reasons[q_rows, cols]]
+    selected = np.zeros(hits.indices.shape, dtype=bool)
+    for row, per_pos in enumerate(picks):
+        for chosen in per_pos:
+            selected[row, chosen] = True
+    status[selected[q_rows, cols]] = "selected"
+    assert not np.any(reasons[q_rows, cols] == NO_CANDIDATE) and KEPT == 0
+    mined_arr = np.asarray(mined, dtype=np.int64)
+    docs = hits.indices[q_rows, cols]
+    table = {
+        "query_id": pa.array(queries.ids).take(mined_arr[q_rows]),
+        "doc_id": pa.array(corpus.ids).take(docs),
+        "rank": pa.array(cols.astype(np.int32)),
+        "retrieval_score": pa.array(hits.scores[q_rows, cols].astype(np.float32)),
+    }
+    for name, ranks in getattr(hits, "source_ranks", {}).items():
+        r = ranks[q_rows, cols]
+        table[f"{name}_rank"] = pa.array(r, mask=r < 0)
+    if scores is not None:
+        s = scores[q_rows, cols]
+        table["reranker_score"] = pa.array(s, mask=np.isnan(s))
+        ref = reference[q_rows] if reference is not None else np.full(len(q_rows), np.nan, np.float32)
+        table["positive_score"] = pa.array(ref.astype(np.float32), mask=np.isnan(ref))
+    table["status"] = pa.array(status.tolist(), type=pa.string())
+    return pa.table(table)

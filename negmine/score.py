@@ -1,0 +1,276 @@
+"""Scoring candidates against their query with a reranker, lazily: in sampling order, batched across queries,
+and only as far as each query needs to fill its negatives.
+
+The reranker is a sentence-transformers CrossEncoder when one is given, else the bi-encoder (cosine of the
+cached embeddings). Positives are scored by the same reranker, so margins compare like with like.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol, Sequence
+
+import numpy as np
+
+from negmine import filters
+from negmine.errors import ConfigError
+from negmine.progress import Progress
+
+
+class Scorer(Protocol):
+    """Scores (query row, corpus index) pairs; higher means more relevant."""
+
+    name: str
+
+    def identity(self) -> dict[str, Any]:
+        """What the scores depend on (for the provenance)."""
+        ...
+
+    def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        """One score per pair."""
+        ...
+
+
+class Vectors:
+    """Embeddings of the mined queries and of corpus documents, taken from the dense retriever when it has them,
+    else embedded (through the cache) the first time they are asked for."""
+
+    def __init__(self, dense: Any, query_texts: Sequence[str], doc_texts: Sequence[str]) -> None:
+        self.dense = dense
+        self.query_texts = query_texts
+        self.doc_texts = doc_texts
+        self._q = dense.query_vectors if dense.query_vectors is not None else None
+        self._docs = dense.doc_vectors
+        self._doc_rows: dict[int, np.ndarray] = {}
+
+    def queries(self, rows: np.ndarray) -> np.ndarray:
+        if self._q is None:
+            self._q = self.dense.embed(list(self.query_texts), "query")
+        return self._q[rows]
+
+    def docs(self, idx: np.ndarray) -> np.ndarray:
+        if self._docs is not None:
+            return np.asarray(self._docs[idx])
+        missing = sorted({int(i) for i in idx if int(i) not in self._doc_rows})
+        if missing:
+            vecs = self.dense.embed([self.doc_texts[i] for i in missing], "document")
+            self._doc_rows.update(zip(missing, vecs))
+        dim = next(iter(self._doc_rows.values())).shape[0] if self._doc_rows else 0
+        return np.stack([self._doc_rows[int(i)] for i in idx]) if len(idx) else np.empty((0, dim), np.float32)
+
+
+@dataclass
+class BiEncoderScorer:
+    """Cosine similarity of the bi-encoder's embeddings."""
+
+    vectors: Vectors
+    name: str = "bi-encoder"
+
+    def identity(self) -> dict[str, Any]:
+        encoder = self.vectors.dense.encoder
+        return {"type": self.name, "model": json.loads(encoder.identity("document")) if encoder else None}
+
+    def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        if len(docs) == 0:
+            return np.empty(0, dtype=np.float32)
+        return np.einsum("ij,ij->i", self.vectors.queries(query_rows), self.vectors.docs(docs)).astype(np.float32)
+
+
+@dataclass
+class CrossEncoderScorer:
+    """A sentence-transformers CrossEncoder; scores are what its ``predict`` returns (with the model's default
+    activation, e.g. a sigmoid for MS MARCO rerankers, or raw logits)."""
+
+    model: str
+    query_texts: Sequence[str]
+    doc_texts: Sequence[str]
+    batch_size: int = 32
+    max_length: Optional[int] = None
+    device: str = "auto"
+    name: str = "cross-encoder"
+    _ce: Any = field(default=None, init=False, repr=False)
+
+    def load(self) -> Any:
+        if self._ce is None:
+            from negmine.models import _quiet_transformers, pick_device
+
+            _quiet_transformers()
+            from sentence_transformers import CrossEncoder
+
+            try:
+                self._ce = CrossEncoder(self.model, device=pick_device(self.device), max_length=self.max_length)
+            except Exception as exc:  # noqa: BLE001 - any loader failure is a usage problem
+                raise ConfigError(f"--reranker {self.model}: could not load it "
+                                  f"({str(exc).splitlines()[0][:300]})") from exc
+            if getattr(self._ce, "num_labels", 1) != 1:
+                raise ConfigError(f"--reranker {self.model}: has {self._ce.num_labels} output labels; a reranker "
+                                  "has one relevance score")
+        return self._ce
+
+    def identity(self) -> dict[str, Any]:
+        from negmine.models import folder_digest, weights_digest
+
+        ce = self.load()
+        digest = folder_digest(__import__("pathlib").Path(self.model)) if os.path.isdir(self.model) \
+            else weights_digest(ce.model)
+        return {"type": self.name, "model": self.model, "weights": digest, "max_length": ce.max_length}
+
+    def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        if len(docs) == 0:
+            return np.empty(0, dtype=np.float32)
+        pairs = [(self.query_texts[int(q)], self.doc_texts[int(d)]) for q, d in zip(query_rows, docs)]
+        out = self.load().predict(pairs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True)
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+@dataclass
+class ScoreRules:
+    """The score filters' settings (see ``filters.score_rules``)."""
+
+    max_positive_similarity: Optional[float] = None
+    max_score: Optional[float] = None
+    min_score: Optional[float] = None
+    absolute_margin: Optional[float] = None
+    relative_margin: Optional[float] = None
+    margin_reference: str = "min"
+
+    @property
+    def need_scores(self) -> bool:
+        return any(v is not None for v in (self.max_score, self.min_score, self.absolute_margin,
+                                           self.relative_margin))
+
+    @property
+    def active(self) -> bool:
+        return self.need_scores or self.max_positive_similarity is not None
+
+
+@dataclass
+class ScoredCandidates:
+    """What lazy scoring found, per query.
+
+    Attributes:
+        reasons: ``(n_queries, k)`` final codes: cheap rules, then score rules where scored, NOT_SCORED elsewhere.
+        scores: ``(n_queries, k)`` reranker scores (NaN where not scored).
+        positive_scores: Per query, the reranker score of each positive.
+        reference: Per query, the positive score margins were taken from.
+        picks: ``picks[q][j]``: chosen positions for query ``q``'s ``j``-th positive, in rank order.
+        pairs_scored: Reranker pairs scored against candidates (positives not included).
+    """
+
+    reasons: np.ndarray
+    scores: np.ndarray
+    positive_scores: list[np.ndarray]
+    reference: np.ndarray
+    picks: list[list[np.ndarray]]
+    pairs_scored: int = 0
+    positive_pairs_scored: int = 0
+
+
+def lazy_select(
+    indices: np.ndarray,
+    cheap_reasons: np.ndarray,
+    positives: Sequence[Sequence[int]],
+    orders: list[list[np.ndarray]],
+    num_negatives: int,
+    scorer: Scorer,
+    rules: ScoreRules,
+    vectors: Optional[Vectors] = None,
+    score_all: bool = False,
+    progress: Optional[Progress] = None,
+    round_size: int = 4096,
+) -> ScoredCandidates:
+    """Walk each query-positive pair's candidate order, scoring candidates only when the walk reaches them.
+
+    Each round collects, for every pair still short of ``num_negatives``, the next unscored candidates on its
+    order (twice as many as it still needs), scores all of them in one batched call, and applies the score rules.
+    With ``score_all`` every candidate the cheap rules kept is scored first (the picks are the same).
+    """
+    progress = progress or Progress()
+    nq, k = indices.shape
+    reasons = cheap_reasons.copy()
+    scored = np.zeros((nq, k), dtype=bool)
+    scores = np.full((nq, k), np.nan, dtype=np.float32)
+    reasons[reasons == filters.KEPT] = filters.NOT_SCORED
+
+    # positives first: one batch for all of them
+    pos_q = np.concatenate([np.full(len(p), q) for q, p in enumerate(positives)]).astype(np.int64)
+    pos_d = np.concatenate([np.asarray(p, dtype=np.int64) for p in positives])
+    with progress.stage(f"scoring positives ({scorer.name})", total=len(pos_d)) as advance:
+        flat = scorer.score(pos_q, pos_d) if rules.need_scores else np.full(len(pos_d), np.nan, np.float32)
+        advance(len(pos_d))
+    bounds = np.cumsum([0] + [len(p) for p in positives])
+    pos_scores = [flat[bounds[q] : bounds[q + 1]] for q in range(nq)]
+    reference = np.array([filters.margin_reference(s, rules.margin_reference) if rules.need_scores else np.nan
+                          for s in pos_scores], dtype=np.float32)
+    pos_vecs = None
+    if rules.max_positive_similarity is not None and vectors is not None:
+        pos_vecs = [vectors.docs(np.asarray(p, dtype=np.int64)) for p in positives]
+
+    def score_cells(cells: list[tuple[int, int]]) -> None:
+        if not cells:
+            return
+        q = np.array([c[0] for c in cells], dtype=np.int64)
+        r = np.array([c[1] for c in cells], dtype=np.int64)
+        d = indices[q, r]
+        s = scorer.score(q, d) if rules.need_scores else np.full(len(cells), np.nan, np.float32)
+        sims = None
+        if pos_vecs is not None and vectors is not None:
+            dv = vectors.docs(d)
+            sims = np.array([float(np.max(pos_vecs[qq] @ v)) for qq, v in zip(q, dv)], dtype=np.float32)
+        for qq in np.unique(q):
+            sel = q == qq
+            codes = filters.score_rules(
+                s[sel], float(reference[qq]), sims[sel] if sims is not None else None,
+                rules.max_positive_similarity, rules.max_score, rules.min_score, rules.absolute_margin,
+                rules.relative_margin)
+            reasons[qq, r[sel]] = codes
+        scores[q, r] = s
+        scored[q, r] = True
+
+    units = [(q, j) for q in range(nq) for j in range(len(orders[q]))]
+    chosen: dict[tuple[int, int], list[int]] = {u: [] for u in units}
+    pointer: dict[tuple[int, int], int] = {u: 0 for u in units}
+    open_units = set(units)
+    pairs_scored = 0
+    total_cells = int((cheap_reasons == filters.KEPT).sum())
+    with progress.stage(f"scoring candidates ({scorer.name})", total=total_cells) as advance:
+        if score_all:
+            cells = list(zip(*np.nonzero(cheap_reasons == filters.KEPT)))
+            for start in range(0, len(cells), round_size):
+                batch = [(int(a), int(b)) for a, b in cells[start : start + round_size]]
+                score_cells(batch)
+                pairs_scored += len(batch)
+                advance(len(batch))
+        while open_units:
+            wanted: dict[tuple[int, int], None] = {}
+            for u in sorted(open_units):
+                q, j = u
+                order = orders[q][j]
+                p = pointer[u]
+                while p < len(order) and len(chosen[u]) < num_negatives and scored[q, order[p]]:
+                    if reasons[q, order[p]] == filters.KEPT:
+                        chosen[u].append(int(order[p]))
+                    p += 1
+                pointer[u] = p
+                need = num_negatives - len(chosen[u])
+                if need == 0 or p >= len(order):
+                    open_units.discard(u)
+                    continue
+                asked = 0
+                for pos in order[p:]:
+                    if not scored[q, pos]:
+                        wanted[(q, int(pos))] = None
+                        asked += 1
+                        if asked >= 2 * need:
+                            break
+            if not wanted:
+                break
+            batch = list(wanted)
+            score_cells(batch)
+            pairs_scored += len(batch)
+            advance(len(batch))
+    picks = [[np.array(sorted(chosen[(q, j)]), dtype=np.int64) for j in range(len(orders[q]))] for q in range(nq)]
+    return ScoredCandidates(reasons, scores, pos_scores, reference, picks, pairs_scored,
+                            len(pos_d) if rules.need_scores else 0)

@@ -105,6 +105,12 @@ class BM25Retriever:
             return np.zeros(self.n_docs, dtype=np.float32)
         return np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
 
+    def matching(self, token_ids: Sequence[int]) -> np.ndarray:
+        """Indices of the documents that contain at least one of the (indexed) query tokens."""
+        indices, indptr = self.model.scores["indices"], self.model.scores["indptr"]
+        parts = [indices[indptr[t] : indptr[t + 1]] for t in set(token_ids)]
+        return np.unique(np.concatenate(parts)).astype(np.int64) if parts else np.empty(0, np.int64)
+
     def pair_scores(self, queries: Sequence[str], docs: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """BM25 scores of given documents (corpus indices) for each query."""
         return [self.scores(q)[np.asarray(d, dtype=np.int64)] for q, d in zip(queries, docs)]
@@ -121,11 +127,12 @@ class BM25Retriever:
                     if not ids:
                         continue
                     scores = np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
-                    idx, val = topk(scores, k)
-                    keep = val != 0
-                    n = int(keep.sum())
-                    hits.indices[start + offset, :n] = idx[keep]
-                    hits.scores[start + offset, :n] = val[keep]
+                    matching = self.matching(ids)
+                    masked = np.full_like(scores, -np.inf)
+                    masked[matching] = scores[matching]
+                    idx, val = topk(masked, min(k, matching.size))
+                    hits.indices[start + offset, : idx.size] = idx
+                    hits.scores[start + offset, : idx.size] = val
                 advance(len(chunk))
         return hits
 

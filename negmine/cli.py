@@ -359,7 +359,7 @@ def _reporting(quiet: bool, verbose: bool) -> Iterator[Progress]:
             from rich.progress import Progress as Bar
 
             with Bar(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                     TimeElapsedColumn(), console=console, transient=not console.is_terminal) as bar:
+                     TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bar:
                 yield RichProgress(bar)
     except NegmineError as exc:
         console.print(f"negmine: error: {exc}", markup=False, soft_wrap=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from negmine.errors import InputError
 
@@ -20,6 +20,8 @@ class TextCollection:
     ids: list[Any]
     texts: list[str]
     source: str = "<memory>"
+    #: The texts without a joined title, when a title was joined (pairs are matched against both).
+    bodies: Optional[list[str]] = field(default=None, repr=False)
     keys: list[str] = field(init=False, repr=False)
     index: dict[str, int] = field(init=False, repr=False)
 
@@ -135,20 +137,27 @@ def pairs_to_inputs(
     """Turn (anchor, positive) text pairs into queries, a corpus and qrels.
 
     Ids are derived from the texts. Without ``corpus``, the corpus is the set of distinct positives; with one,
-    a positive whose text equals a document's text is that document, and other positives are added to it.
+    a positive whose text equals a document's text (with or without its title) is that document, and other
+    positives are added to it.
     """
     queries = Queries.from_texts(anchors, "q_", source)
     if corpus is None:
         corpus = Corpus.from_texts(positives, "d_", source)
+        doc_key = {t: corpus.ids[i] for i, t in enumerate(corpus.texts)}
     else:
-        by_text = {t: i for i, t in reversed(list(enumerate(corpus.texts)))}
-        extra = [p for p in dict.fromkeys(positives) if p not in by_text]
+        doc_key = {}
+        for texts in (corpus.texts, corpus.bodies or []):
+            for i, t in enumerate(texts):
+                doc_key.setdefault(t, corpus.ids[i])
+        extra = [p for p in dict.fromkeys(positives) if p not in doc_key]
         if extra:
             ids = list(corpus.ids)
             if any(not isinstance(i, str) for i in ids):
                 ids = [str(i) for i in ids]
-            corpus = Corpus(ids + [text_id("d_", p) for p in extra], corpus.texts + extra, corpus.source)
-    doc_key = {t: corpus.ids[i] for i, t in reversed(list(enumerate(corpus.texts)))}
+            extra_ids = [text_id("d_", p) for p in extra]
+            corpus = Corpus(ids + extra_ids, corpus.texts + extra, corpus.source)
+            doc_key = {t: str(k) for t, k in doc_key.items()}
+            doc_key.update(zip(extra, extra_ids))
     qrels = Qrels(
         [text_id("q_", a) for a in anchors], [doc_key[p] for p in positives], [1.0] * len(anchors), source
     )

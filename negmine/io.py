@@ -107,12 +107,13 @@ def _texts(table: pa.Table, column: str, path: PathLike) -> list[str]:
     return col.to_pylist()
 
 
-def _join_titles(table: pa.Table, title: Optional[str], texts: list[str]) -> list[str]:
+def _join_titles(table: pa.Table, title: Optional[str], texts: list[str], path: PathLike) -> list[str]:
     if title is None:
         return texts
     titles = table.column(title)
     if not (pa.types.is_string(titles.type) or pa.types.is_large_string(titles.type)):
-        return texts
+        raise InputError(f"{path}: column {title!r} holds {titles.type}; titles must be strings "
+                         "(--corpus-title-column '' ignores it)")
     return [f"{t} {x}".strip() if t else x for t, x in zip(titles.to_pylist(), texts)]
 
 
@@ -130,8 +131,10 @@ def read_corpus(
     if table.num_rows == 0:
         raise InputError(f"{path}: the corpus is empty (no rows)")
     ids = _ids(table, idc, path)
-    texts = _join_titles(table, tic, _texts(table, txc, path))
-    return Corpus(ids, texts, f"{path}: column {idc!r}")
+    bodies = _texts(table, txc, path)
+    corpus = Corpus(ids, _join_titles(table, tic, bodies, path), f"{path}: column {idc!r}")
+    corpus.bodies = bodies
+    return corpus
 
 
 def read_queries(path: PathLike, id_column: Optional[str] = None, text_column: Optional[str] = None) -> Queries:
@@ -170,6 +173,10 @@ def read_qrels(
         row = _first_bad_row(col.is_null())
         if row is not None:
             raise InputError(f"{path}: column {sc!r} row {row}: score is null")
+        if pa.types.is_floating(col.type):
+            row = _first_bad_row(pc.is_nan(col))
+            if row is not None:
+                raise InputError(f"{path}: column {sc!r} row {row}: score is NaN")
         scores = [float(s) for s in col.to_pylist()]
     return Qrels(qids, dids, scores, str(path))
 

@@ -482,5 +482,6 @@ def provenance(config: MineConfig, inputs: Inputs, stats: MineStats, encoder: Op
         "inputs": {role: {"path": path, "fingerprint": io.fingerprint(path)} for role, path in inputs.files.items()},
         "models": {"embedder": json.loads(encoder.identity("document")) if encoder is not None else None,
                    "reranker": reranker},
-        "stats": stats.to_dict(),
+        # cache hits depend on what earlier runs left in the cache, not on the inputs: kept out of the file
+        "stats": {k: v for k, v in stats.to_dict().items() if k not in ("texts_encoded", "texts_cached")},
     }

@@ -13,7 +13,9 @@ import numpy as np
 
 @dataclass
 class MineStats:
-    """Counts of a mining run. Deterministic: no timings (those are in ``MineResult.seconds``)."""
+    """Counts of a mining run. No timings (those are in ``MineResult.seconds``); ``texts_encoded`` and
+    ``texts_cached`` depend on the cache's state and are left out of the output's provenance, so the same inputs
+    give the same file."""
 
     queries: int = 0
     queries_mined: int = 0

@@ -43,7 +43,11 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, n)
     if k <= 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=scores.dtype)
-    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-    order = np.lexsort((part, -scores[part]))
-    best = part[order]
+    if k < n:
+        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        above = np.flatnonzero(scores > kth)
+        part = np.concatenate([above, np.flatnonzero(scores == kth)[: k - above.size]])
+    else:
+        part = np.arange(n)
+    best = part[np.lexsort((part, -scores[part]))]
     return best.astype(np.int64), scores[best]

@@ -1,0 +1,99 @@
+"""Helpers shared by the test modules (imported as ``from helpers import ...``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "examples" / "tiny"
+
+#: The score rules on by default (a relative margin of 0.05 to the positive's score and a 0.98 cosine
+#: near-duplicate limit, both scored by the embedded bi-encoder) need a model. The tests of BM25 retrieval, rank
+#: windows, sampling, layouts and errors turn them off: no model to load (fast), and the picks are BM25's own.
+NO_SCORING = ("--relative-margin", "none", "--max-positive-similarity", "none")
+NO_SCORING_OPTIONS: dict[str, Any] = {"relative_margin": None, "max_positive_similarity": None}
+
+
+def mine_args(paths: dict[str, Path], output: Path, *extra: Any, scoring: bool = False) -> list[Any]:
+    """Arguments of ``negmine mine`` over a {corpus, queries, qrels} dict (score rules off unless ``scoring``)."""
+    return ["mine", "--corpus", paths["corpus"], "--queries", paths["queries"], "--qrels", paths["qrels"],
+            "--output", output, *extra, *(() if scoring else NO_SCORING)]
+
+
+def error_line(result: Any) -> str:
+    """The single ``negmine: error: ...`` line of a failed run (asserting there is exactly one line on stderr)."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one error line on stderr, got: {result.stderr!r}"
+    assert lines[0].startswith("negmine: error: "), lines[0]
+    return lines[0]
+
+
+def assert_cli_error(
+    result: Any, exit_code: int, needles: Sequence[str], output: Path, empty_dir: bool = True
+) -> str:
+    """A CLI failure: the exit code, one error line containing every needle, nothing on stdout, no output file,
+    and nothing left in the output folder (``empty_dir``; else at least no temporary file)."""
+    assert result.exit_code == exit_code, (result.exit_code, result.stderr, result.stdout)
+    line = error_line(result)
+    for needle in needles:
+        assert needle in line, f"{needle!r} not in {line!r}"
+    assert result.stdout == ""
+    assert not output.exists()
+    if empty_dir:
+        assert sorted(p.name for p in output.parent.iterdir()) == []
+    else:
+        assert not [p for p in output.parent.iterdir() if p.name.endswith(".tmp")]
+    return line
+
+
+def read_table(path: Path) -> pa.Table:
+    return pq.read_table(path)
+
+
+def strip_meta(table: pa.Table) -> pa.Table:
+    return table.replace_schema_metadata(None)
+
+
+FORMAT_COLUMNS = {
+    "triplet": ["anchor", "positive", "negative", "query_id", "positive_id", "negative_id"],
+    "n-tuple": ["anchor", "positive", "negative_1", "negative_2", "negative_3", "query_id", "positive_id",
+                "negative_ids"],  # with -n 3
+    "labeled-list": ["anchor", "docs", "labels", "query_id", "doc_ids"],
+}
+SCORE_COLUMNS = {"triplet": ["positive_score", "negative_score"], "n-tuple": ["scores"], "labeled-list": ["scores"]}
+
+
+def pairs_of(table: pa.Table, output_format: str) -> list[tuple[Any, Any, list[Any]]]:
+    """(query_id, positive_id, [negative ids]) of every row of an output table, whatever its format."""
+    rows = table.to_pylist()
+    if output_format == "triplet":
+        return [(r["query_id"], r["positive_id"], [r["negative_id"]]) for r in rows]
+    if output_format == "n-tuple":
+        return [(r["query_id"], r["positive_id"], list(r["negative_ids"])) for r in rows]
+    out = []
+    for r in rows:
+        assert r["labels"] == [1] + [0] * (len(r["labels"]) - 1)
+        out.append((r["query_id"], r["doc_ids"][0], list(r["doc_ids"][1:])))
+    return out
+
+
+def grouped_negatives(table: pa.Table, output_format: str) -> dict[tuple[Any, Any], list[Any]]:
+    """{(query_id, positive_id): [negative ids in output order]}."""
+    groups: dict[tuple[Any, Any], list[Any]] = {}
+    for q, p, negs in pairs_of(table, output_format):
+        groups.setdefault((q, p), []).extend(negs)
+    return groups
+
+
+def positives_from_qrels(qrels: pa.Table, q: str = "query-id", d: str = "corpus-id", s: str = "score") -> dict:
+    """{query id: {doc ids with score > 0}} from a qrels table."""
+    out: dict[Any, set] = {}
+    for row in qrels.to_pylist():
+        if row[s] > 0:
+            out.setdefault(row[q], set()).add(row[d])
+    return out

@@ -1,0 +1,124 @@
+"""negmine.write: the output table of each format, from a hand-made Selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from negmine.data import Corpus, Queries
+from negmine.write import Selection, build_table, negatives_in
+
+QUERIES = Queries(["qa", "qb"], ["query a", "query b"])
+CORPUS = Corpus(["d0", "d1", "d2", "d3", "d4"], ["doc 0", "doc 1", "doc 2", "doc 3", "doc 4"])
+
+
+def _selection() -> Selection:
+    # query 0 has positives d1 (negatives d3, d0) and d2 (negatives d3, d0); query 1 has positive d4 with one
+    # negative only (short)
+    return Selection(
+        query=np.array([0, 0, 1]),
+        positive=np.array([1, 2, 4]),
+        positive_score=np.array([9.0, 8.0, 7.0], dtype=np.float32),
+        negatives=[np.array([3, 0]), np.array([3, 0]), np.array([2])],
+        negative_scores=[np.array([5.0, 4.0], np.float32), np.array([5.0, 4.0], np.float32),
+                         np.array([3.0], np.float32)],
+        negative_positions=[np.array([1, 2]), np.array([1, 2]), np.array([0])],
+    )
+
+
+def test_triplet() -> None:
+    t = build_table(_selection(), QUERIES, CORPUS, "triplet", 2)
+    assert t.column_names == ["anchor", "positive", "negative", "query_id", "positive_id", "negative_id"]
+    assert t.to_pylist() == [
+        {"anchor": "query a", "positive": "doc 1", "negative": "doc 3", "query_id": "qa", "positive_id": "d1",
+         "negative_id": "d3"},
+        {"anchor": "query a", "positive": "doc 1", "negative": "doc 0", "query_id": "qa", "positive_id": "d1",
+         "negative_id": "d0"},
+        {"anchor": "query a", "positive": "doc 2", "negative": "doc 3", "query_id": "qa", "positive_id": "d2",
+         "negative_id": "d3"},
+        {"anchor": "query a", "positive": "doc 2", "negative": "doc 0", "query_id": "qa", "positive_id": "d2",
+         "negative_id": "d0"},
+        {"anchor": "query b", "positive": "doc 4", "negative": "doc 2", "query_id": "qb", "positive_id": "d4",
+         "negative_id": "d2"},
+    ]
+    assert negatives_in(t, "triplet") == 5
+
+
+def test_triplet_scores() -> None:
+    t = build_table(_selection(), QUERIES, CORPUS, "triplet", 2, output_scores=True)
+    assert t.column_names[-2:] == ["positive_score", "negative_score"]
+    assert t.column("positive_score").to_pylist() == [9.0, 9.0, 8.0, 8.0, 7.0]
+    assert t.column("negative_score").to_pylist() == [5.0, 4.0, 5.0, 4.0, 3.0]
+    assert t.schema.field("negative_score").type == pa.float32()
+
+
+def test_n_tuple_leaves_out_short_pairs() -> None:
+    t = build_table(_selection(), QUERIES, CORPUS, "n-tuple", 2, output_scores=True)
+    assert t.column_names == ["anchor", "positive", "negative_1", "negative_2", "query_id", "positive_id",
+                              "negative_ids", "scores"]
+    assert t.to_pylist() == [
+        {"anchor": "query a", "positive": "doc 1", "negative_1": "doc 3", "negative_2": "doc 0", "query_id": "qa",
+         "positive_id": "d1", "negative_ids": ["d3", "d0"], "scores": [9.0, 5.0, 4.0]},
+        {"anchor": "query a", "positive": "doc 2", "negative_1": "doc 3", "negative_2": "doc 0", "query_id": "qa",
+         "positive_id": "d2", "negative_ids": ["d3", "d0"], "scores": [8.0, 5.0, 4.0]},
+    ]
+    assert negatives_in(t, "n-tuple") == 4
+
+
+def test_n_tuple_without_full_rows() -> None:
+    t = build_table(_selection(), QUERIES, CORPUS, "n-tuple", 3, output_scores=True)
+    assert t.num_rows == 0
+    assert t.column_names == ["anchor", "positive", "negative_1", "negative_2", "negative_3", "query_id",
+                              "positive_id", "negative_ids", "scores"]
+    assert negatives_in(t, "n-tuple") == 0
+
+
+def test_labeled_list() -> None:
+    t = build_table(_selection(), QUERIES, CORPUS, "labeled-list", 2, output_scores=True)
+    assert t.column_names == ["anchor", "docs", "labels", "query_id", "doc_ids", "scores"]
+    assert t.to_pylist() == [
+        {"anchor": "query a", "docs": ["doc 1", "doc 3", "doc 0"], "labels": [1, 0, 0], "query_id": "qa",
+         "doc_ids": ["d1", "d3", "d0"], "scores": [9.0, 5.0, 4.0]},
+        {"anchor": "query a", "docs": ["doc 2", "doc 3", "doc 0"], "labels": [1, 0, 0], "query_id": "qa",
+         "doc_ids": ["d2", "d3", "d0"], "scores": [8.0, 5.0, 4.0]},
+        {"anchor": "query b", "docs": ["doc 4", "doc 2"], "labels": [1, 0], "query_id": "qb",
+         "doc_ids": ["d4", "d2"], "scores": [7.0, 3.0]},
+    ]
+    assert negatives_in(t, "labeled-list") == 5
+
+
+def test_labeled_list_leaves_out_pairs_without_negatives() -> None:
+    sel = _selection()
+    sel.negatives[2] = np.array([], dtype=np.int64)
+    sel.negative_scores[2] = np.array([], dtype=np.float32)
+    sel.negative_positions[2] = np.array([], dtype=np.int64)
+    t = build_table(sel, QUERIES, CORPUS, "labeled-list", 2)
+    assert t.column_names == ["anchor", "docs", "labels", "query_id", "doc_ids"]
+    assert t.column("query_id").to_pylist() == ["qa", "qa"]
+    tt = build_table(sel, QUERIES, CORPUS, "triplet", 2)
+    assert tt.num_rows == 4
+
+
+def test_integer_ids_keep_their_type() -> None:
+    queries = Queries([10, 20], ["query a", "query b"])
+    corpus = Corpus([100, 101, 102, 103, 104], CORPUS.texts)
+    for fmt, cols in (("triplet", ["query_id", "positive_id", "negative_id"]),
+                      ("n-tuple", ["query_id", "positive_id"]), ("labeled-list", ["query_id"])):
+        t = build_table(_selection(), queries, corpus, fmt, 2)
+        for c in cols:
+            assert t.schema.field(c).type == pa.int64(), (fmt, c)
+    t = build_table(_selection(), queries, corpus, "n-tuple", 2)
+    assert t.schema.field("negative_ids").type == pa.list_(pa.int64())
+    assert t.column("negative_ids").to_pylist() == [[103, 100], [103, 100]]
+    t = build_table(_selection(), queries, corpus, "labeled-list", 2)
+    assert t.schema.field("doc_ids").type == pa.list_(pa.int64())
+    assert t.schema.field("labels").type == pa.list_(pa.int8())
+
+
+@pytest.mark.parametrize("fmt", ["triplet", "n-tuple", "labeled-list"])
+def test_empty_selection(fmt: str) -> None:
+    sel = Selection(np.array([], np.int64), np.array([], np.int64), np.array([], np.float32), [], [], [])
+    t = build_table(sel, QUERIES, CORPUS, fmt, 2)
+    assert t.num_rows == 0
+    assert t.column_names[0] == "anchor"

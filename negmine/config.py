@@ -96,7 +96,7 @@ class MineConfig:
     pairs_anchor_column: Optional[str] = None
     pairs_positive_column: Optional[str] = None
 
-    retriever: str = "bm25"
+    retriever: str = "hybrid"
     model: Optional[str] = None
     query_prompt: Optional[str] = None
     corpus_prompt: Optional[str] = None

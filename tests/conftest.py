@@ -36,6 +36,26 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "real_model: uses the real embedded model instead of the fake encoder")
+
+
+@pytest.fixture(autouse=True)
+def _fake_encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test embeds with the deterministic FakeEncoder unless marked ``real_model``."""
+    if request.node.get_closest_marker("real_model"):
+        return
+    from fakes import FakeEncoder
+
+    def make(config: Any) -> FakeEncoder:
+        return FakeEncoder(name=config.model or "fake", query_prompt=config.query_prompt or "",
+                           corpus_prompt=config.corpus_prompt or "")
+
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("negmine.mine"), "make_encoder", make)
+
+
 @pytest.fixture
 def in_dir(tmp_path: Path) -> Path:
     d = tmp_path / "in"

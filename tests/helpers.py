@@ -12,17 +12,17 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny"
 
-#: The score rules on by default (a relative margin of 0.05 to the positive's score and a 0.98 cosine
-#: near-duplicate limit, both scored by the embedded bi-encoder) need a model. The tests of BM25 retrieval, rank
-#: windows, sampling, layouts and errors turn them off: no model to load (fast), and the picks are BM25's own.
-NO_SCORING = ("--relative-margin", "none", "--max-positive-similarity", "none")
-NO_SCORING_OPTIONS: dict[str, Any] = {"relative_margin": None, "max_positive_similarity": None}
+#: The default retriever (hybrid) and the score rules on by default (a relative margin to the positive's score
+#: and a cosine near-duplicate limit, both scored by the bi-encoder) need a model. The tests of BM25 retrieval,
+#: rank windows, sampling, layouts and errors use BM25 alone with the score rules off: the picks are BM25's own.
+NO_SCORING = ("--retriever", "bm25", "--relative-margin", "none", "--max-positive-similarity", "none")
+NO_SCORING_OPTIONS: dict[str, Any] = {"retriever": "bm25", "relative_margin": None, "max_positive_similarity": None}
 
 
 def mine_args(paths: dict[str, Path], output: Path, *extra: Any, scoring: bool = False) -> list[Any]:
     """Arguments of ``negmine mine`` over a {corpus, queries, qrels} dict (score rules off unless ``scoring``)."""
     return ["mine", "--corpus", paths["corpus"], "--queries", paths["queries"], "--qrels", paths["qrels"],
-            "--output", output, *extra, *(() if scoring else NO_SCORING)]
+            "--output", output, *(() if scoring else NO_SCORING), *extra]
 
 
 def error_line(result: Any) -> str:

@@ -95,6 +95,7 @@ def default_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"results": results, "out_dir": out_dir}
 
 
+@pytest.mark.real_model
 def test_true_defaults_end_to_end(default_runs: dict[str, Any], tiny_tables: dict[str, pa.Table]) -> None:
     (ra, a), (rb, b) = default_runs["results"]["a"], default_runs["results"]["b"]
     table = ok(ra, a)
@@ -111,6 +112,7 @@ def test_true_defaults_end_to_end(default_runs: dict[str, Any], tiny_tables: dic
     assert sorted(p.name for p in default_runs["out_dir"].iterdir()) == ["a.parquet", "b.parquet"]
 
 
+@pytest.mark.real_model
 def test_true_defaults_byte_identical(default_runs: dict[str, Any]) -> None:
     (ra, a), (rb, b) = default_runs["results"]["a"], default_runs["results"]["b"]
     assert ra.exit_code == rb.exit_code == 0

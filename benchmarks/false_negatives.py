@@ -61,13 +61,20 @@ class CountingBiEncoderCE:
     def __init__(self, model) -> None:  # type: ignore[no-untyped-def]
         self.model = model
         self.pairs = 0
+        self.memo: dict[str, torch.Tensor] = {}
+
+    def _vectors(self, texts: list[str], batch_size: int) -> torch.Tensor:
+        new = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if new:
+            vecs = self.model.encode(new, batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True,
+                                     show_progress_bar=False)
+            self.memo.update(zip(new, vecs))
+        return torch.stack([self.memo[t] for t in texts])
 
     def predict(self, pairs, batch_size=32, convert_to_tensor=True, pool=None, **_):  # type: ignore[no-untyped-def]
         self.pairs += len(pairs)
-        q = self.model.encode([a for a, _ in pairs], batch_size=batch_size, normalize_embeddings=True,
-                              convert_to_tensor=True, show_progress_bar=False)
-        d = self.model.encode([b for _, b in pairs], batch_size=batch_size, normalize_embeddings=True,
-                              convert_to_tensor=True, show_progress_bar=False)
+        q = self._vectors([a for a, _ in pairs], batch_size)
+        d = self._vectors([b for _, b in pairs], batch_size)
         return (q * d).sum(-1)
 
 

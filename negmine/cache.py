@@ -100,6 +100,18 @@ class EmbeddingCache:
     def __init__(self, root: Path, identity: str) -> None:
         self.identity = identity
         self.dir = Path(root) / "embeddings" / digest_of(identity)[:32]
+        self._loaded: Optional[tuple[list[tuple[str, np.ndarray, Path]], dict[bytes, tuple[int, int]]]] = None
+
+    def _index(self) -> tuple[list[tuple[str, np.ndarray, Path]], dict[bytes, tuple[int, int]]]:
+        """The valid shards and where each text digest is (shard, row); checked once, then kept."""
+        if self._loaded is None:
+            shards = self._shards()
+            where: dict[bytes, tuple[int, int]] = {}
+            for s, (_, skeys, _) in enumerate(shards):
+                for row, k in enumerate(skeys):
+                    where.setdefault(k.tobytes(), (s, row))
+            self._loaded = (shards, where)
+        return self._loaded
 
     def _shards(self) -> list[tuple[str, np.ndarray, Path]]:
         """Valid shards as (name, keys, vectors path); corrupt ones are deleted with a warning."""
@@ -149,11 +161,10 @@ class EmbeddingCache:
         progress = progress or Progress()
         keys = text_hashes(texts)
         keyview = [k.tobytes() for k in keys]
-        shards = self._shards()
-        where: dict[bytes, tuple[int, int]] = {}
-        for s, (_, skeys, _) in enumerate(shards):
-            for row, k in enumerate(skeys):
-                where.setdefault(k.tobytes(), (s, row))
+        shards, where = self._index()
+        if len(texts) == 0:
+            dim = int(np.load(shards[0][2], mmap_mode="r").shape[1]) if shards else 0
+            return (out if out is not None else np.empty((0, dim), dtype=np.float32)), 0, 0
         missing_at: dict[bytes, int] = {}
         for i, k in enumerate(keyview):
             if k not in where and k not in missing_at:
@@ -163,7 +174,8 @@ class EmbeddingCache:
         if missing_at:
             idx = list(missing_at.values())
             new_vecs = np.asarray(encode([texts[i] for i in idx]), dtype=np.float32)
-            self._write_shard(keys[idx], new_vecs)
+            name = self._write_shard(keys[idx], new_vecs)
+            shards.append((name, keys[idx], self.dir / f"{name}.vecs.npy"))
         dim = new_vecs.shape[1] if new_vecs is not None else int(np.load(shards[0][2], mmap_mode="r").shape[1])
         if out is None:
             out = np.empty((len(texts), dim), dtype=np.float32)
@@ -175,6 +187,9 @@ class EmbeddingCache:
                     pos, rows = by_shard.setdefault(hit[0], ([], []))
                     pos.append(i)
                     rows.append(hit[1])
+            if new_vecs is not None:  # now in the index too, for the next call
+                for row, k in enumerate(missing_at):
+                    where[k] = (len(shards) - 1, row)
             for s, (pos, rows) in by_shard.items():
                 vecs = np.load(shards[s][2], mmap_mode="r")
                 order = np.argsort(rows)
@@ -185,12 +200,13 @@ class EmbeddingCache:
                 pos = [i for i, k in enumerate(keyview) if k in new_row]
                 out[pos] = new_vecs[[new_row[keyview[i]] for i in pos]]
                 advance(len(pos))
-        if len(shards) + (new_vecs is not None) > MAX_SHARDS:
+        if len(shards) > MAX_SHARDS:
             self.compact()
         return out, len(missing_at), cached
 
     def compact(self) -> None:
         """Merge all shards into one."""
+        self._loaded = None
         shards = self._shards()
         keys = np.concatenate([k for _, k, _ in shards])
         vecs = np.concatenate([np.load(p) for _, _, p in shards])
@@ -198,6 +214,7 @@ class EmbeddingCache:
         self._write_shard(keys[np.sort(first)], vecs[np.sort(first)])
         for name, _, _ in shards:
             self._delete(name)
+        self._loaded = None
 
 
 def cached_dir(root: Path, kind: str, key: str, build: Callable[[Path], None], extra: Optional[dict] = None) -> Path:

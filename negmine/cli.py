@@ -295,9 +295,13 @@ def report(
         data = rep.load_report(path)
         png = png or path.with_suffix(".report.png")
         html = html or path.with_suffix(".report.html")
-        for target in (png, html):
+        if png.resolve() == html.resolve():
+            raise ConfigError(f"--png and --html are the same file ({png}); give two paths")
+        for option, target in (("--png", png), ("--html", html)):
             if target.resolve() == path.resolve():
-                raise ConfigError(f"{target} is the input file; choose another path")
+                raise ConfigError(f"{option} {target} is the input file; choose another path")
+            if not target.parent.is_dir():
+                raise ConfigError(f"{option} {target}: folder {target.parent} does not exist")
         rep.plot_report(data, png)
         atomic_write_text(html, rep.html_report(data, png))
         if not quiet:

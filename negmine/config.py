@@ -6,6 +6,7 @@ CLI flags map one-to-one to the fields: ``range_max`` is ``--range-max``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -140,6 +141,10 @@ class MineConfig:
         _choice("bm25_method", self.bm25_method, BM25_METHODS)
         _choice("fusion", self.fusion, FUSIONS)
         _choice("margin_reference", self.margin_reference, MARGIN_REFERENCES)
+        for name in ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity"):
+            value = getattr(self, name)
+            if value is not None and math.isnan(value):
+                raise ConfigError(f"{flag(name)} must be a number or none, got nan")
         if self.reranker_batch_size < 1:
             raise ConfigError(f"{flag('reranker_batch_size')} must be at least 1, got {self.reranker_batch_size}")
         if self.relative_margin is not None and self.relative_margin < 0:

@@ -15,7 +15,7 @@ from negmine.cache import EmbeddingCache, cached_dir, digest_of, text_hashes
 from negmine.errors import ConfigError, InputError
 from negmine.models import Encoder
 from negmine.progress import Progress
-from negmine.retrieve import Hits
+from negmine.retrieve import Hits, topk
 
 logger = logging.getLogger("negmine")
 
@@ -48,6 +48,28 @@ def _merge_topk(
     return np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
 
 
+def _block_topk(xq: np.ndarray, xb: np.ndarray, k: int, gpu_res: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's top ``k`` of one corpus block, best first, ties broken by the lower index.
+
+    faiss returns a few more than ``k``; when the fetched list ends inside the tie at rank ``k`` (so tied
+    documents may have been cut arbitrarily), that query's block is scored in full and cut exactly.
+    """
+    faiss = _faiss()
+    k = min(k, len(xb))
+    fetch = min(len(xb), 2 * k + 8)
+    if gpu_res is not None:
+        d, i = faiss.knn_gpu(gpu_res, xq, xb, fetch, metric=faiss.METRIC_INNER_PRODUCT)
+    else:
+        d, i = faiss.knn(xq, xb, fetch, metric=faiss.METRIC_INNER_PRODUCT)
+    d, i = d.astype(np.float32), i.astype(np.int64)
+    order = np.lexsort((i, -d), axis=1)[:, :k]
+    out_d, out_i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
+    if fetch < len(xb):
+        for row in np.flatnonzero(d[:, fetch - 1] >= out_d[:, k - 1]):
+            out_i[row], out_d[row] = topk(xb @ xq[row], k)
+    return out_d, out_i
+
+
 def exact_search(docs: np.ndarray, queries: np.ndarray, k: int, use_gpu: bool = False,
                  progress: Optional[Progress] = None) -> Hits:
     """Exact top-k by inner product, over corpus blocks (``docs`` may be a memory map) and query batches."""
@@ -64,13 +86,9 @@ def exact_search(docs: np.ndarray, queries: np.ndarray, k: int, use_gpu: bool = 
             best_i = np.full((len(xq), 0), -1, dtype=np.int64)
             for ds in range(0, n, DOC_BLOCK):
                 xb = np.ascontiguousarray(docs[ds : ds + DOC_BLOCK], dtype=np.float32)
-                kk = min(k, len(xb))
-                if use_gpu:
-                    d, i = faiss.knn_gpu(res, xq, xb, kk, metric=faiss.METRIC_INNER_PRODUCT)
-                else:
-                    d, i = faiss.knn(xq, xb, kk, metric=faiss.METRIC_INNER_PRODUCT)
-                i = np.where(i >= 0, i.astype(np.int64) + ds, -1)
-                best_d, best_i = _merge_topk(best_d, best_i, d.astype(np.float32), i, k)
+                d, i = _block_topk(xq, xb, k, res)
+                i = np.where(i >= 0, i + ds, -1)
+                best_d, best_i = _merge_topk(best_d, best_i, d, i, k)
             hits.scores[qs : qs + len(xq), : best_d.shape[1]] = best_d
             hits.indices[qs : qs + len(xq), : best_i.shape[1]] = best_i
             advance(len(xq))
@@ -199,6 +217,7 @@ class DenseRetriever:
         self.doc_vectors: Optional[np.ndarray] = None
         self.query_vectors: Optional[np.ndarray] = None
         self.given_query_vectors: Optional[np.ndarray] = None
+        self._caches: dict[str, EmbeddingCache] = {}
         self.encoded = 0
         self.cached = 0
         self._docs_key = ""
@@ -210,7 +229,10 @@ class DenseRetriever:
             option = "--query-embeddings" if kind == "query" else "--corpus-embeddings"
             raise ConfigError(f"no model to embed {kind} texts: give --model or {option}")
         enc = self.encoder
-        cache = EmbeddingCache(self.cache_dir, enc.identity(kind))
+        identity = enc.identity(kind)
+        cache = self._caches.get(identity)
+        if cache is None:
+            cache = self._caches[identity] = EmbeddingCache(self.cache_dir, identity)
         vecs, encoded, cached = cache.get(texts, lambda missing: enc.encode(missing, kind, progress), out, progress)
         self.encoded += encoded
         self.cached += cached
@@ -225,20 +247,24 @@ class DenseRetriever:
             return self
         if self.encoder is None:
             raise ConfigError("no model to embed the corpus: give --model or --corpus-embeddings")
-        out = self._memmap(texts) if 4 * 1024 * len(texts) > MMAP_BYTES else None
-        self.doc_vectors = self.embed(texts, "document", progress, out)
+        if 4 * 1024 * len(texts) > MMAP_BYTES:  # large: the first vector tells the dimension of the memory map
+            first = self.embed(list(texts[:1]), "document", progress)
+            self.doc_vectors = self._memmap(len(texts), first.shape[1])
+            self.doc_vectors[0] = first[0]
+            self.embed(texts[1:], "document", progress, self.doc_vectors[1:])
+        else:
+            self.doc_vectors = self.embed(texts, "document", progress)
         self._docs_key = digest_of(self.encoder.identity("document"), text_hashes(texts).tobytes())
         return self
 
-    def _memmap(self, texts: Sequence[str]) -> np.ndarray:
+    def _memmap(self, rows: int, dim: int) -> np.ndarray:
         """An unlinked memory-mapped file for a large corpus matrix: pages go to disk, not RAM."""
-        dim = self.embed(list(texts[:1]), "document").shape[1]
         folder = self.cache_dir / "tmp"
         folder.mkdir(parents=True, exist_ok=True)
         fd, path = tempfile.mkstemp(suffix=".npy", dir=folder)
         os.close(fd)
         try:
-            return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(texts), dim))
+            return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, dim))
         finally:
             os.unlink(path)  # the mapping stays valid until it is dropped
 
@@ -247,6 +273,12 @@ class DenseRetriever:
         assert self.doc_vectors is not None, "index() first"
         given = self.given_query_vectors
         self.query_vectors = given if given is not None else self.embed(queries, "query", progress)
+        if self.query_vectors.shape[1] != self.doc_vectors.shape[1]:
+            raise InputError(
+                f"query vectors have {self.query_vectors.shape[1]} dimensions but corpus vectors "
+                f"{self.doc_vectors.shape[1]}: --corpus-embeddings / --query-embeddings must come from the same "
+                "model as each other and as --model"
+            )
         folder = self.prepare()
         if folder is None:
             return exact_search(self.doc_vectors, self.query_vectors, k, self.use_gpu, progress)

@@ -283,6 +283,8 @@ def mine(
         stats.texts_encoded, stats.texts_cached = dense.encoded, dense.cached
     else:
         picks = [[np.sort(order[: config.num_negatives]) for order in per_q] for per_q in orders]
+    if config.output_format == "n-tuple":  # a pair short of N negatives has no row: none of its picks is written
+        picks = [[p if len(p) == config.num_negatives else p[:0] for p in per_q] for per_q in picks]
     sel = _selection(mined, pos_lists, picks, hits)
     if scored is not None and rules.need_scores:
         _scores_from(sel, scored, mined)

@@ -138,7 +138,8 @@ class SentenceTransformerEncoder:
 
             _quiet_transformers()
             try:
-                self._st = SentenceTransformer(target, device=pick_device(self.device))
+                self._st = SentenceTransformer(target, device=pick_device(self.device),
+                                               local_files_only=name == DEFAULT_MODEL)
             except Exception as exc:  # noqa: BLE001 - any loader failure is a usage problem
                 raise ConfigError(f"--model {name}: could not load it ({str(exc).splitlines()[0][:300]})") from exc
             if self.max_seq_length is not None:

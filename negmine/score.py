@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
@@ -113,9 +114,9 @@ class CrossEncoderScorer:
         from negmine.models import folder_digest, weights_digest
 
         ce = self.load()
-        digest = folder_digest(__import__("pathlib").Path(self.model)) if os.path.isdir(self.model) \
-            else weights_digest(ce.model)
-        return {"type": self.name, "model": self.model, "weights": digest, "max_length": ce.max_length}
+        digest = folder_digest(Path(self.model)) if os.path.isdir(self.model) else weights_digest(ce.model)
+        length = getattr(ce, "max_seq_length", None) if hasattr(type(ce), "max_seq_length") else ce.max_length
+        return {"type": self.name, "model": self.model, "weights": digest, "max_length": length}
 
     def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
         if len(docs) == 0:
@@ -183,8 +184,9 @@ def lazy_select(
 ) -> ScoredCandidates:
     """Walk each query-positive pair's candidate order, scoring candidates only when the walk reaches them.
 
-    Each round collects, for every pair still short of ``num_negatives``, the next unscored candidates on its
-    order (twice as many as it still needs), scores all of them in one batched call, and applies the score rules.
+    Each round collects, for every pair still short of ``num_negatives``, as many of the next unscored candidates
+    on its order as it still needs, scores all of them in one batched call (across queries), and applies the score
+    rules; a pair whose candidates were dropped asks again in the next round.
     With ``score_all`` every candidate the cheap rules kept is scored first (the picks are the same).
     """
     progress = progress or Progress()
@@ -236,13 +238,16 @@ def lazy_select(
     pairs_scored = 0
     total_cells = int((cheap_reasons == filters.KEPT).sum())
     with progress.stage(f"scoring candidates ({scorer.name})", total=total_cells) as advance:
-        if score_all:
-            cells = list(zip(*np.nonzero(cheap_reasons == filters.KEPT)))
+        def score_in_chunks(cells: list[tuple[int, int]]) -> None:
+            nonlocal pairs_scored
             for start in range(0, len(cells), round_size):
-                batch = [(int(a), int(b)) for a, b in cells[start : start + round_size]]
-                score_cells(batch)
-                pairs_scored += len(batch)
-                advance(len(batch))
+                chunk = cells[start : start + round_size]
+                score_cells(chunk)
+                pairs_scored += len(chunk)
+                advance(len(chunk))
+
+        if score_all:
+            score_in_chunks([(int(a), int(b)) for a, b in zip(*np.nonzero(cheap_reasons == filters.KEPT))])
         while open_units:
             wanted: dict[tuple[int, int], None] = {}
             for u in sorted(open_units):
@@ -263,14 +268,13 @@ def lazy_select(
                     if not scored[q, pos]:
                         wanted[(q, int(pos))] = None
                         asked += 1
-                        if asked >= 2 * need:
+                        if asked >= need:
                             break
             if not wanted:
                 break
-            batch = list(wanted)
-            score_cells(batch)
-            pairs_scored += len(batch)
-            advance(len(batch))
+            score_in_chunks(list(wanted))
     picks = [[np.array(sorted(chosen[(q, j)]), dtype=np.int64) for j in range(len(orders[q]))] for q in range(nq)]
+    if not rules.need_scores:  # only embedding similarities were checked: no reranker ran
+        pairs_scored = 0
     return ScoredCandidates(reasons, scores, pos_scores, reference, picks, pairs_scored,
                             len(pos_d) if rules.need_scores else 0)

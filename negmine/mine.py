@@ -389,7 +389,7 @@ def _input_stats(inputs: Inputs, positives: Positives) -> MineStats:
 
 def score_rules_of(config: MineConfig) -> ScoreRules:
     return ScoreRules(config.max_positive_similarity, config.max_score, config.min_score, config.absolute_margin,
-                      config.relative_margin, config.margin_reference)
+                      config.relative_margin_value, config.margin_reference)
 
 
 def make_scorer(config: MineConfig, vectors: Vectors, query_texts: list[str], doc_texts: list[str]) -> Scorer:
@@ -481,6 +481,7 @@ def provenance(config: MineConfig, inputs: Inputs, stats: MineStats, encoder: Op
         "negmine_version": __version__,
         "libraries": libs,
         "config": config.to_dict(),
+        "resolved": {"relative_margin": config.relative_margin_value},
         "inputs": {role: {"path": path, "fingerprint": io.fingerprint(path)} for role, path in inputs.files.items()},
         "models": {"embedder": json.loads(encoder.identity("document")) if encoder is not None else None,
                    "reranker": reranker},

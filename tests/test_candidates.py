@@ -129,7 +129,8 @@ def test_selected_rows_are_the_written_negatives(cli: Cli, tiny: dict[str, Path]
     check_candidates(read_table(cand_path).to_pylist(), out, fmt, tiny_info["positives"])
 
 
-NTUPLE_SHORT = ("--output-format", "n-tuple", "-n", "3", "--max-score", "0.5", "--retriever", "bm25")
+NTUPLE_SHORT = ("--output-format", "n-tuple", "-n", "3", "--max-score", "0.5", "--retriever", "bm25",
+                "--relative-margin", "0.05")
 
 
 def test_ntuple_short_pair_setup(cli: Cli, tiny: dict[str, Path], out_dir: Path) -> None:

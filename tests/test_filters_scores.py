@@ -14,6 +14,8 @@ from fakes import FakeEncoder
 from helpers import assert_cli_error, read_table
 
 from negmine import filters
+from negmine.config import MineConfig
+from negmine.errors import ConfigError
 from negmine.filters import (
     ABSOLUTE_MARGIN,
     DUPLICATE_TEXT,
@@ -375,10 +377,21 @@ def test_defaults_are_a_relative_margin_and_a_near_duplicate_limit(cli: Cli, tin
                                                                    out_dir: Path) -> None:
     out = out_dir / "o.parquet"
     run(cli, tiny, out)
-    config = read_metadata(out)["config"]
+    meta = read_metadata(out)
+    config = meta["config"]
     assert (config["relative_margin"], config["max_positive_similarity"], config["absolute_margin"],
-            config["max_score"], config["min_score"], config["margin_reference"]) == (0.05, 0.98, None, None, None,
+            config["max_score"], config["min_score"], config["margin_reference"]) == ("auto", 0.98, None, None, None,
                                                                                       "min")
+    assert meta["resolved"]["relative_margin"] == 0.15  # no --reranker: the bi-encoder's margin
+
+
+def test_auto_relative_margin_depends_on_the_reranker() -> None:
+    assert MineConfig().relative_margin_value == 0.15
+    assert MineConfig(reranker="some/cross-encoder").relative_margin_value == 0.05
+    assert MineConfig(relative_margin=0.3, reranker="x").relative_margin_value == 0.3
+    assert MineConfig(relative_margin=None).relative_margin_value is None
+    with pytest.raises(ConfigError, match="--relative-margin"):
+        MineConfig(relative_margin="sometimes")
 
 
 @pytest.mark.parametrize("flag", ["--absolute-margin", "--relative-margin", "--max-score", "--min-score",

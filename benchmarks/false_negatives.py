@@ -6,12 +6,13 @@ Each query gets ONE judged document as its positive (the highest grade, then the
 relevant document that is mined as a negative is a false negative. Side by side in one run, with the same model
 (all-MiniLM-L6-v2) and the same number of negatives, it compares:
   - plain top-k: the k best dense candidates that are not the positive,
-  - sentence-transformers mine_hard_negatives with relative_margin=0.05 (its bi-encoder scores the margin),
-  - negmine with its defaults, and a sweep of margins and retrievers,
+  - sentence-transformers mine_hard_negatives with relative_margin=0.05 and its default window, given a
+    cross_encoder that scores with the same bi-encoder's cosine and counts the pairs it is asked for,
+  - negmine with ST's settings (a check: it should reproduce ST's picks),
+  - negmine with its defaults, ST with negmine's settings (for the pairs figure at equal settings),
+  - a sweep of negmine settings (margin, window, retriever, sampling, near-duplicate limit, range_min),
 and prints per method: the false-negative rate, the share of queries that got all their negatives, how hard the
-negatives are (mean rank in the query's full dense ranking), and reranker pairs scored. The pairs figure compares
-negmine's lazy scoring with mine_hard_negatives given a cross_encoder (here a wrapper that scores with the same
-bi-encoder's cosine and counts the pairs it is asked for), at the same range_max.
+negatives are (mean rank in the query's full dense ranking), and the reranker pairs scored (positives included).
 """
 
 from __future__ import annotations
@@ -89,14 +90,13 @@ def evaluate(name: str, mined: dict[str, list[str]], relevant: dict[str, set[str
           f"{secs:>7.1f}s", flush=True)
 
 
-def run_dataset(name: str, n: int, range_max: int, cache: Path) -> None:
+def run_dataset(name: str, n: int, cache: Path) -> None:
     corpus, queries, qrels, _ = load(name, "test")
     positive, relevant = pick_positives(qrels)
     qids = [q for q in (str(k) for k in queries.ids) if q in positive]
     one = Qrels(qids, [positive[q] for q in qids], [1.0] * len(qids), "one-positive")
     print(f"\n{name}: {len(corpus):,} documents, {len(qids)} queries, "
-          f"{np.mean([len(relevant[q]) for q in qids]):.1f} judged relevant per query; {n} negatives, "
-          f"range_max {range_max}")
+          f"{np.mean([len(relevant[q]) for q in qids]):.1f} judged relevant per query; {n} negatives")
 
     # full dense ranking per query, for hardness
     config = negmine.MineConfig()
@@ -115,7 +115,7 @@ def run_dataset(name: str, n: int, range_max: int, cache: Path) -> None:
 
     def negmine_run(label: str, **opts) -> None:  # type: ignore[no-untyped-def]
         t = time.perf_counter()
-        res = negmine.mine(corpus, queries, one, cache_dir=cache, num_negatives=n, range_max=range_max, **opts)
+        res = negmine.mine(corpus, queries, one, cache_dir=cache, num_negatives=n, **opts)
         mined: dict[str, list[str]] = defaultdict(list)
         for q, d in zip(res.table.column("query_id").to_pylist(), res.table.column("negative_id").to_pylist()):
             mined[str(q)].append(str(d))
@@ -139,31 +139,41 @@ def run_dataset(name: str, n: int, range_max: int, cache: Path) -> None:
     pairs_ds = Dataset.from_dict({"anchor": [qtext[q] for q in qids],
                                   "positive": [corpus.texts[corpus.index[positive[q]]] for q in qids]})
     qid_of = {v: k for k, v in qtext.items()}
-    for label, ce in (("ST mine_hard_negatives rm=0.05", None),
-                      ("ST mine_hard_negatives rm=0.05 + cross_encoder", CountingBiEncoderCE(model))):
+
+    def st_run(label: str, ce: CountingBiEncoderCE | None, **opts) -> None:  # type: ignore[no-untyped-def]
         t = time.perf_counter()
-        out = mine_hard_negatives(pairs_ds, model, corpus=list(corpus.texts), cross_encoder=ce,
-                                  relative_margin=0.05, num_negatives=n, range_max=range_max,
-                                  sampling_strategy="top", batch_size=64, verbose=False)
+        out = mine_hard_negatives(pairs_ds, model, corpus=list(corpus.texts), cross_encoder=ce, num_negatives=n,
+                                  sampling_strategy="top", batch_size=64, verbose=False, **opts)
         mined = defaultdict(list)
         for row in out:
             mined[qid_of[row["anchor"]]].append(text_to_id[row["negative"]])
         evaluate(label, mined, relevant, n, dense_rank, qids, ce.pairs if ce else None, time.perf_counter() - t)
 
+    ce = CountingBiEncoderCE(model)
+    st_run("ST mine_hard_negatives rm=0.05 (its defaults)", ce, relative_margin=0.05)
+    negmine_run("negmine, ST's settings (dense rm=0.05 w=51)", retriever="dense", relative_margin=0.05,
+                range_max=ce_default_window(n), max_positive_similarity=None)
     negmine_run("negmine defaults", **{})
-    for retriever in ("dense", "hybrid"):
-        for rm in (0.05, 0.1, 0.15, 0.2):
-            negmine_run(f"negmine {retriever} rm={rm}", retriever=retriever, relative_margin=rm)
-    negmine_run("negmine hybrid rm=0.1 max-pos-sim=0.9", relative_margin=0.1, max_positive_similarity=0.9)
-    negmine_run("negmine hybrid rm=0.1 range-min=3", relative_margin=0.1, range_min=3)
-    negmine_run("negmine hybrid rm=0.1 random", relative_margin=0.1, sampling_strategy="random")
+    ce = CountingBiEncoderCE(model)
+    st_run("ST, negmine's settings (rm=0.15 w=200)", ce, relative_margin=0.15, range_max=200)
+    for rm in (0.05, 0.1, 0.15, 0.2, 0.3):
+        negmine_run(f"negmine hybrid top rm={rm}", relative_margin=rm)
+    negmine_run("negmine hybrid top rm=0.15 w=100", relative_margin=0.15, range_max=100)
+    negmine_run("negmine dense top rm=0.15", retriever="dense", relative_margin=0.15)
+    negmine_run("negmine hybrid random rm=0.15", relative_margin=0.15, sampling_strategy="random")
+    negmine_run("negmine hybrid top rm=0.15 max-pos-sim=0.9", relative_margin=0.15, max_positive_similarity=0.9)
+    negmine_run("negmine hybrid top rm=0.15 range-min=3", relative_margin=0.15, range_min=3)
+
+
+def ce_default_window(n: int) -> int:
+    """mine_hard_negatives' range_max when a margin is set and range_max is not: 10 x N + the positives (1)."""
+    return 10 * n + 1
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["cranfield", "msmarco-dl19-subset"])
     ap.add_argument("-n", "--num-negatives", type=int, default=5)
-    ap.add_argument("--range-max", type=int, default=50)
     ap.add_argument("--cache-dir", default=None, help="embedding cache (default: a fresh temporary folder)")
     args = ap.parse_args()
     import tempfile
@@ -171,7 +181,7 @@ def main() -> None:
     cache = Path(args.cache_dir) if args.cache_dir else Path(tempfile.mkdtemp(prefix="negmine-fn-"))
     torch.set_num_threads(max(1, torch.get_num_threads()))
     for name in args.datasets:
-        run_dataset(name, args.num_negatives, args.range_max, cache)
+        run_dataset(name, args.num_negatives, cache)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ class EmbeddingCache:
 
     def _shards(self) -> list[tuple[str, np.ndarray, Path]]:
         """Valid shards as (name, keys, vectors path); corrupt ones are deleted with a warning."""
-        shards = []
+        shards: list[tuple[str, np.ndarray, Path]] = []
         if not self.dir.exists():
             return shards
         for manifest in sorted(self.dir.glob("*.json")):

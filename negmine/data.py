@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence, TypeVar
 
 from negmine.errors import InputError
+
+T = TypeVar("T", bound="TextCollection")
 
 
 @dataclass
@@ -39,7 +41,7 @@ class TextCollection:
         return len(self.texts)
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str], prefix: str, source: str = "<memory>") -> "TextCollection":
+    def from_texts(cls: type[T], texts: Iterable[str], prefix: str, source: str = "<memory>") -> T:
         """A collection whose ids are derived from the texts (``prefix`` + 16 hex digits of their SHA-1)."""
         unique = list(dict.fromkeys(texts))
         return cls([text_id(prefix, t) for t in unique], unique, source)

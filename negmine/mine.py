@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union, cast
 
 import numpy as np
 import pyarrow as pa
@@ -102,8 +102,8 @@ def load_inputs(
         if p:
             anchors, positives = io.read_pairs(p, config.pairs_anchor_column, config.pairs_positive_column)
         else:
-            anchors = [a for a, _ in pairs]  # type: ignore[union-attr]
-            positives = [b for _, b in pairs]  # type: ignore[union-attr]
+            rows = list(cast("Sequence[tuple[str, str]]", pairs))
+            anchors, positives = [a for a, _ in rows], [b for _, b in rows]
         q, c, r = pairs_to_inputs(anchors, positives, p or "<pairs>", c)
     else:
         p = path_of("queries", queries)
@@ -242,21 +242,8 @@ def mine(
         )
 
     t = time.perf_counter()
-    corpus_vectors = query_vectors = None
-    if corpus_embeddings is not None:
-        inputs.files["corpus_embeddings"] = str(corpus_embeddings)
-        corpus_vectors = read_embeddings(Path(corpus_embeddings), inputs.corpus.ids, "corpus")
-    if query_embeddings is not None:
-        inputs.files["query_embeddings"] = str(query_embeddings)
-        query_vectors = read_embeddings(Path(query_embeddings), inputs.queries.ids, "query")[mined]
-    if config.retriever == "bm25" and (corpus_vectors is not None or query_vectors is not None):
-        raise ConfigError("--corpus-embeddings / --query-embeddings need --retriever dense or hybrid")
-    retriever = make_retriever(config, inputs.corpus, progress, cache, encoder, corpus_vectors)
-    dense = _dense_part(retriever)
-    if dense is not None:
-        dense.given_query_vectors = query_vectors
-    depth = min(n_docs, config.range_max + max(len(p) for p in pos_lists))
-    hits: Hits = retriever.search([inputs.queries.texts[i] for i in mined], depth, progress)
+    retriever, dense, hits = _retrieve(config, inputs, mined, pos_lists, cache, encoder, corpus_embeddings,
+                                       query_embeddings, progress)
     seconds["retrieve"] = time.perf_counter() - t
     if dense is not None:
         stats.texts_encoded, stats.texts_cached = dense.encoded, dense.cached
@@ -294,21 +281,8 @@ def mine(
                         config.output_scores)
     seconds["filter+score+sample"] = time.perf_counter() - t
 
-    stats.candidates_seen = int((hits.indices >= 0).sum())
-    stats.dropped = filters.count_reasons(reasons)
-    stats.not_scored = int((reasons == filters.NOT_SCORED).sum())
-    stats.negatives_written = negatives_in(table, config.output_format)
-    stats.rows_written = table.num_rows
-    short_q = sorted({int(sel.query[r]) for r, n in enumerate(sel.negatives) if len(n) < config.num_negatives})
-    stats.short_pairs = sum(1 for n in sel.negatives if len(n) < config.num_negatives)
-    stats.short_queries = len(short_q)
-    stats.short_examples = [str(inputs.queries.ids[q]) for q in short_q[:3]]
-    if scored is not None and rules.need_scores:
-        dropped = np.isin(scored.reasons, [filters.MAX_SCORE, filters.MIN_SCORE, filters.ABSOLUTE_MARGIN,
-                                           filters.RELATIVE_MARGIN, filters.NEAR_DUPLICATE])
-        stats.scores = score_summary(scorer_name or "", np.concatenate(scored.positive_scores),
-                                     np.concatenate(sel.negative_scores) if sel.negative_scores else np.empty(0),
-                                     scored.scores[dropped])
+    _finish_stats(stats, config, inputs, hits, reasons, sel, table, scored if rules.need_scores else None,
+                  scorer_name)
 
     candidates_table = None
     if candidates_output is not None:
@@ -370,6 +344,53 @@ def build_index(
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return IndexResult(folder, len(c), dense.encoded if dense else 0, dense.cached if dense else 0, size,
                        {"index": time.perf_counter() - t})
+
+
+def _retrieve(
+    config: MineConfig, inputs: Inputs, mined: list[int], pos_lists: list[list[int]], cache: Path,
+    encoder: Optional[Encoder], corpus_embeddings: Optional[Source], query_embeddings: Optional[Source],
+    progress: Progress,
+) -> tuple[Retriever, Optional[DenseRetriever], Hits]:
+    """Build the retriever (with any precomputed vectors) and fetch every mined query's candidates."""
+    corpus_vectors = query_vectors = None
+    if corpus_embeddings is not None:
+        inputs.files["corpus_embeddings"] = str(corpus_embeddings)
+        corpus_vectors = read_embeddings(Path(corpus_embeddings), inputs.corpus.ids, "corpus")
+    if query_embeddings is not None:
+        inputs.files["query_embeddings"] = str(query_embeddings)
+        query_vectors = read_embeddings(Path(query_embeddings), inputs.queries.ids, "query")[mined]
+    if config.retriever == "bm25" and (corpus_vectors is not None or query_vectors is not None):
+        raise ConfigError("--corpus-embeddings / --query-embeddings need --retriever dense or hybrid")
+    retriever = make_retriever(config, inputs.corpus, progress, cache, encoder, corpus_vectors)
+    dense = _dense_part(retriever)
+    if dense is not None:
+        dense.given_query_vectors = query_vectors
+    depth = min(len(inputs.corpus), config.range_max + max(len(p) for p in pos_lists))
+    hits = retriever.search([inputs.queries.texts[i] for i in mined], depth, progress)
+    return retriever, dense, hits
+
+
+def _finish_stats(
+    stats: MineStats, config: MineConfig, inputs: Inputs, hits: Hits, reasons: np.ndarray, sel: Selection,
+    table: pa.Table, scored: Optional[ScoredCandidates], scorer_name: Optional[str],
+) -> None:
+    """Fill in what the filters dropped, what was written, who came up short, and the score distributions."""
+    stats.candidates_seen = int((hits.indices >= 0).sum())
+    stats.dropped = filters.count_reasons(reasons)
+    stats.not_scored = int((reasons == filters.NOT_SCORED).sum())
+    stats.negatives_written = negatives_in(table, config.output_format)
+    stats.rows_written = table.num_rows
+    short = [r for r, n in enumerate(sel.negatives) if len(n) < config.num_negatives]
+    short_q = sorted({int(sel.query[r]) for r in short})
+    stats.short_pairs = len(short)
+    stats.short_queries = len(short_q)
+    stats.short_examples = [str(inputs.queries.ids[q]) for q in short_q[:3]]
+    if scored is not None:
+        dropped = np.isin(scored.reasons, [filters.MAX_SCORE, filters.MIN_SCORE, filters.ABSOLUTE_MARGIN,
+                                           filters.RELATIVE_MARGIN, filters.NEAR_DUPLICATE])
+        stats.scores = score_summary(scorer_name or "", np.concatenate(scored.positive_scores),
+                                     np.concatenate(sel.negative_scores) if sel.negative_scores else np.empty(0),
+                                     scored.scores[dropped])
 
 
 def _input_stats(inputs: Inputs, positives: Positives) -> MineStats:
@@ -470,13 +491,12 @@ def provenance(config: MineConfig, inputs: Inputs, stats: MineStats, encoder: Op
 
     from negmine import __version__
 
-    libs = {}
+    libs: dict[str, str] = {}
     for lib in ("bm25s", "pyarrow", "numpy", "faiss-cpu", "faiss-gpu", "sentence-transformers", "torch"):
         try:
             libs[lib] = version(lib)
-        except PackageNotFoundError:  # pragma: no cover
-            libs[lib] = None
-    libs = {k: v for k, v in libs.items() if v is not None}
+        except PackageNotFoundError:  # an optional one (faiss-gpu, say) is not installed
+            pass
     return {
         "negmine_version": __version__,
         "libraries": libs,

@@ -57,6 +57,8 @@ class BM25Retriever:
                          "bm25s": _version("bm25s")}
         self.n_docs = 0
         self.from_cache = False
+        self._mask: Optional[np.ndarray] = None
+        self.lucene = method == "lucene"
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """Texts as lists of tokens (what the index sees)."""
@@ -106,10 +108,19 @@ class BM25Retriever:
         return np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
 
     def matching(self, token_ids: Sequence[int]) -> np.ndarray:
-        """Indices of the documents that contain at least one of the (indexed) query tokens."""
+        """Indices (ascending) of the documents that contain at least one of the (indexed) query tokens."""
         indices, indptr = self.model.scores["indices"], self.model.scores["indptr"]
-        parts = [indices[indptr[t] : indptr[t + 1]] for t in set(token_ids)]
-        return np.unique(np.concatenate(parts)).astype(np.int64) if parts else np.empty(0, np.int64)
+        postings = [indices[indptr[t] : indptr[t + 1]] for t in set(token_ids)]
+        total = sum(p.size for p in postings)
+        if total * 8 < self.n_docs:  # few postings: sorting them beats scanning a corpus-sized mask
+            return np.unique(np.concatenate(postings)).astype(np.int64) if postings else np.empty(0, np.int64)
+        if self._mask is None or self._mask.size != self.n_docs:
+            self._mask = np.zeros(self.n_docs, dtype=bool)
+        for p in postings:
+            self._mask[p] = True
+        found = np.flatnonzero(self._mask)
+        self._mask[found] = False
+        return found
 
     def pair_scores(self, queries: Sequence[str], docs: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """BM25 scores of given documents (corpus indices) for each query."""
@@ -122,18 +133,26 @@ class BM25Retriever:
         with progress.stage("BM25: retrieving", total=len(queries)) as advance:
             for start in range(0, len(queries), QUERY_CHUNK):
                 chunk = queries[start : start + QUERY_CHUNK]
-                for offset, tokens in enumerate(self.tokenize(chunk)):
-                    ids = self.model.get_tokens_ids(tokens)
-                    if not ids:
-                        continue
-                    scores = np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
-                    matching = self.matching(ids)
-                    masked = np.full_like(scores, -np.inf)
-                    masked[matching] = scores[matching]
-                    idx, val = topk(masked, min(k, matching.size))
-                    hits.indices[start + offset, : idx.size] = idx
-                    hits.scores[start + offset, : idx.size] = val
+                found = self.search_tokens(self.tokenize(chunk), k)
+                hits.indices[start : start + len(chunk)] = found.indices
+                hits.scores[start : start + len(chunk)] = found.scores
                 advance(len(chunk))
+        return hits
+
+    def search_tokens(self, queries: Sequence[Sequence[str]], k: int) -> Hits:
+        """``search`` for queries already tokenized (by ``tokenize``)."""
+        hits = Hits.empty(len(queries), k)
+        for row, tokens in enumerate(queries):
+            ids = self.model.get_tokens_ids(list(tokens))
+            if not ids:
+                continue
+            scores = np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
+            # ascending, so ties still go to the lower index; Lucene's idf is > 0, so there a document shares
+            # a term exactly when it scores above 0 (a vectorised test instead of walking the postings)
+            matching = np.flatnonzero(scores > 0) if self.lucene else self.matching(ids)
+            idx, val = topk(scores[matching], k)
+            hits.indices[row, : idx.size] = matching[idx]
+            hits.scores[row, : idx.size] = val
         return hits
 
 

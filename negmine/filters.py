@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -106,7 +106,7 @@ def margin_reference(positive_scores: np.ndarray, how: str) -> float:
 
 def score_rules(
     scores: np.ndarray,
-    reference: float,
+    reference: Union[float, np.ndarray],
     positive_similarity: Optional[np.ndarray] = None,
     max_positive_similarity: Optional[float] = None,
     max_score: Optional[float] = None,
@@ -118,7 +118,7 @@ def score_rules(
 
     Args:
         scores: Reranker scores of candidates of one query.
-        reference: The query's positive score the margins are taken from.
+        reference: The positive score the margins are taken from: one for all, or one per candidate.
         positive_similarity: Each candidate's highest embedding cosine to one of the query's positives.
         max_positive_similarity: Drop a candidate whose cosine to a positive is above this (a near-duplicate).
         max_score: Drop a candidate scoring above this.
@@ -138,7 +138,7 @@ def score_rules(
     if absolute_margin is not None:
         rules.append((ABSOLUTE_MARGIN, scores > reference - absolute_margin))
     if relative_margin is not None:
-        rules.append((RELATIVE_MARGIN, scores > reference - abs(reference) * relative_margin))
+        rules.append((RELATIVE_MARGIN, scores > reference - np.abs(reference) * relative_margin))
     for code, hit in reversed(rules):  # the first rule in order wins
         codes[hit] = code
     return codes

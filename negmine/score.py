@@ -221,13 +221,9 @@ def lazy_select(
         if pos_vecs is not None and vectors is not None:
             dv = vectors.docs(d)
             sims = np.array([float(np.max(pos_vecs[qq] @ v)) for qq, v in zip(q, dv)], dtype=np.float32)
-        for qq in np.unique(q):
-            sel = q == qq
-            codes = filters.score_rules(
-                s[sel], float(reference[qq]), sims[sel] if sims is not None else None,
-                rules.max_positive_similarity, rules.max_score, rules.min_score, rules.absolute_margin,
-                rules.relative_margin)
-            reasons[qq, r[sel]] = codes
+        reasons[q, r] = filters.score_rules(
+            s, reference[q], sims, rules.max_positive_similarity, rules.max_score, rules.min_score,
+            rules.absolute_margin, rules.relative_margin)
         scores[q, r] = s
         scored[q, r] = True
 

@@ -19,6 +19,17 @@ NO_SCORING = ("--retriever", "bm25", "--relative-margin", "none", "--max-positiv
 NO_SCORING_OPTIONS: dict[str, Any] = {"retriever": "bm25", "relative_margin": None, "max_positive_similarity": None}
 
 
+#: Twelve short documents on four topics, for retrieval tests that need texts but no files.
+SMALL_TEXTS = [
+    "cats purr when they are happy and warm", "a cat purrs and sleeps near a sunny window",
+    "kittens chase string and play with cat toys", "an old cat needs a soft bed",
+    "a dog needs a long walk in the park every day", "how long a puppy should walk depends on its age",
+    "dogs bark at the mail carrier every morning", "a tired dog sleeps after a walk",
+    "goldfish live in a bowl of fresh water", "sharks swim in the deep ocean water",
+    "water the garden plants in the evening", "parrots can learn to repeat words",
+]
+
+
 def mine_args(paths: dict[str, Path], output: Path, *extra: Any, scoring: bool = False) -> list[Any]:
     """Arguments of ``negmine mine`` over a {corpus, queries, qrels} dict (score rules off unless ``scoring``)."""
     return ["mine", "--corpus", paths["corpus"], "--queries", paths["queries"], "--qrels", paths["qrels"],

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fakes import FakeEncoder
+from helpers import SMALL_TEXTS
 
 from negmine import dense
 from negmine.dense import DenseRetriever, build_factory_index, exact_search, factory_search, read_embeddings
@@ -298,14 +299,7 @@ def test_read_parquet_embeddings_bad_vectors(tmp_path: Path) -> None:
 
 # --- DenseRetriever with the fake encoder ------------------------------------------------------------------------
 
-DOCS = [
-    "cats purr when they are happy and warm", "a cat purrs and sleeps near a sunny window",
-    "kittens chase string and play with cat toys", "an old cat needs a soft bed",
-    "a dog needs a long walk in the park every day", "how long a puppy should walk depends on its age",
-    "dogs bark at the mail carrier every morning", "a tired dog sleeps after a walk",
-    "goldfish live in a bowl of fresh water", "sharks swim in the deep ocean water",
-    "water the garden plants in the evening", "parrots can learn to repeat words",
-]
+DOCS = SMALL_TEXTS
 QUERIES = ["why do cats purr", "how long to walk a dog", "fish water", "cats purr"]
 
 

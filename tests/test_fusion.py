@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pytest
 from fakes import FakeEncoder
+from helpers import SMALL_TEXTS
 
 from negmine.bm25 import BM25Retriever
 from negmine.dense import DenseRetriever
@@ -138,14 +139,7 @@ def test_hybrid_searches_both_and_fuses(method: str, k: int) -> None:
     assert HybridRetriever({"bm25": b, "dense": d}, scorer="bm25").pair_scores(["q"], [[1]])[0].tolist() == [1.0]
 
 
-CORPUS = [
-    "cats purr when they are happy and warm", "a cat purrs and sleeps near a sunny window",
-    "kittens chase string and play with cat toys", "an old cat needs a soft bed",
-    "a dog needs a long walk in the park every day", "how long a puppy should walk depends on its age",
-    "dogs bark at the mail carrier every morning", "a tired dog sleeps after a walk",
-    "goldfish live in a bowl of fresh water", "sharks swim in the deep ocean water",
-    "water the garden plants in the evening", "parrots can learn to repeat words",
-]
+CORPUS = SMALL_TEXTS
 QUERIES = ["why do cats purr", "how long to walk a dog", "fish water", "parrots"]
 
 

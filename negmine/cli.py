@@ -214,11 +214,11 @@ def mine(
         result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=config, progress=progress,
                           cache_dir=cache_dir, index_dir=index_dir, corpus_embeddings=corpus_embeddings,
                           query_embeddings=query_embeddings, candidates_output=candidates_output)
-        if not quiet:
-            from negmine.report import summary_rows
+    if not quiet:
+        from negmine.report import summary_rows
 
-            rows = summary_rows(result.stats, config.num_negatives)
-            _print_table("negmine mine", rows, result.seconds if verbose else {}, result.output)
+        rows = summary_rows(result.stats, config.num_negatives)
+        _print_table("negmine mine", rows, result.seconds if verbose else {}, result.output)
     typer.echo(str(output))
 
 
@@ -261,11 +261,11 @@ def index(
     with _reporting(quiet, verbose) as progress:
         config = MineConfig(**options)
         result = build_index(corpus, index_dir, config=config, progress=progress)
-        if not quiet:
-            rows = [("documents", f"{result.documents:,}"),
-                    ("texts encoded / from cache", f"{result.texts_encoded:,} / {result.texts_cached:,}"),
-                    ("size", f"{result.bytes / 2**20:,.1f} MiB")]
-            _print_table("negmine index", rows, result.seconds if verbose else {}, Path(index_dir))
+    if not quiet:
+        rows = [("documents", f"{result.documents:,}"),
+                ("texts encoded / from cache", f"{result.texts_encoded:,} / {result.texts_cached:,}"),
+                ("size", f"{result.bytes / 2**20:,.1f} MiB")]
+        _print_table("negmine index", rows, result.seconds if verbose else {}, Path(index_dir))
     typer.echo(str(index_dir))
 
 
@@ -340,7 +340,8 @@ class RichProgress(Progress):
             self.bar.advance(task, n)
 
         yield advance
-        self.bar.update(task, total=total or 1, completed=total or 1)
+        done = next((t.completed for t in self.bar.tasks if t.id == task), 0) or 1
+        self.bar.update(task, total=done, completed=done)  # a lazy stage may end before its bound
 
 
 def _stderr() -> Any:

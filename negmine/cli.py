@@ -289,23 +289,11 @@ def report(
     Prints the paths of the PNG and the HTML page on stdout.
     """
     from negmine import report as rep
-    from negmine.io import atomic_write_text
 
     with _reporting(quiet, False):
-        data = rep.load_report(path)
-        png = png or path.with_suffix(".report.png")
-        html = html or path.with_suffix(".report.html")
-        if png.resolve() == html.resolve():
-            raise ConfigError(f"--png and --html are the same file ({png}); give two paths")
-        for option, target in (("--png", png), ("--html", html)):
-            if target.resolve() == path.resolve():
-                raise ConfigError(f"{option} {target} is the input file; choose another path")
-            if not target.parent.is_dir():
-                raise ConfigError(f"{option} {target}: folder {target.parent} does not exist")
-        rep.plot_report(data, png)
-        atomic_write_text(html, rep.html_report(data, png))
-        if not quiet:
-            _print_table(f"negmine report {path}", rep.report_rows(data), {}, None)
+        data, png, html = rep.write_report(path, png, html)
+    if not quiet:
+        _print_table(f"negmine report {path}", rep.report_rows(data), {}, None)
     typer.echo(str(png))
     typer.echo(str(html))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -194,3 +195,33 @@ td,th{{border-bottom:1px solid #ddd;padding:4px}}pre{{background:#f6f6f6;padding
 <h2>Config</h2><pre>{config}</pre>
 </body></html>
 """
+
+
+def write_report(path: Any, png: Any = None, html: Any = None) -> tuple[dict[str, Any], Path, Path]:
+    """Write the report of a negmine output (or candidates) file: a PNG and a self-contained HTML page.
+
+    Args:
+        path: The Parquet file negmine wrote.
+        png: Where the picture goes (default: ``path`` with the suffix ``.report.png``).
+        html: Where the page goes (default: ``path`` with the suffix ``.report.html``).
+
+    Returns:
+        The report data (from the file's provenance), and the PNG and HTML paths.
+    """
+    from negmine.errors import ConfigError
+    from negmine.io import atomic_write_text
+
+    path = Path(path)
+    data = load_report(path)
+    png = Path(png) if png is not None else path.with_suffix(".report.png")
+    html = Path(html) if html is not None else path.with_suffix(".report.html")
+    if png.resolve() == html.resolve():
+        raise ConfigError(f"--png and --html are the same file ({png}); give two paths")
+    for option, target in (("--png", png), ("--html", html)):
+        if target.resolve() == path.resolve():
+            raise ConfigError(f"{option} {target} is the input file; choose another path")
+        if not target.parent.is_dir():
+            raise ConfigError(f"{option} {target}: folder {target.parent} does not exist")
+    plot_report(data, png)
+    atomic_write_text(html, html_report(data, png))
+    return data, png, html

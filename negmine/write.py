@@ -130,7 +130,7 @@ def build_candidates_table(
     ``status`` is ``selected`` (written as a negative), ``kept`` (passed every rule, not needed), ``not_scored``
     (lazy scoring stopped before it), or the name of the rule that dropped it.
     """
-    from negmine.filters import KEPT, NO_CANDIDATE, REASONS
+    from negmine.filters import REASONS
 
     q_rows, cols = np.nonzero(hits.indices >= 0)
     status = np.array(REASONS, dtype=object)[reasons[q_rows, cols]]
@@ -139,7 +139,6 @@ def build_candidates_table(
         for chosen in per_pos:
             selected[row, chosen] = True
     status[selected[q_rows, cols]] = "selected"
-    assert not np.any(reasons[q_rows, cols] == NO_CANDIDATE) and KEPT == 0
     mined_arr = np.asarray(mined, dtype=np.int64)
     docs = hits.indices[q_rows, cols]
     table = {

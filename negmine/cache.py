@@ -19,7 +19,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from negmine.io import atomic_target, atomic_write_text
+from negmine.io import atomic_target, atomic_write_text, file_sha256
 from negmine.progress import Progress
 
 logger = logging.getLogger("negmine")
@@ -49,14 +49,6 @@ def digest_of(*parts: bytes | str) -> str:
     h = hashlib.sha256()
     for p in parts:
         h.update(p.encode("utf-8") if isinstance(p, str) else p)
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
     return h.hexdigest()
 
 

@@ -197,13 +197,18 @@ def read_pairs(
     return _texts(table, ac, path), _texts(table, pc_, path)
 
 
-def fingerprint(path: PathLike) -> str:
-    """SHA-256 of a file's bytes."""
+def file_sha256(path: PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
+        for block in iter(lambda: fh.read(1 << 22), b""):
             digest.update(block)
-    return "sha256:" + digest.hexdigest()
+    return digest.hexdigest()
+
+
+def fingerprint(path: PathLike) -> str:
+    """SHA-256 of a file's bytes, as ``sha256:<hex>`` (an input's fingerprint in the provenance)."""
+    return "sha256:" + file_sha256(path)
 
 
 def check_output_path(output: PathLike, inputs: Sequence[Optional[PathLike]], option: str = "--output") -> Path:

@@ -220,7 +220,8 @@ class DenseRetriever:
         self._caches: dict[str, EmbeddingCache] = {}
         self.encoded = 0
         self.cached = 0
-        self._docs_key = ""
+        self._texts: Sequence[str] = ()
+        self._given_docs = False
 
     def embed(self, texts: Sequence[str], kind: str, progress: Optional[Progress] = None,
               out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -241,9 +242,10 @@ class DenseRetriever:
     def index(self, texts: Sequence[str], progress: Optional[Progress] = None,
               vectors: Optional[np.ndarray] = None) -> "DenseRetriever":
         """Embed the corpus through the cache (or take the given ``vectors``) for searching."""
+        self._texts = texts
         if vectors is not None:
             self.doc_vectors = vectors
-            self._docs_key = digest_of(np.ascontiguousarray(vectors).tobytes())
+            self._given_docs = True
             return self
         if self.encoder is None:
             raise ConfigError("no model to embed the corpus: give --model or --corpus-embeddings")
@@ -254,8 +256,15 @@ class DenseRetriever:
             self.embed(texts[1:], "document", progress, self.doc_vectors[1:])
         else:
             self.doc_vectors = self.embed(texts, "document", progress)
-        self._docs_key = digest_of(self.encoder.identity("document"), text_hashes(texts).tobytes())
+        self._given_docs = False
         return self
+
+    def _corpus_key(self) -> str:
+        """What a faiss index built over the corpus vectors depends on (computed only when one is built)."""
+        assert self.doc_vectors is not None, "index() first"
+        if self._given_docs or self.encoder is None:
+            return digest_of(np.ascontiguousarray(self.doc_vectors).tobytes())
+        return digest_of(self.encoder.identity("document"), text_hashes(self._texts).tobytes())
 
     def _memmap(self, rows: int, dim: int) -> np.ndarray:
         """An unlinked memory-mapped file for a large corpus matrix: pages go to disk, not RAM."""
@@ -290,7 +299,7 @@ class DenseRetriever:
         if self.faiss_index.strip().lower() in ("flat", "exact", ""):
             return None
         docs = self.doc_vectors
-        key = digest_of(self._docs_key, self.faiss_index)[:32]
+        key = digest_of(self._corpus_key(), self.faiss_index)[:32]
         return cached_dir(self.cache_dir, "faiss", key, lambda tmp: build_factory_index(docs, self.faiss_index, tmp),
                           {"factory": self.faiss_index})
 

@@ -56,7 +56,6 @@ class BM25Retriever:
         self.settings = {"k1": k1, "b": b, "method": method, "stemmer": stemmer, "stopwords": stopwords,
                          "bm25s": _version("bm25s")}
         self.n_docs = 0
-        self.from_cache = False
         self._mask: Optional[np.ndarray] = None
         self.lucene = method == "lucene"
 
@@ -90,7 +89,6 @@ class BM25Retriever:
         if not built_now:
             with progress.stage("BM25: loading cached index"):
                 self.model = bm25s.BM25.load(str(folder), show_progress=False)
-        self.from_cache = not built_now
         return self
 
     def _build(self, texts: Sequence[str], progress: Progress) -> None:

@@ -11,8 +11,6 @@ import numpy as np
 from negmine.progress import Progress
 from negmine.retrieve import Hits, Retriever
 
-FUSIONS = ("rrf", "score")
-
 
 @dataclass
 class FusedHits(Hits):

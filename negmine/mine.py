@@ -21,7 +21,7 @@ from negmine.models import Encoder
 from negmine.progress import Progress
 from negmine.report import MineStats, score_summary
 from negmine.retrieve import Hits, Retriever
-from negmine.sample import sampling_orders
+from negmine.sample import sampling_orders, take_first
 from negmine.score import (
     BiEncoderScorer,
     CrossEncoderScorer,
@@ -269,7 +269,7 @@ def mine(
         stats.pairs_scored, stats.positive_pairs_scored = scored.pairs_scored, scored.positive_pairs_scored
         stats.texts_encoded, stats.texts_cached = dense.encoded, dense.cached
     else:
-        picks = [[np.sort(order[: config.num_negatives]) for order in per_q] for per_q in orders]
+        picks = take_first(orders, config.num_negatives)
     if config.output_format == "n-tuple":  # a pair short of N negatives has no row: none of its picks is written
         picks = [[p if len(p) == config.num_negatives else p[:0] for p in per_q] for per_q in picks]
     sel = _selection(mined, pos_lists, picks, hits)

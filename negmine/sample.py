@@ -8,7 +8,7 @@ without replacement of the eligible candidates, and lets the reranker score them
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -34,15 +34,9 @@ def sampling_orders(
     return orders
 
 
-def first_passing(order: np.ndarray, passes: Callable[[int], bool], n: int) -> np.ndarray:
-    """The first ``n`` positions of ``order`` that pass, sorted back into rank order."""
-    chosen = []
-    for pos in order:
-        if passes(int(pos)):
-            chosen.append(int(pos))
-            if len(chosen) == n:
-                break
-    return np.array(sorted(chosen), dtype=np.int64)
+def take_first(orders: list[list[np.ndarray]], num_negatives: int) -> list[list[np.ndarray]]:
+    """With every filter already applied: the first ``num_negatives`` of each order, back in rank order."""
+    return [[np.sort(order[:num_negatives]).astype(np.int64) for order in per_query] for per_query in orders]
 
 
 def sample_negatives(
@@ -62,5 +56,4 @@ def sample_negatives(
         ``picks[q][j]``: positions, in rank order, of the negatives for query ``q``'s ``j``-th positive.
     """
     candidates = [np.flatnonzero(row) for row in eligible]
-    orders = sampling_orders(candidates, n_positives, strategy, seed)
-    return [[np.sort(order[:num_negatives]).astype(np.int64) for order in per_query] for per_query in orders]
+    return take_first(sampling_orders(candidates, n_positives, strategy, seed), num_negatives)

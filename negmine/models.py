@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -72,6 +72,13 @@ def weights_digest(model: Any) -> str:
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         digest.update(t.view(-1).view(dtype=_byte_dtype()).numpy().tobytes())
     return digest.hexdigest()
+
+
+def model_digest(target: str, load: Callable[[], Any]) -> str:
+    """The weights digest of a model: of its folder's files when ``target`` is a folder (no loading needed),
+    else of the parameters of the torch module ``load()`` returns."""
+    folder = Path(target)
+    return folder_digest(folder) if folder.is_dir() else weights_digest(load())
 
 
 def _byte_dtype() -> Any:
@@ -148,8 +155,7 @@ class SentenceTransformerEncoder:
 
     def _model_digest(self) -> str:
         if self._digest is None:
-            target = Path(resolve_model(self.model)[1])
-            self._digest = folder_digest(target) if target.is_dir() else weights_digest(self.load())
+            self._digest = model_digest(resolve_model(self.model)[1], self.load)
         return self._digest
 
     def _prompts_in_folder(self) -> Optional[dict[str, str]]:

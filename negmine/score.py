@@ -8,9 +8,7 @@ cached embeddings). Positives are scored by the same reranker, so margins compar
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
@@ -42,7 +40,7 @@ class Vectors:
         self.dense = dense
         self.query_texts = query_texts
         self.doc_texts = doc_texts
-        self._q = dense.query_vectors if dense.query_vectors is not None else None
+        self._q = dense.query_vectors
         self._docs = dense.doc_vectors
         self._doc_rows: dict[int, np.ndarray] = {}
 
@@ -111,11 +109,12 @@ class CrossEncoderScorer:
         return self._ce
 
     def identity(self) -> dict[str, Any]:
-        from negmine.models import folder_digest, weights_digest
+        from negmine.models import model_digest
 
         ce = self.load()
-        digest = folder_digest(Path(self.model)) if os.path.isdir(self.model) else weights_digest(ce.model)
-        length = getattr(ce, "max_seq_length", None) if hasattr(type(ce), "max_seq_length") else ce.max_length
+        digest = model_digest(self.model, lambda: ce.model)
+        # sentence-transformers >= 5 names it max_seq_length (max_length is deprecated); older ones max_length
+        length = getattr(ce, "max_seq_length", None) or getattr(ce, "max_length", None)
         return {"type": self.name, "model": self.model, "weights": digest, "max_length": length}
 
     def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:

@@ -57,6 +57,22 @@ def _fake_encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
+def factory_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The faiss factory strings negmine builds an index for during the test (builds still happen)."""
+    import negmine.dense as dense
+
+    builds: list[str] = []
+    real = dense.build_factory_index
+
+    def counting(docs: Any, factory: str, folder: Path) -> None:
+        builds.append(factory)
+        real(docs, factory, folder)
+
+    monkeypatch.setattr(dense, "build_factory_index", counting)
+    return builds
+
+
+@pytest.fixture
 def in_dir(tmp_path: Path) -> Path:
     d = tmp_path / "in"
     d.mkdir()

@@ -142,16 +142,9 @@ def test_factory_index_close_to_exact(tmp_path: Path, vectors: tuple[np.ndarray,
 
 
 def test_factory_index_is_cached_and_reused(tmp_path: Path, vectors: tuple[np.ndarray, np.ndarray],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+                                            factory_builds: list[str]) -> None:
     docs, queries = vectors
-    builds: list[str] = []
-    real = dense.build_factory_index
-
-    def counting(d: np.ndarray, factory: str, folder: Path) -> None:
-        builds.append(factory)
-        real(d, factory, folder)
-
-    monkeypatch.setattr(dense, "build_factory_index", counting)
+    builds = factory_builds
     first = factory_retriever(tmp_path, "HNSW8", docs, queries).search(["q"] * 25, 5)
     assert builds == ["HNSW8"]
     (folder,) = list((tmp_path / "faiss").iterdir())

@@ -22,7 +22,6 @@ from helpers import (
 )
 
 import negmine
-from negmine import dense as dense_mod
 from negmine.bm25 import BM25Retriever
 
 Cli = Callable[..., Any]
@@ -415,15 +414,8 @@ def test_build_index_then_mine_encodes_no_document(tiny: dict[str, Path], tmp_pa
 
 
 def test_build_index_with_faiss_factory_is_reused(tiny: dict[str, Path], tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    builds: list[str] = []
-    real = dense_mod.build_factory_index
-
-    def counting(docs: np.ndarray, factory: str, folder: Path) -> None:
-        builds.append(factory)
-        real(docs, factory, folder)
-
-    monkeypatch.setattr(dense_mod, "build_factory_index", counting)
+                                                  factory_builds: list[str]) -> None:
+    builds = factory_builds
     idx = tmp_path / "idx"
     negmine.build_index(tiny["corpus"], idx, retriever="dense", faiss_index="HNSW16")
     assert builds == ["HNSW16"] and len(list((idx / "faiss").iterdir())) == 1

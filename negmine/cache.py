@@ -1,8 +1,21 @@
 """Content-addressed on-disk caches: text embeddings (per text, per model identity) and built indexes.
 
-Every file is written to a temporary name and renamed into place; a manifest, written last, records each file's
-size and SHA-256, and nothing whose manifest does not match is ever read: a truncated or corrupt entry is deleted
-and rebuilt.
+The embeddings of one model identity live in ``embeddings/<digest of the identity>/``:
+
+```
+identity.txt         the identity, for people
+lock                 held shared while segments are read, exclusively while they are merged
+<seg>.keys.npy       16-byte BLAKE2b digests of the texts, sorted
+<seg>.vecs.npy       their vectors (float32), in the same order
+<seg>.json           manifest: each file's size and SHA-256, the count and the dimension; written last, it commits
+                     the segment
+```
+
+Segments never change once written. New vectors are committed as new segments while they are encoded, so a
+crash loses at most the vectors of one commit; segments of the same size tier are merged (streaming, under the
+exclusive lock) once there are ``MERGE_FANIN`` of them. Every file is written under a temporary name and renamed
+into place; a segment whose files do not match its manifest is deleted (with a warning) and its texts encoded
+again, never read. Any number of processes can share a cache.
 """
 
 from __future__ import annotations
@@ -10,22 +23,38 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
-import tempfile
+import time
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from negmine.io import atomic_target, atomic_write_text, file_sha256
+from negmine.errors import StorageError, storage_error
+from negmine.io import atomic_target, atomic_write_text, file_sha256, remove_stale_temps, temp_path
 from negmine.progress import Progress
 
 logger = logging.getLogger("negmine")
 
-#: Merge a model's embedding shards into one once there are more than this many.
-MAX_SHARDS = 32
+#: Merge the segments of one size tier (counts within a factor MERGE_FANIN) once there are this many.
+MERGE_FANIN = 8
+#: Commit newly encoded vectors as a segment once this many are pending and COMMIT_SECONDS have passed since the
+#: last commit, or once MAX_PENDING are pending: a crash loses at most that much encoding work.
+COMMIT_ROWS = 512
+COMMIT_SECONDS = 10.0
+MAX_PENDING = 65536
+#: Rows copied at a time when reading or merging vectors (bounds the memory of a copy).
+COPY_BLOCK = 65536
+#: Sub-folders of a cache folder.
+CACHE_PARTS = ("embeddings", "bm25", "faiss", "tmp")
+
+#: What ``encode`` may return: all vectors at once, or (positions, vectors) batches as they are ready.
+Encoded = Union[np.ndarray, Iterable[tuple[np.ndarray, np.ndarray]]]
 
 
 def default_cache_dir() -> Path:
@@ -34,6 +63,30 @@ def default_cache_dir() -> Path:
         return Path(os.environ["NEGMINE_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "negmine"
+
+
+def prepare_cache_dir(root: Path, option: str = "--cache-dir") -> Path:
+    """Create the cache folder if needed and check, before any work, that negmine can write there.
+
+    Raises:
+        StorageError: the folder (or one of its parts) is a file, cannot be created, or is not writable.
+    """
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise StorageError(f"{root}: {option} is a file, not a folder; give a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(root, exc, f"cannot create the {option} folder") from exc
+    for part in CACHE_PARTS:
+        p = root / part
+        if p.exists() and not p.is_dir():
+            raise StorageError(f"{p}: is a file, but negmine keeps its {part} cache there; move it away or give "
+                               f"another {option}")
+    from negmine.io import check_writable
+
+    check_writable(root, option)
+    return root
 
 
 def text_hashes(texts: Sequence[str]) -> np.ndarray:
@@ -68,11 +121,14 @@ def write_manifest(
     atomic_write_text(folder / name, json.dumps(entry, sort_keys=True))
 
 
-def check_manifest(folder: Path, name: str = "manifest.json") -> Optional[dict]:
-    """The manifest if every file it lists exists with its size and SHA-256, else ``None``."""
+def check_manifest(folder: Path, name: str = "manifest.json", only: Optional[Sequence[str]] = None) -> Optional[dict]:
+    """The manifest if every file it lists (or those of them in ``only``) exists with its size and SHA-256, else
+    ``None``."""
     try:
         entry = json.loads((folder / name).read_text(encoding="utf-8"))
         for rel, meta in entry["files"].items():
+            if only is not None and rel not in only:
+                continue
             f = folder / rel
             if f.stat().st_size != meta["size"] or file_sha256(f) != meta["sha256"]:
                 return None
@@ -81,8 +137,57 @@ def check_manifest(folder: Path, name: str = "manifest.json") -> Optional[dict]:
         return None
 
 
+@contextmanager
+def file_lock(path: Path, exclusive: bool = False, wait: bool = True) -> Iterator[bool]:
+    """``flock`` on ``path`` (created if missing): shared or exclusive; with ``wait=False`` yields ``False`` at once
+    when someone else holds it. Where ``fcntl`` does not exist the lock always succeeds."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield True
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _prefix(keys: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each 16-byte key as an unsigned integer: sorted keys have sorted prefixes."""
+    return np.ascontiguousarray(keys[:, :8]).view(">u8").ravel().astype(np.uint64)
+
+
+def _sort_keys(keys: np.ndarray) -> np.ndarray:
+    """The order that sorts 16-byte keys bytewise (stable)."""
+    return np.argsort(np.ascontiguousarray(keys).view("V16").ravel(), kind="stable")
+
+
+@dataclass
+class _Segment:
+    name: str
+    keys: np.ndarray  # (n, 16) uint8, sorted
+    prefix: np.ndarray  # (n,) uint64, sorted
+    dim: int
+    verified: bool = False  # the vectors file checked against the manifest
+
+    @property
+    def count(self) -> int:
+        return int(self.keys.shape[0])
+
+
 class EmbeddingCache:
-    """Embeddings of texts under one model identity, stored as shards of (text digests, vectors).
+    """Embeddings of texts under one model identity, stored as immutable segments of (sorted text digests,
+    vectors).
 
     Args:
         root: The cache (or index) directory.
@@ -92,141 +197,359 @@ class EmbeddingCache:
     def __init__(self, root: Path, identity: str) -> None:
         self.identity = identity
         self.dir = Path(root) / "embeddings" / digest_of(identity)[:32]
-        self._loaded: Optional[tuple[list[tuple[str, np.ndarray, Path]], dict[bytes, tuple[int, int]]]] = None
+        self._segments: dict[str, _Segment] = {}
+        self._cleaned = False
 
-    def _index(self) -> tuple[list[tuple[str, np.ndarray, Path]], dict[bytes, tuple[int, int]]]:
-        """The valid shards and where each text digest is (shard, row); checked once, then kept."""
-        if self._loaded is None:
-            shards = self._shards()
-            where: dict[bytes, tuple[int, int]] = {}
-            for s, (_, skeys, _) in enumerate(shards):
-                for row, k in enumerate(skeys):
-                    where.setdefault(k.tobytes(), (s, row))
-            self._loaded = (shards, where)
-        return self._loaded
+    # --- reading ------------------------------------------------------------------------------------------------
 
-    def _shards(self) -> list[tuple[str, np.ndarray, Path]]:
-        """Valid shards as (name, keys, vectors path); corrupt ones are deleted with a warning."""
-        shards: list[tuple[str, np.ndarray, Path]] = []
+    @contextmanager
+    def _shared(self) -> Iterator[None]:
         if not self.dir.exists():
-            return shards
-        for manifest in sorted(self.dir.glob("*.json")):
-            name = manifest.stem
-            entry = check_manifest(self.dir, manifest.name)
-            if entry is None:
-                logger.warning("embedding cache: shard %s in %s is corrupt or truncated; it will be rebuilt",
-                               name, self.dir)
-                self._delete(name)
-                continue
-            shards.append((name, np.load(self.dir / f"{name}.keys.npy"), self.dir / f"{name}.vecs.npy"))
-        return shards
+            yield
+            return
+        with file_lock(self.dir / "lock"):
+            yield
+
+    def _refresh(self) -> list[_Segment]:
+        """The committed segments, largest first: new ones loaded (their keys checked), vanished ones forgotten.
+        Call with the shared lock held."""
+        names = sorted(p.name[: -len(".json")] for p in self.dir.glob("*.json")) if self.dir.exists() else []
+        for gone in set(self._segments) - set(names):
+            del self._segments[gone]
+        for name in names:
+            if name not in self._segments:
+                seg = self._load(name)
+                if seg is not None:
+                    self._segments[name] = seg
+        return sorted(self._segments.values(), key=lambda s: (-s.count, s.name))
+
+    def _load(self, name: str) -> Optional[_Segment]:
+        entry = check_manifest(self.dir, f"{name}.json", only=[f"{name}.keys.npy"])
+        if entry is None or f"{name}.vecs.npy" not in entry.get("files", {}):
+            self._drop(name, "corrupt or truncated")
+            return None
+        try:
+            keys = np.load(self.dir / f"{name}.keys.npy")
+        except (OSError, ValueError):
+            self._drop(name, "unreadable")
+            return None
+        if keys.ndim != 2 or keys.shape[1] != 16 or keys.shape[0] != entry.get("count"):
+            self._drop(name, "corrupt")
+            return None
+        return _Segment(name, keys, _prefix(keys), int(entry["dim"]))
+
+    def _drop(self, name: str, why: str) -> None:
+        if not (self.dir / f"{name}.json").exists():  # merged away by another process: nothing to report
+            return
+        logger.warning("embedding cache: segment %s in %s is %s; its texts will be encoded again", name, self.dir,
+                       why)
+        self._delete(name)
 
     def _delete(self, name: str) -> None:
-        for suffix in (".json", ".keys.npy", ".vecs.npy"):
+        for suffix in (".json", ".keys.npy", ".vecs.npy"):  # the manifest first: without it nothing is read
             (self.dir / f"{name}{suffix}").unlink(missing_ok=True)
+        self._segments.pop(name, None)
 
-    def _write_shard(self, keys: np.ndarray, vecs: np.ndarray) -> str:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if not (self.dir / "identity.txt").exists():
-            atomic_write_text(self.dir / "identity.txt", self.identity)
-        name = uuid.uuid4().hex
-        files = [self.dir / f"{name}.keys.npy", self.dir / f"{name}.vecs.npy"]
-        atomic_save_npy(files[0], np.ascontiguousarray(keys))
-        atomic_save_npy(files[1], np.ascontiguousarray(vecs.astype(np.float32)))
-        write_manifest(self.dir, files, {"count": int(len(keys)), "dim": int(vecs.shape[1])}, f"{name}.json")
-        return name
+    def _vectors(self, seg: _Segment) -> Optional[np.ndarray]:
+        """The segment's vectors, memory-mapped; checked against the manifest the first time (``None``, and the
+        segment deleted, when they do not match)."""
+        if not seg.verified:
+            entry = check_manifest(self.dir, f"{seg.name}.json", only=[f"{seg.name}.vecs.npy"])
+            if entry is None:
+                self._drop(seg.name, "corrupt or truncated")
+                return None
+            seg.verified = True
+        try:
+            vecs = np.load(self.dir / f"{seg.name}.vecs.npy", mmap_mode="r")
+        except (OSError, ValueError):
+            self._drop(seg.name, "unreadable")
+            return None
+        if vecs.shape != (seg.count, seg.dim):
+            self._drop(seg.name, "corrupt")
+            return None
+        return vecs
+
+    @staticmethod
+    def _lookup(segments: Sequence[_Segment], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each key, the index of a segment holding it and its row there (-1, -1 where none does)."""
+        n = keys.shape[0]
+        seg_of = np.full(n, -1, dtype=np.int64)
+        row_of = np.full(n, -1, dtype=np.int64)
+        prefix = _prefix(keys)
+        for s, seg in enumerate(segments):
+            todo = np.flatnonzero(seg_of < 0)
+            if todo.size == 0 or seg.count == 0:
+                continue
+            pos = np.searchsorted(seg.prefix, prefix[todo])
+            inside = pos < seg.count
+            todo, pos = todo[inside], pos[inside]
+            same = seg.prefix[pos] == prefix[todo]
+            todo, pos = todo[same], pos[same]
+            full = (seg.keys[pos] == keys[todo]).all(axis=1)
+            seg_of[todo[full]], row_of[todo[full]] = s, pos[full]
+            for i, p in zip(todo[~full], pos[~full]):  # two texts whose digests share 8 bytes: look further
+                j = int(p) + 1
+                while j < seg.count and seg.prefix[j] == prefix[i]:
+                    if (seg.keys[j] == keys[i]).all():
+                        seg_of[i], row_of[i] = s, j
+                        break
+                    j += 1
+        return seg_of, row_of
+
+    # --- the one public operation -------------------------------------------------------------------------------
 
     def get(
-        self, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray], out: Optional[np.ndarray] = None,
-        progress: Optional[Progress] = None,
+        self, texts: Sequence[str], encode: Callable[[list[str]], Encoded], out: Optional[np.ndarray] = None,
+        progress: Optional[Progress] = None, label: str = "encoding",
     ) -> tuple[np.ndarray, int, int]:
-        """Vectors for ``texts``: from the cache where present, else from ``encode`` (then stored).
+        """Vectors for ``texts``: from the cache where present, else from ``encode`` (and then stored).
 
         Args:
             texts: Texts in the order wanted.
-            encode: Called once, with the distinct texts the cache lacks.
+            encode: Called once, with the distinct texts the cache lacks (in order of first appearance). It returns
+                their vectors, or yields ``(positions, vectors)`` batches as they are ready: each batch lands in the
+                cache within ``COMMIT_SECONDS``, so a crash loses little work.
             out: Optional array (for instance a memory map) to fill; allocated when ``None``.
+            progress: Receives one stage, ``label``, advanced as vectors are encoded.
+            label: The progress stage's description.
 
         Returns:
-            (vectors, texts encoded now, texts found in the cache).
+            (vectors, distinct texts encoded now, distinct texts found in the cache).
         """
         progress = progress or Progress()
         keys = text_hashes(texts)
-        keyview = [k.tobytes() for k in keys]
-        shards, where = self._index()
-        if len(texts) == 0:
-            dim = int(np.load(shards[0][2], mmap_mode="r").shape[1]) if shards else 0
-            return (out if out is not None else np.empty((0, dim), dtype=np.float32)), 0, 0
-        missing_at: dict[bytes, int] = {}
-        for i, k in enumerate(keyview):
-            if k not in where and k not in missing_at:
-                missing_at[k] = i
-        cached = sum(1 for k in keyview if k in where)
-        new_vecs: Optional[np.ndarray] = None
-        if missing_at:
-            idx = list(missing_at.values())
-            new_vecs = np.asarray(encode([texts[i] for i in idx]), dtype=np.float32)
-            name = self._write_shard(keys[idx], new_vecs)
-            shards.append((name, keys[idx], self.dir / f"{name}.vecs.npy"))
-        dim = new_vecs.shape[1] if new_vecs is not None else int(np.load(shards[0][2], mmap_mode="r").shape[1])
+        first, inverse = _distinct(keys)
+        ukeys = keys[first]
+        if not self._cleaned and self.dir.exists():
+            remove_stale_temps(self.dir)
+            self._cleaned = True
+        dim = 0
+        for _ in range(3):  # a segment another process deleted as corrupt between our reads: look again
+            with self._shared():
+                segments = self._refresh()
+                dim = segments[0].dim if segments else dim
+                seg_of, row_of = self._lookup(segments, ukeys)
+                found_all = True
+                for s, seg in enumerate(segments):
+                    rows_here = np.flatnonzero(seg_of == s)
+                    if rows_here.size == 0:
+                        continue
+                    vecs = self._vectors(seg)
+                    if vecs is None:
+                        found_all = False
+                        seg_of[rows_here] = -1
+                        continue
+                    if out is None:
+                        out = np.empty((len(texts), seg.dim), dtype=np.float32)
+                    if seg.dim != out.shape[1]:  # another dimension under one identity: ignore that segment
+                        seg_of[rows_here] = -1
+                        continue
+                    _copy_rows(vecs, row_of[rows_here], out, first[rows_here])
+            if found_all:
+                break
+        missing = np.flatnonzero(seg_of < 0)
+        cached = len(first) - missing.size
+        if missing.size:
+            out = self._encode_missing([texts[int(i)] for i in first[missing]], ukeys[missing], first[missing],
+                                       encode, out, len(texts), progress, label)
         if out is None:
-            out = np.empty((len(texts), dim), dtype=np.float32)
-        with progress.stage("reading cached embeddings", total=len(texts)) as advance:
-            by_shard: dict[int, tuple[list[int], list[int]]] = {}
-            for i, k in enumerate(keyview):
-                hit = where.get(k)
-                if hit is not None:
-                    pos, rows = by_shard.setdefault(hit[0], ([], []))
-                    pos.append(i)
-                    rows.append(hit[1])
-            if new_vecs is not None:  # now in the index too, for the next call
-                for row, k in enumerate(missing_at):
-                    where[k] = (len(shards) - 1, row)
-            for s, (pos, rows) in by_shard.items():
-                vecs = np.load(shards[s][2], mmap_mode="r")
-                order = np.argsort(rows)
-                out[np.asarray(pos)[order]] = vecs[np.asarray(rows)[order]]
-                advance(len(pos))
-            if new_vecs is not None:
-                new_row = {k: r for r, k in enumerate(missing_at)}
-                pos = [i for i, k in enumerate(keyview) if k in new_row]
-                out[pos] = new_vecs[[new_row[keyview[i]] for i in pos]]
-                advance(len(pos))
-        if len(shards) > MAX_SHARDS:
-            self.compact()
-        return out, len(missing_at), cached
+            out = np.empty((0, dim), dtype=np.float32)
+        _fill_duplicates(out, first, inverse)
+        if missing.size:
+            self._maybe_merge()
+        return out, int(missing.size), int(cached)
 
-    def compact(self) -> None:
-        """Merge all shards into one."""
-        self._loaded = None
-        shards = self._shards()
-        keys = np.concatenate([k for _, k, _ in shards])
-        vecs = np.concatenate([np.load(p) for _, _, p in shards])
-        _, first = np.unique(keys, axis=0, return_index=True)
-        self._write_shard(keys[np.sort(first)], vecs[np.sort(first)])
-        for name, _, _ in shards:
-            self._delete(name)
-        self._loaded = None
+    # --- writing ------------------------------------------------------------------------------------------------
+
+    def _encode_missing(
+        self, texts: list[str], keys: np.ndarray, dest: np.ndarray, encode: Callable[[list[str]], Encoded],
+        out: Optional[np.ndarray], n_total: int, progress: Progress, label: str,
+    ) -> np.ndarray:
+        """Encode ``texts`` into ``out[dest]``, committing segments as batches arrive."""
+        pending: list[tuple[np.ndarray, np.ndarray]] = []
+        n_pending = 0
+        last = time.monotonic()
+        with progress.stage(label, total=len(texts)) as advance:
+            result = encode(texts)
+            batches = [(np.arange(len(texts)), result)] if isinstance(result, np.ndarray) else result
+            for positions, vecs in batches:
+                positions = np.asarray(positions, dtype=np.int64)
+                vecs = np.asarray(vecs, dtype=np.float32)
+                if vecs.ndim != 2 or vecs.shape[0] != positions.size:
+                    raise ValueError(f"the encoder returned {vecs.shape} vectors for {positions.size} texts")
+                if out is None:
+                    out = np.empty((n_total, vecs.shape[1]), dtype=np.float32)
+                out[dest[positions]] = vecs
+                pending.append((keys[positions], vecs))
+                n_pending += positions.size
+                advance(positions.size)
+                now = time.monotonic()
+                if n_pending >= MAX_PENDING or (n_pending >= COMMIT_ROWS and now - last >= COMMIT_SECONDS):
+                    self._write_segment(np.concatenate([k for k, _ in pending]),
+                                        np.concatenate([v for _, v in pending]))
+                    pending, n_pending, last = [], 0, now
+            if pending:
+                self._write_segment(np.concatenate([k for k, _ in pending]), np.concatenate([v for _, v in pending]))
+        if out is None:  # an encoder that returned nothing for no texts
+            out = np.empty((n_total, 0), dtype=np.float32)
+        return out
+
+    def _write_segment(self, keys: np.ndarray, vecs: np.ndarray) -> str:
+        """Commit (keys, vectors) as a new segment; returns its name."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(self.dir, exc, "cannot create the embedding cache folder") from exc
+        if not (self.dir / "identity.txt").exists():
+            atomic_write_text(self.dir / "identity.txt", self.identity)
+        order = _sort_keys(keys)
+        name = f"{time.time_ns():016x}-{uuid.uuid4().hex[:8]}"
+        files = [self.dir / f"{name}.keys.npy", self.dir / f"{name}.vecs.npy"]
+        atomic_save_npy(files[0], np.ascontiguousarray(keys[order]))
+        atomic_save_npy(files[1], np.ascontiguousarray(vecs[order], dtype=np.float32))
+        self._write_manifest(name, files, len(keys), int(vecs.shape[1]))
+        return name
+
+    def _write_manifest(self, name: str, files: Sequence[Path], count: int, dim: int) -> None:
+        try:
+            write_manifest(self.dir, files, {"count": int(count), "dim": int(dim)}, f"{name}.json")
+        except OSError as exc:
+            for f in files:
+                f.unlink(missing_ok=True)
+            raise storage_error(self.dir, exc, "cannot write the embedding cache") from exc
+
+    def _maybe_merge(self) -> None:
+        """Merge segments of one size tier once there are MERGE_FANIN of them, unless another process holds the
+        lock (it will merge later)."""
+        with file_lock(self.dir / "lock", exclusive=True, wait=False) as locked:
+            if not locked:
+                return
+            while True:
+                tiers: dict[int, list[_Segment]] = {}
+                for seg in self._refresh():
+                    tier = int(math.log(max(seg.count, 1), MERGE_FANIN))
+                    tiers.setdefault(tier, []).append(seg)
+                group = next((g for _, g in sorted(tiers.items()) if len(g) >= MERGE_FANIN), None)
+                if group is None:
+                    return
+                self._merge(group)
+
+    def merge_all(self) -> None:
+        """Merge every segment into one (waits for the exclusive lock)."""
+        if not self.dir.exists():
+            return
+        with file_lock(self.dir / "lock", exclusive=True):
+            segments = self._refresh()
+            if len(segments) > 1:
+                self._merge(segments)
+
+    def _merge(self, segments: list[_Segment]) -> None:
+        """Write the union of ``segments`` (distinct keys) as one new segment, streaming the vectors through a
+        memory map, then delete the old ones. Call with the exclusive lock held."""
+        sources: list[tuple[_Segment, np.ndarray]] = []
+        for seg in segments:
+            vecs = self._vectors(seg)
+            if vecs is not None:
+                sources.append((seg, vecs))
+        if len(sources) < 2:
+            return
+        dims = {seg.dim for seg, _ in sources}
+        if len(dims) != 1:
+            return
+        keys = np.concatenate([seg.keys for seg, _ in sources])
+        src = np.repeat(np.arange(len(sources)), [seg.count for seg, _ in sources])
+        row = np.concatenate([np.arange(seg.count) for seg, _ in sources])
+        order = _sort_keys(keys)
+        keys, src, row = keys[order], src[order], row[order]
+        keep = np.ones(len(keys), dtype=bool)
+        keep[1:] = (keys[1:] != keys[:-1]).any(axis=1)
+        keys, src, row = keys[keep], src[keep], row[keep]
+        name = f"{time.time_ns():016x}-{uuid.uuid4().hex[:8]}"
+        files = [self.dir / f"{name}.keys.npy", self.dir / f"{name}.vecs.npy"]
+        atomic_save_npy(files[0], keys)
+        tmp = temp_path(self.dir, files[1].name)
+        try:
+            merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(keys), dims.pop()))
+            for s, (_, vecs) in enumerate(sources):
+                dest = np.flatnonzero(src == s)
+                _copy_rows(vecs, row[dest], merged, dest)
+            merged.flush()
+            del merged
+            os.replace(tmp, files[1])
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            files[0].unlink(missing_ok=True)
+            raise storage_error(self.dir, exc, "cannot merge the embedding cache") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            files[0].unlink(missing_ok=True)
+            raise
+        self._write_manifest(name, files, len(keys), int(sources[0][0].dim))
+        for seg, _ in sources:
+            self._delete(seg.name)
+
+
+def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position of each distinct key's first appearance, in order of appearance; for every position, the index
+    of its key in that list)."""
+    if keys.shape[0] == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    _, first, inverse = np.unique(np.ascontiguousarray(keys).view("V16").ravel(), return_index=True,
+                                  return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return first[order].astype(np.int64), rank[inverse.ravel()].astype(np.int64)
+
+
+def _copy_rows(src: np.ndarray, rows: np.ndarray, dst: np.ndarray, dest: np.ndarray) -> None:
+    """``dst[dest] = src[rows]`` in blocks, reading ``src`` (a memory map) in row order."""
+    order = np.argsort(rows, kind="stable")
+    rows, dest = rows[order], dest[order]
+    for start in range(0, rows.size, COPY_BLOCK):
+        dst[dest[start : start + COPY_BLOCK]] = src[rows[start : start + COPY_BLOCK]]
+
+
+def _fill_duplicates(out: np.ndarray, first: np.ndarray, inverse: np.ndarray) -> None:
+    """Copy each distinct text's vector to its later appearances."""
+    if inverse.size == first.size:
+        return
+    dup = np.ones(inverse.size, dtype=bool)
+    dup[first] = False
+    where = np.flatnonzero(dup)
+    for start in range(0, where.size, COPY_BLOCK):
+        pos = where[start : start + COPY_BLOCK]
+        out[pos] = out[first[inverse[pos]]]
 
 
 def cached_dir(root: Path, kind: str, key: str, build: Callable[[Path], None], extra: Optional[dict] = None) -> Path:
     """A built artefact (an index folder) stored under ``root/kind/key``: reused when its manifest checks out,
-    else built by ``build(tmp_folder)``, sealed with a manifest and renamed into place."""
+    else built by ``build(tmp_folder)``, sealed with a manifest and renamed into place. Several processes may
+    build the same artefact at once: the first to finish wins, the others discard theirs."""
     target = Path(root) / kind / key
     if target.exists():
         if check_manifest(target) is not None:
             return target
         logger.warning("%s cache %s is corrupt or incomplete; rebuilding it", kind, target)
         shutil.rmtree(target, ignore_errors=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(target.parent)
+        tmp = temp_path(target.parent, key, directory=True)
+    except OSError as exc:
+        raise storage_error(target.parent, exc, f"cannot write the {kind} cache") from exc
     try:
         build(tmp)
         write_manifest(tmp, [p for p in sorted(tmp.rglob("*")) if p.is_file()], extra)
         try:
             os.replace(tmp, target)
-        except OSError:  # another run won the race; theirs is as good as ours
-            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            if check_manifest(target) is None:  # not a lost race: a real failure
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another run won the race; theirs is as good as ours
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise storage_error(target, exc, f"cannot write the {kind} cache") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

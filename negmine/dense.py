@@ -13,7 +13,7 @@ import numpy as np
 
 from negmine.cache import EmbeddingCache, cached_dir, digest_of, text_hashes
 from negmine.errors import ConfigError, InputError
-from negmine.models import Encoder
+from negmine.models import Encoder, encode_stream
 from negmine.progress import Progress
 from negmine.retrieve import Hits, topk
 
@@ -234,7 +234,8 @@ class DenseRetriever:
         cache = self._caches.get(identity)
         if cache is None:
             cache = self._caches[identity] = EmbeddingCache(self.cache_dir, identity)
-        vecs, encoded, cached = cache.get(texts, lambda missing: enc.encode(missing, kind, progress), out, progress)
+        label = f"encoding {'queries' if kind == 'query' else 'documents'} ({getattr(enc, 'name', 'model')})"
+        vecs, encoded, cached = cache.get(texts, encode_stream(enc, kind), out, progress, label)
         self.encoded += encoded
         self.cached += cached
         return vecs

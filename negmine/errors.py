@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import re
+from pathlib import Path
+from typing import Union
+
 
 class NegmineError(Exception):
     """Base class of every error negmine raises on purpose.
@@ -22,3 +27,39 @@ class ConfigError(NegmineError):
     """The options are wrong or contradict each other. Exit code 2, like any usage error."""
 
     exit_code = 2
+
+
+class StorageError(NegmineError):
+    """A file or folder negmine must write (an output, the cache) cannot be written: no permission, a read-only
+    or full file system, a file where a folder should be. Exit code 1."""
+
+    exit_code = 1
+
+
+class EmptyResultError(NegmineError):
+    """The run would write no negatives at all (every candidate dropped). Exit code 1; ``allow_empty`` accepts
+    such a run."""
+
+    exit_code = 1
+
+
+_HINTS = {
+    errno.ENOSPC: "no space left on the device: free some space or write elsewhere",
+    errno.EDQUOT: "disk quota exceeded: free some space or write elsewhere",
+    errno.EROFS: "read-only file system: write elsewhere",
+    errno.EACCES: "permission denied: write elsewhere or fix the folder's permissions",
+    errno.EPERM: "operation not permitted: write elsewhere or fix the folder's permissions",
+    errno.ENOTDIR: "a file stands where a folder should be",
+    errno.EISDIR: "a folder stands where a file should be",
+}
+
+
+def storage_error(path: Union[str, Path], exc: OSError, what: str = "") -> StorageError:
+    """A one-line ``StorageError`` for an ``OSError`` met while writing ``path``: ``PATH: reason``."""
+    code = exc.errno
+    if code is None:  # pyarrow's errors carry it in the text: "[Errno 28] No space left on device"
+        m = re.search(r"\[Errno (\d+)\]", str(exc))
+        code = int(m.group(1)) if m else None
+    text = exc.strerror or (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
+    reason = _HINTS.get(code if code is not None else -1) or text
+    return StorageError(f"{path}: {what + ': ' if what else ''}{reason}")

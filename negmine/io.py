@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from negmine.data import Corpus, Qrels, Queries
-from negmine.errors import ConfigError, InputError
+from negmine.errors import ConfigError, InputError, storage_error
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -32,13 +35,19 @@ PAIRS_ANCHOR = ("anchor", "query", "question")
 PAIRS_POSITIVE = ("positive", "pos", "document", "passage", "answer")
 
 METADATA_KEY = b"negmine"
+#: File name endings negmine writes outputs in.
+OUTPUT_SUFFIXES = (".parquet",)
 
 
-def read_schema(path: PathLike, role: str) -> pa.Schema:
-    """The schema of a Parquet file, or an InputError that says what is wrong with the file."""
+def read_schema(path: PathLike, role: str, option: Optional[str] = "") -> pa.Schema:
+    """The schema of a Parquet file, or an InputError that says what is wrong with the file.
+
+    ``option`` is the flag that gave the path (default ``--{role}``); ``None`` when no flag did.
+    """
     p = Path(path)
     if not p.exists():
-        raise InputError(f"{role} file not found: {p} (check the --{role} path)")
+        flag = f"--{role}" if option == "" else option
+        raise InputError(f"{role} file not found: {p}" + (f" (check the {flag} path)" if flag else ""))
     if p.is_dir():
         raise InputError(f"{role} path is a directory, not a Parquet file: {p}")
     try:
@@ -49,9 +58,12 @@ def read_schema(path: PathLike, role: str) -> pa.Schema:
 
 def pick_column(
     schema: pa.Schema, path: PathLike, given: Optional[str], candidates: Sequence[str], what: str, option: str,
-    required: bool = True,
+    required: bool = True, hint: Optional[str] = None,
 ) -> Optional[str]:
-    """Resolve a column: the one the user named, else the first of ``candidates`` the file has."""
+    """Resolve a column: the one the user named, else the first of ``candidates`` the file has.
+
+    ``hint`` replaces the advice to name the column with ``option`` (for files whose columns no flag names).
+    """
     names = schema.names
     if given is not None:
         if given == "" and not required:
@@ -64,8 +76,9 @@ def pick_column(
             return name
     if not required:
         return None
+    advice = hint or f"name it with {option}"
     raise InputError(
-        f"{path}: no {what} column (looked for {', '.join(candidates)}); name it with {option}. "
+        f"{path}: no {what} column (looked for {', '.join(candidates)}); {advice}. "
         f"The columns are: {', '.join(names)}"
     )
 
@@ -225,9 +238,26 @@ def check_output_path(output: PathLike, inputs: Sequence[Optional[PathLike]], op
             )
     if out.is_dir():
         raise ConfigError(f"{option} {out} is a directory; give a file path such as {out / 'negatives.parquet'}")
+    if not out.name.lower().endswith(OUTPUT_SUFFIXES):
+        raise ConfigError(f"{option} {out}: negmine writes Parquet; name the file with a "
+                          f"{' or '.join(OUTPUT_SUFFIXES)} extension")
     if not out.parent.exists():
         raise ConfigError(f"{option} {out}: folder {out.parent} does not exist")
+    check_writable(out.parent, option)
     return out
+
+
+def check_writable(folder: PathLike, what: str = "") -> None:
+    """Raise a one-line StorageError unless a file can be created in ``folder`` (tried, then removed), so a run
+    fails before its work rather than after it."""
+    remove_stale_temps(folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=_temp_prefix("write-test"), suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise storage_error(Path(folder), exc, f"{what} folder is not writable" if what else
+                            "folder is not writable") from exc
 
 
 def write_parquet(table: pa.Table, path: PathLike, metadata: Optional[dict[str, Any]] = None) -> None:
@@ -244,19 +274,76 @@ def write_parquet(table: pa.Table, path: PathLike, metadata: Optional[dict[str, 
         pq.write_table(table, tmp, compression="zstd")
 
 
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+#: ``.NAME.HOST-PID.RANDOM.tmp``: whose temporary file it is, so a later run can remove those of dead processes.
+_TEMP = re.compile(r"^\..*\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}.{_HOST}-{os.getpid()}."
+
+
+def temp_path(folder: PathLike, name: str, directory: bool = False) -> Path:
+    """A new temporary file (or folder) in ``folder`` for ``name``, named after this host and process."""
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=_temp_prefix(name), suffix=".tmp", dir=folder))
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(name), suffix=".tmp", dir=folder)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(folder: PathLike) -> int:
+    """Remove the temporary files and folders that processes of this host which no longer run (killed with -9,
+    say) left in ``folder``; returns how many. Others' are left alone."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = _TEMP.match(entry.name)
+        if m is None or m["host"] != _HOST or _alive(int(m["pid"])):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed += 1
+        except OSError:  # another run cleaned it first
+            pass
+    return removed
+
+
 @contextmanager
 def atomic_target(path: PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block succeeds, removed when
-    it fails, so a reader never sees a half-written file."""
+    it fails, so a reader never sees a half-written file. An ``OSError`` (a full disk, no permission) becomes a
+    one-line ``StorageError`` naming ``path``."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
     try:
-        yield Path(tmp)
+        tmp = temp_path(target.parent, target.name)
+    except OSError as exc:
+        raise storage_error(target, exc) from exc
+    try:
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(target, exc) from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -274,7 +361,7 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 
 def read_metadata(path: PathLike) -> dict[str, Any]:
     """The provenance negmine stored in a Parquet file it wrote."""
-    meta = read_schema(path, "output").metadata or {}
+    meta = read_schema(path, "negmine output", None).metadata or {}
     if METADATA_KEY not in meta:
         raise InputError(f"{path}: no negmine metadata; was it written by negmine mine?")
     return json.loads(meta[METADATA_KEY])

@@ -10,12 +10,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 
 from negmine.errors import ConfigError
-from negmine.progress import Progress
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 #: Files whose bytes define a model folder's identity (weights, tokenizer, pooling, prompts).
@@ -23,15 +22,39 @@ _IDENTITY_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".pt")
 
 
 class Encoder(Protocol):
-    """Turns texts into L2-normalised float32 vectors. ``identity`` changes whenever the vectors would."""
+    """Turns texts into L2-normalised float32 vectors. ``identity`` changes whenever the vectors would.
+
+    An encoder may also have ``encode_batches(texts, kind)``, yielding ``(positions, vectors)`` batches as they are
+    ready: negmine then stores each batch in the embedding cache as it comes and shows progress per batch.
+    """
 
     def identity(self, kind: str) -> str:
-        """A string that changes whenever the vectors for ``kind`` ('query' or 'document') would."""
+        """JSON text (an object) that changes whenever the vectors for ``kind`` ('query' or 'document') would; it
+        keys the embedding cache and is recorded in the output's provenance."""
         ...
 
-    def encode(self, texts: Sequence[str], kind: str, progress: Optional[Progress] = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], kind: str) -> np.ndarray:
         """Vectors of shape ``(len(texts), dim)`` for ``kind`` 'query' or 'document'."""
         ...
+
+
+#: Texts per call when an encoder has no ``encode_batches``.
+STREAM_CHUNK = 256
+
+
+def encode_stream(encoder: Encoder, kind: str) -> Callable[[list[str]], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """What the embedding cache calls with the texts it lacks: the encoder's own batches when it has
+    ``encode_batches``, else its ``encode`` on chunks of STREAM_CHUNK texts."""
+    batches = getattr(encoder, "encode_batches", None)
+    if batches is not None:
+        return lambda texts: batches(texts, kind)
+
+    def chunks(texts: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(texts), STREAM_CHUNK):
+            part = texts[start : start + STREAM_CHUNK]
+            yield np.arange(start, start + len(part)), encoder.encode(part, kind)
+
+    return chunks
 
 
 def default_model_path() -> Path:
@@ -201,25 +224,55 @@ class SentenceTransformerEncoder:
             sort_keys=True,
         )
 
-    def encode(self, texts: Sequence[str], kind: str, progress: Optional[Progress] = None) -> np.ndarray:
-        """Normalised embeddings, longest texts first in batches (as sentence-transformers does) and restored."""
-        progress = progress or Progress()
+    def token_lengths(self, texts: Sequence[str], kind: str) -> Optional[np.ndarray]:
+        """How many tokens the model sees of each text (prompt included, after truncation); ``None`` when the
+        model's input module does not say."""
         st = self.load()
-        prompt = self.prompt(kind)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out: Optional[np.ndarray] = None
-        chunk = max(self.batch_size * 16, 1)
-        label = "queries" if kind == "query" else "documents"
-        with progress.stage(f"encoding {label} ({self.name})", total=len(texts)) as advance:
-            for start in range(0, len(texts), chunk):
-                rows = order[start : start + chunk]
-                vecs = st.encode([texts[i] for i in rows], prompt=prompt or None, batch_size=self.batch_size,
+        prompt = self.prompt(kind) or None
+        preprocess = getattr(st, "preprocess", None)
+        lengths = []
+        for start in range(0, len(texts), 1024):
+            part = list(texts[start : start + 1024])
+            try:
+                feats = preprocess(part, prompt=prompt) if preprocess is not None else \
+                    st.tokenize([(prompt or "") + t for t in part])
+            except Exception:  # noqa: BLE001 - an exotic input module: fall back to its own batching
+                return None
+            mask = feats.get("attention_mask") if hasattr(feats, "get") else None
+            if mask is None:
+                return None
+            lengths.append(np.asarray(mask.sum(dim=1).cpu().numpy(), dtype=np.int64))
+        return np.concatenate(lengths) if lengths else np.empty(0, dtype=np.int64)
+
+    def encode_batches(self, texts: Sequence[str], kind: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Normalised embeddings in batches of texts of the same token length, longest first.
+
+        A batch holds no padding, so a text's vector does not depend on which other texts are encoded with it
+        (padding changes the floating-point sums by ~1e-7): the same text gets the same bytes in every run, what
+        the cache holds or not. Yields ``(positions, vectors)``.
+        """
+        st = self.load()
+        prompt = self.prompt(kind) or None
+        lengths = self.token_lengths(texts, kind)
+        if lengths is None:  # no attention mask to count: sentence-transformers' own length-sorted batches
+            lengths = np.zeros(len(texts), dtype=np.int64)
+        order = np.lexsort((np.arange(len(texts)), -lengths))
+        bounds = np.flatnonzero(np.diff(lengths[order])) + 1
+        for group in np.split(order, bounds):
+            for start in range(0, group.size, self.batch_size):
+                rows = group[start : start + self.batch_size]
+                vecs = st.encode([texts[i] for i in rows], prompt=prompt, batch_size=self.batch_size,
                                  normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-                if out is None:
-                    out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
-                out[rows] = vecs
-                advance(len(rows))
+                yield rows, np.asarray(vecs, dtype=np.float32).reshape(len(rows), -1)
+
+    def encode(self, texts: Sequence[str], kind: str) -> np.ndarray:
+        """Normalised embeddings of ``texts`` (see ``encode_batches``)."""
+        out: Optional[np.ndarray] = None
+        for rows, vecs in self.encode_batches(texts, kind):
+            if out is None:
+                out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+            out[rows] = vecs
         if out is None:
-            dim = st.get_sentence_embedding_dimension() or 0
+            dim = self.load().get_sentence_embedding_dimension() or 0
             out = np.empty((0, dim), dtype=np.float32)
         return out

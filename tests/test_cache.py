@@ -134,9 +134,9 @@ def test_mixed_hits_and_misses_keep_order(tmp_path: Path) -> None:
     assert enc.calls[1] == [TEXTS[4], TEXTS[3]]
     assert encoded == 2 and cached == 3  # TEXTS[0], TEXTS[2], TEXTS[1]
     assert np.array_equal(vecs, enc.fresh(texts))
-    # both shards now serve every text
+    # both segments now serve every text; counts are of distinct texts (TEXTS[4] appears twice)
     vecs2, encoded2, cached2 = make_cache(tmp_path).get(texts, enc)
-    assert (encoded2, cached2) == (0, len(texts)) and len(enc.calls) == 2
+    assert (encoded2, cached2) == (0, len(set(texts))) and len(enc.calls) == 2
     assert np.array_equal(vecs2, vecs)
 
 
@@ -291,17 +291,17 @@ def test_orphan_vector_files_without_manifest_are_ignored(tmp_path: Path) -> Non
     assert np.array_equal(vecs, enc.fresh(TEXTS))
 
 
-# --- compaction --------------------------------------------------------------------------------------------------
+# --- merging -----------------------------------------------------------------------------------------------------
 
-def test_compaction_keeps_every_vector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache_mod, "MAX_SHARDS", 2)
+def test_merging_keeps_every_vector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_mod, "MERGE_FANIN", 3)
     enc = Recorder()
     c = make_cache(tmp_path)
     batches = [TEXTS[0:2], TEXTS[2:3], TEXTS[3:5]]
     c.get(batches[0], enc)
     c.get(batches[1], enc)
     assert len(shard_names(c)) == 2
-    c.get(batches[2] + batches[0], enc)  # a third shard: more than MAX_SHARDS, merged into one
+    c.get(batches[2] + batches[0], enc)  # a third small segment: MERGE_FANIN of one tier, merged into one
     assert len(shard_names(c)) == 1
     assert len(list(c.dir.glob("*.npy"))) == 2
     (name,) = shard_names(c)
@@ -315,16 +315,35 @@ def test_compaction_keeps_every_vector(tmp_path: Path, monkeypatch: pytest.Monke
     no_temporary_files(tmp_path)
 
 
-def test_many_shards_compact_repeatedly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache_mod, "MAX_SHARDS", 3)
+def test_many_segments_merge_by_tier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Segments of one size tier merge once there are MERGE_FANIN of them, so their number grows with the log of
+    the cache's size, and no vector is moved more than once per tier."""
+    monkeypatch.setattr(cache_mod, "MERGE_FANIN", 3)
     enc = Recorder()
-    texts = [f"text number {i}" for i in range(12)]
-    for t in texts:
+    texts = [f"text number {i}" for i in range(30)]
+    for i, t in enumerate(texts):
         make_cache(tmp_path).get([t], enc)
-        assert len(shard_names(make_cache(tmp_path))) <= 3
+        counts = sorted(json.loads(p.read_text())["count"] for p in make_cache(tmp_path).dir.glob("*.json"))
+        assert sum(counts) == i + 1
+        # at most MERGE_FANIN - 1 segments per tier (1-2, 3-8, 9-26, 27-80)
+        tiers = [sum(1 for c in counts if lo <= c < hi) for lo, hi in ((1, 3), (3, 9), (9, 27), (27, 81))]
+        assert max(tiers) <= 2, counts
     vecs, encoded, cached = make_cache(tmp_path).get(texts, enc)
-    assert (encoded, cached) == (0, 12)
+    assert (encoded, cached) == (0, 30)
     assert np.array_equal(vecs, enc.fresh(texts))
+
+
+def test_merge_all(tmp_path: Path) -> None:
+    enc = Recorder()
+    for t in TEXTS:
+        make_cache(tmp_path).get([t], enc)
+    c = make_cache(tmp_path)
+    assert len(shard_names(c)) == len(TEXTS)
+    c.merge_all()
+    assert len(shard_names(c)) == 1
+    vecs, encoded, cached = make_cache(tmp_path).get(TEXTS, enc)
+    assert (encoded, cached) == (0, len(TEXTS)) and np.array_equal(vecs, enc.fresh(TEXTS))
+    no_temporary_files(tmp_path)
 
 
 # --- atomicity ---------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from negmine import io
-from negmine.errors import ConfigError, InputError
+from negmine.errors import ConfigError, InputError, StorageError
 
 # --- reading files -------------------------------------------------------------------------------------------
 
@@ -209,10 +209,10 @@ def test_write_parquet_failure_leaves_no_temp_and_keeps_old_file(
     out.write_bytes(b"old content")
 
     def boom(*args, **kwargs):
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(io.pq, "write_table", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match=f"^{out}: no space left on the device"):
         io.write_parquet(pa.table({"a": [1]}), out, {"k": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.parquet"]
     assert out.read_bytes() == b"old content"

@@ -64,6 +64,18 @@ class BM25Retriever:
         tokens = self.tokenizer.tokenize(list(texts), return_as="string", show_progress=False, update_vocab=True)
         return [[t for t in doc if t] for doc in tokens]
 
+    def cache_key(self, texts: Sequence[str]) -> str:
+        """What the index of ``texts`` with these settings is stored under."""
+        return digest_of(json.dumps(self.settings, sort_keys=True), text_hashes(texts).tobytes())[:32]
+
+    def is_cached(self, texts: Sequence[str], cache_dir: Path) -> bool:
+        """Whether ``cache_dir`` holds the index of ``texts`` with these settings."""
+        return (Path(cache_dir) / "bm25" / self.cache_key(texts) / "manifest.json").is_file()
+
+    def describe(self) -> str:
+        """The settings, as a person reads them."""
+        return describe_settings(self.settings)
+
     def index(self, texts: Sequence[str], progress: Optional[Progress] = None,
               cache_dir: Optional[Path] = None) -> "BM25Retriever":
         """Build the index over ``texts``; with ``cache_dir``, reuse (or store) the one built for the same texts
@@ -75,7 +87,7 @@ class BM25Retriever:
         if cache_dir is None:
             self._build(texts, progress)
             return self
-        key = digest_of(json.dumps(self.settings, sort_keys=True), text_hashes(texts).tobytes())[:32]
+        key = self.cache_key(texts)
 
         built_now = False
 
@@ -152,6 +164,21 @@ class BM25Retriever:
             hits.indices[row, : idx.size] = matching[idx]
             hits.scores[row, : idx.size] = val
         return hits
+
+
+def describe_settings(settings: dict) -> str:
+    return " ".join(f"{k}={settings[k]}" for k in ("method", "k1", "b", "stemmer", "stopwords") if k in settings)
+
+
+def cached_settings(cache_dir: Path) -> list[str]:
+    """The settings of every BM25 index stored in ``cache_dir``, described."""
+    out = []
+    for manifest in sorted((Path(cache_dir) / "bm25").glob("*/manifest.json")):
+        try:
+            out.append(describe_settings(json.loads(manifest.read_text(encoding="utf-8"))["settings"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
 
 
 def _version(package: str) -> str:

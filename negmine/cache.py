@@ -296,7 +296,15 @@ class EmbeddingCache:
                     j += 1
         return seg_of, row_of
 
-    # --- the one public operation -------------------------------------------------------------------------------
+    # --- the public operations ---------------------------------------------------------------------------------
+
+    def count_missing(self, texts: Sequence[str]) -> int:
+        """How many distinct ``texts`` have no vector in the cache (nothing is encoded)."""
+        keys = text_hashes(texts)
+        first, _ = _distinct(keys)
+        with self._shared():
+            seg_of, _ = self._lookup(self._refresh(), keys[first])
+        return int((seg_of < 0).sum())
 
     def get(
         self, texts: Sequence[str], encode: Callable[[list[str]], Encoded], out: Optional[np.ndarray] = None,

@@ -24,8 +24,8 @@ from negmine.config import (
     MineConfig,
     flag,
 )
-from negmine.errors import ConfigError, NegmineError
-from negmine.progress import Advance, Progress
+from negmine.errors import ConfigError, NegmineError, storage_error
+from negmine.progress import Advance, LineProgress, Progress
 
 D = MineConfig()  # defaults live in the config; the options below show them
 
@@ -107,6 +107,7 @@ Verbose = Annotated[bool, _opt(OUTPUT, "Also show timings per stage and debug lo
 
 @app.command()
 def mine(
+    ctx: typer.Context,
     output: Annotated[Path, _opt(INPUTS, "Parquet file to write (atomically).", "--output", "-o",
                                  show_default=False)],
     corpus: Corpus = None,
@@ -123,8 +124,8 @@ def mine(
                                                       "order, or Parquet with id and vector columns.")] = None,
     query_embeddings: Annotated[Optional[Path], _opt(INPUTS, "Precomputed query vectors: .npy in query row order, "
                                                      "or Parquet with id and vector columns.")] = None,
-    strict: Annotated[bool, _opt(INPUTS, "Fail on qrels naming unknown queries or documents instead of skipping "
-                                 "them with a warning.", "--strict")] = D.strict,
+    strict: Annotated[bool, _opt(INPUTS, "Fail on qrels naming unknown queries or documents, and on empty query "
+                                 "texts, instead of skipping them with a warning.", "--strict")] = D.strict,
     corpus_id_column: CorpusIdColumn = None,
     corpus_text_column: CorpusTextColumn = None,
     corpus_title_column: CorpusTitleColumn = None,
@@ -193,6 +194,9 @@ def mine(
                                                       "it).")] = None,
     output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}.")] = D.output_format,
     output_scores: Annotated[bool, _opt(OUTPUT, "Add score columns.", "--output-scores")] = D.output_scores,
+    allow_empty: Annotated[bool, _opt(OUTPUT, "Write the output even when every candidate was dropped (by default "
+                                      "a run that writes no negative fails, naming the rule that dropped most).",
+                                      "--allow-empty")] = D.allow_empty,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -213,7 +217,8 @@ def mine(
         config = MineConfig(**options)
         result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=config, progress=progress,
                           cache_dir=cache_dir, index_dir=index_dir, corpus_embeddings=corpus_embeddings,
-                          query_embeddings=query_embeddings, candidates_output=candidates_output)
+                          query_embeddings=query_embeddings, candidates_output=candidates_output,
+                          explicit=_given(ctx, options))
     if not quiet:
         from negmine.report import summary_rows
 
@@ -299,8 +304,16 @@ def report(
 
 
 _NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbose", "cache_dir", "index_dir",
-               "corpus_embeddings", "query_embeddings", "candidates_output"}
+               "corpus_embeddings", "query_embeddings", "candidates_output", "ctx"}
 _OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity")
+
+
+def _given(ctx: Any, names: Any) -> list[str]:
+    """The options among ``names`` that were set on the command line (not left at their defaults)."""
+    if ctx is None:
+        return []
+    sources = {n: getattr(ctx.get_parameter_source(n), "name", "") for n in names}
+    return [n for n, source in sources.items() if source in ("COMMANDLINE", "ENVIRONMENT")]
 
 
 def _optional_float(value: str, name: str) -> Union[float, str, None]:
@@ -311,7 +324,8 @@ def _optional_float(value: str, name: str) -> Union[float, str, None]:
     try:
         return float(value)
     except ValueError:
-        raise ConfigError(f"{flag(name)} takes a number or 'none', got {value!r}") from None
+        choices = "a number, 'none' or 'auto'" if name == "relative_margin" else "a number or 'none'"
+        raise ConfigError(f"{flag(name)} takes {choices}, got {value!r}") from None
 
 
 class RichProgress(Progress):
@@ -338,27 +352,47 @@ def _stderr() -> Any:
     return Console(stderr=True, highlight=False)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: temporary files are removed on the way out."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 @contextmanager
 def _reporting(quiet: bool, verbose: bool) -> Iterator[Progress]:
-    """Logging and progress for one command; NegmineError becomes a one-line message and its exit code."""
+    """Logging and progress for one command (a bar on a terminal, plain lines elsewhere). NegmineError, and any
+    OSError that reaches here, becomes a one-line message and its exit code; Ctrl-C prints 'interrupted' (130)."""
     console = _stderr()
     handler = _ConsoleHandler(console)
     log = logging.getLogger("negmine")
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if quiet and verbose:
+        log.warning("--quiet and --verbose together: no progress and no summary, but debug logs")
     try:
         if quiet:
             yield Progress()
+        elif not console.is_terminal:
+            yield LineProgress(lambda line: console.print(line, markup=False, soft_wrap=True, highlight=False))
         else:
             from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as Bar
 
             with Bar(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                     TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bar:
+                     TimeElapsedColumn(), console=console) as bar:
                 yield RichProgress(bar)
     except NegmineError as exc:
         console.print(f"negmine: error: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
+    except OSError as exc:  # an edge the library did not name: still one line, with the path
+        where = exc.filename or "negmine"
+        console.print(f"negmine: error: {storage_error(where, exc)}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt as exc:
+        console.print("negmine: interrupted", markup=False)
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
     finally:
         log.removeHandler(handler)
 
@@ -388,6 +422,9 @@ def _print_table(title: str, rows: list[tuple[str, str]], seconds: dict[str, flo
 
 def main() -> None:
     """Entry point of the ``negmine`` console script."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app(prog_name="negmine")
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Collection, Optional, Union
 
 from negmine.errors import ConfigError
 
@@ -23,6 +24,8 @@ AUTO_MARGIN_BI_ENCODER = 0.15
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 SAMPLING_STRATEGIES = ("top", "random")
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-list")
+#: Devices torch knows by these names (an index after a colon where several exist).
+DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu|hpu)(:\d+)?)$")
 
 
 def flag(field: str) -> str:
@@ -90,7 +93,10 @@ class MineConfig:
         seed: Seed of the random generator (``random`` sampling).
         output_format: ``triplet``, ``n-tuple`` or ``labeled-list``.
         output_scores: Add score columns to the output.
-        strict: Fail, instead of warning and skipping, on qrels that name unknown queries or documents.
+        strict: Fail, instead of warning and skipping, on qrels that name unknown queries or documents, and on
+            queries with empty text.
+        allow_empty: Accept a run that writes no negatives at all (by default it is an error that names the rule
+            that dropped most candidates).
     """
 
     corpus_id_column: Optional[str] = None
@@ -142,6 +148,7 @@ class MineConfig:
     output_format: str = "triplet"
     output_scores: bool = False
     strict: bool = False
+    allow_empty: bool = False
 
     def __post_init__(self) -> None:
         _choice("retriever", self.retriever, RETRIEVERS)
@@ -150,6 +157,8 @@ class MineConfig:
         _choice("margin_reference", self.margin_reference, MARGIN_REFERENCES)
         if isinstance(self.relative_margin, str) and self.relative_margin != "auto":
             raise ConfigError(f"{flag('relative_margin')} takes a number, auto or none; got {self.relative_margin!r}")
+        if not DEVICE.match(self.device):
+            raise ConfigError(f"{flag('device')} must be auto, cpu, cuda, cuda:N, mps or xpu; got {self.device!r}")
         for name in ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity"):
             value = getattr(self, name)
             if isinstance(value, float) and math.isnan(value):
@@ -195,10 +204,36 @@ class MineConfig:
 
     @property
     def relative_margin_value(self) -> Optional[float]:
-        """The relative margin in force: ``auto`` resolved by whether a cross-encoder reranker scores."""
+        """The relative margin in force, ``auto`` resolved as if ``--reranker`` (when given) were a cross-encoder."""
+        return self.relative_margin_for(None)
+
+    def relative_margin_for(self, judge_kind: Optional[str]) -> Optional[float]:
+        """The relative margin in force when ``judge_kind`` scores: ``auto`` is the cross-encoder margin for
+        ``cross-encoder`` (and for an unknown judge when ``--reranker`` is given), else the bi-encoder margin."""
         if self.relative_margin == "auto":
-            return AUTO_MARGIN_CROSS_ENCODER if self.reranker else AUTO_MARGIN_BI_ENCODER
+            cross = judge_kind == "cross-encoder" or (judge_kind is None and bool(self.reranker))
+            return AUTO_MARGIN_CROSS_ENCODER if cross else AUTO_MARGIN_BI_ENCODER
         return None if self.relative_margin is None else float(self.relative_margin)
+
+    def ineffective(self, given: Collection[str]) -> list[str]:
+        """Warnings for options in ``given`` (set explicitly by the caller) that have no effect with the others."""
+        margins = any(v is not None for v in (self.absolute_margin, self.relative_margin_value))
+        checks = [
+            ("seed", self.sampling_strategy == "top", f"with {flag('sampling_strategy')} top"),
+            ("fusion", self.retriever != "hybrid", f"with {flag('retriever')} {self.retriever}"),
+            ("rrf_k", self.retriever != "hybrid" or self.fusion != "rrf",
+             f"with {flag('retriever')} {self.retriever}" if self.retriever != "hybrid" else f"with {flag('fusion')} "
+             f"{self.fusion}"),
+            ("faiss_index", self.retriever == "bm25", f"with {flag('retriever')} bm25"),
+            ("reranker_batch_size", self.reranker is None, f"without {flag('reranker')}"),
+            ("reranker_max_length", self.reranker is None, f"without {flag('reranker')}"),
+            ("margin_reference", not margins, "without a margin"),
+            ("score_all", not (margins or self.max_score is not None or self.min_score is not None),
+             "without a score rule (margins, --max-score, --min-score)"),
+        ]
+        checks += [(f"bm25_{p}", self.retriever == "dense", f"with {flag('retriever')} dense")
+                   for p in ("k1", "b", "method", "stemmer", "stopwords")]
+        return [f"{flag(name)} has no effect {why}" for name, useless, why in checks if name in given and useless]
 
     def replace(self, **changes: Any) -> "MineConfig":
         """A copy with some fields changed (validated again)."""

@@ -240,6 +240,12 @@ class DenseRetriever:
         self.cached += cached
         return vecs
 
+    def missing(self, texts: Sequence[str], kind: str) -> int:
+        """How many distinct ``texts`` of ``kind`` the cache has no vector for."""
+        if self.encoder is None:
+            return 0
+        return EmbeddingCache(self.cache_dir, self.encoder.identity(kind)).count_missing(texts)
+
     def index(self, texts: Sequence[str], progress: Optional[Progress] = None,
               vectors: Optional[np.ndarray] = None) -> "DenseRetriever":
         """Embed the corpus through the cache (or take the given ``vectors``) for searching."""

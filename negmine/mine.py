@@ -13,23 +13,25 @@ import numpy as np
 import pyarrow as pa
 
 from negmine import filters, io
-from negmine.config import MineConfig
+from negmine.cache import prepare_cache_dir
+from negmine.config import MineConfig, flag
 from negmine.data import Corpus, Positives, Qrels, Queries, match_positives, pairs_to_inputs
 from negmine.dense import DenseRetriever, read_embeddings
-from negmine.errors import ConfigError, InputError
-from negmine.models import Encoder
+from negmine.errors import ConfigError, EmptyResultError, InputError
+from negmine.models import Encoder, check_device
 from negmine.progress import Progress
 from negmine.report import MineStats, score_summary
 from negmine.retrieve import Hits, Retriever
 from negmine.sample import sampling_orders, take_first
 from negmine.score import (
     BiEncoderScorer,
-    CrossEncoderScorer,
+    Judge,
     ScoredCandidates,
     Scorer,
     ScoreRules,
     Vectors,
     lazy_select,
+    load_judge,
 )
 from negmine.write import Selection, build_candidates_table, build_table, negatives_in
 
@@ -115,10 +117,14 @@ def load_inputs(
     return Inputs(c, q, r, files)
 
 
-def make_encoder(config: MineConfig) -> Encoder:
-    """The bi-encoder the config names (loaded lazily, on first use)."""
+def make_encoder(config: MineConfig, model: Optional[str] = None) -> Encoder:
+    """The bi-encoder the config names (loaded lazily, on first use); with ``model``, that model as a judge
+    (``--reranker``), with its own prompts and the reranker's batch size and length."""
     from negmine.models import SentenceTransformerEncoder
 
+    if model is not None:
+        return SentenceTransformerEncoder(model, batch_size=config.reranker_batch_size,
+                                          max_seq_length=config.reranker_max_length, device=config.device)
     return SentenceTransformerEncoder(
         config.model, config.query_prompt, config.corpus_prompt, config.query_prompt_name,
         config.corpus_prompt_name, config.batch_size, config.max_seq_length, config.device,
@@ -173,6 +179,7 @@ def mine(
     query_embeddings: Optional[Source] = None,
     encoder: Optional[Encoder] = None,
     candidates_output: Optional[Source] = None,
+    explicit: Optional[Sequence[str]] = None,
     **options: Any,
 ) -> MineResult:
     """Mine hard negatives: retrieve candidates for each query, drop its positives, sample, lay out for training.
@@ -195,6 +202,8 @@ def mine(
         encoder: An ``Encoder`` to use instead of loading ``config.model`` (tests use a fake one).
         candidates_output: Parquet path for an audit of every candidate: its ranks and scores, and whether it
             was selected, kept, not scored, or which rule dropped it.
+        explicit: The option names the caller set on purpose (default: the keys of ``options``); those that have
+            no effect with the others are warned about.
 
     Returns:
         The table, the statistics and the provenance.
@@ -202,11 +211,20 @@ def mine(
     Raises:
         ConfigError: Options that contradict each other or an output path that is an input.
         InputError: Inputs that are missing, unreadable or malformed.
+        StorageError: An output or cache folder that cannot be written (checked before any work).
+        EmptyResultError: Every candidate was dropped (unless ``allow_empty``).
     """
     config = (config or MineConfig()).replace(**options) if options else (config or MineConfig())
     progress = progress or Progress()
     seconds: dict[str, float] = {}
     warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        logger.warning(message)
+
+    for message in config.ineffective(set(options) if explicit is None else explicit):
+        warn(message)
     paths = [x for x in (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
              if isinstance(x, (str, Path))]
     out_path = io.check_output_path(output, paths) if output is not None else None
@@ -214,7 +232,8 @@ def mine(
         if candidates_output is not None else None
     if cand_path is not None and out_path is not None and cand_path.resolve() == out_path.resolve():
         raise ConfigError("--candidates-output and --output are the same file; give two paths")
-    cache = resolve_cache_dir(cache_dir, index_dir)
+    cache = prepare_cache_dir(resolve_cache_dir(cache_dir, index_dir),
+                              "--index-dir" if index_dir is not None else "--cache-dir")
 
     t = time.perf_counter()
     with progress.stage("reading inputs"):
@@ -223,13 +242,20 @@ def mine(
     seconds["read"] = time.perf_counter() - t
     stats = _input_stats(inputs, positives)
     if positives.unknown_query_rows or positives.unknown_doc_rows:
-        msg = (
-            f"{inputs.qrels.source}: skipped {positives.unknown_query_rows:,} rows naming unknown queries and "
-            f"{positives.unknown_doc_rows:,} naming unknown documents, e.g. {', '.join(positives.unknown_examples)} "
-            "(--strict makes this an error)"
-        )
-        warnings.append(msg)
-        logger.warning(msg)
+        warn(f"{inputs.qrels.source}: skipped {positives.unknown_query_rows:,} rows naming unknown queries and "
+             f"{positives.unknown_doc_rows:,} naming unknown documents, e.g. {', '.join(positives.unknown_examples)} "
+             "(--strict makes this an error)")
+    empty = [i for i, p in enumerate(positives.by_query) if p and not inputs.queries.texts[i].strip()]
+    if empty:
+        where = f"{inputs.queries.source}: row {empty[0]} (id {str(inputs.queries.ids[empty[0]])!r})"
+        if config.strict or len(empty) == stats.queries_mined:
+            raise InputError(f"{where}: the query text is empty" + (
+                "" if config.strict else "; every query with positives has an empty text, so there is nothing to mine"))
+        warn(f"{where}: the query text is empty; skipped {len(empty):,} such queries (--strict makes this an error)")
+        for i in empty:
+            positives.by_query[i] = []
+        stats.queries_empty_text = len(empty)
+        stats.queries_mined -= len(empty)
 
     mined = [i for i, p in enumerate(positives.by_query) if p]
     pos_lists = [positives.by_query[i] for i in mined]
@@ -241,6 +267,18 @@ def mine(
             f"has {n_docs} documents, so no query can get that many besides its positives; lower --num-negatives"
         )
 
+    qtexts = [inputs.queries.texts[i] for i in mined]
+    rules = score_rules_of(config)
+    if config.retriever != "bm25" or rules.active or config.reranker:
+        check_device(config.device)
+    judge = load_judge(config.reranker, lambda model: make_encoder(config, model), qtexts, inputs.corpus.texts,
+                       config.reranker_batch_size, config.reranker_max_length, config.device) \
+        if rules.need_scores else Judge()
+    rules = score_rules_of(config, judge.kind)
+    if index_dir is not None:
+        for message in _index_dir_gaps(config, inputs.corpus, cache, encoder, corpus_embeddings is not None):
+            warn(message)
+
     t = time.perf_counter()
     retriever, dense, hits = _retrieve(config, inputs, mined, pos_lists, cache, encoder, corpus_embeddings,
                                        query_embeddings, progress)
@@ -249,19 +287,17 @@ def mine(
         stats.texts_encoded, stats.texts_cached = dense.encoded, dense.cached
 
     t = time.perf_counter()
-    qtexts = [inputs.queries.texts[i] for i in mined]
     normalized = _normalized_texts(inputs.corpus, hits.indices, pos_lists)
     reasons = filters.apply_rules(hits.indices, pos_lists, config.range_min, config.range_max, normalized)
     orders = sampling_orders([np.flatnonzero(row == filters.KEPT) for row in reasons], [len(p) for p in pos_lists],
                              config.sampling_strategy, config.seed)
-    rules = score_rules_of(config)
     scored: Optional[ScoredCandidates] = None
     scorer_name = None
     if rules.active:
         if dense is None:
             dense = DenseRetriever(encoder or make_encoder(config), cache, config.faiss_index, config.device)
         vectors = Vectors(dense, qtexts, inputs.corpus.texts)
-        scorer = make_scorer(config, vectors, qtexts, inputs.corpus.texts)
+        scorer = make_scorer(judge, vectors, cache, qtexts, inputs.corpus.texts)
         scorer_name = scorer.name
         scored = lazy_select(hits.indices, reasons, pos_lists, orders, config.num_negatives, scorer, rules, vectors,
                              config.score_all, progress)
@@ -283,6 +319,8 @@ def mine(
 
     _finish_stats(stats, config, inputs, hits, reasons, sel, table, scored if rules.need_scores else None,
                   scorer_name)
+    if stats.negatives_written == 0 and not config.allow_empty:
+        raise EmptyResultError(_why_empty(stats))
 
     candidates_table = None
     if candidates_output is not None:
@@ -408,17 +446,64 @@ def _input_stats(inputs: Inputs, positives: Positives) -> MineStats:
     )
 
 
-def score_rules_of(config: MineConfig) -> ScoreRules:
+def score_rules_of(config: MineConfig, judge_kind: Optional[str] = None) -> ScoreRules:
+    """The score rules of the config; ``judge_kind`` resolves ``relative_margin="auto"`` (default: a
+    cross-encoder when ``--reranker`` is given)."""
     return ScoreRules(config.max_positive_similarity, config.max_score, config.min_score, config.absolute_margin,
-                      config.relative_margin_value, config.margin_reference)
+                      config.relative_margin_for(judge_kind), config.margin_reference)
 
 
-def make_scorer(config: MineConfig, vectors: Vectors, query_texts: list[str], doc_texts: list[str]) -> Scorer:
-    """The cross-encoder the config names, else the bi-encoder."""
-    if config.reranker:
-        return CrossEncoderScorer(config.reranker, query_texts, doc_texts, config.reranker_batch_size,
-                                  config.reranker_max_length, config.device)
+def make_scorer(judge: Judge, vectors: Vectors, cache: Path, query_texts: list[str], doc_texts: list[str]) -> Scorer:
+    """The scorer of a loaded judge: the cross-encoder, another bi-encoder (through the cache), or the retrieval
+    bi-encoder's own vectors."""
+    if judge.cross is not None:
+        return judge.cross
+    if judge.encoder is not None:
+        return BiEncoderScorer(Vectors(DenseRetriever(judge.encoder, cache), query_texts, doc_texts))
     return BiEncoderScorer(vectors)
+
+
+def _why_empty(stats: MineStats) -> str:
+    """The message of a run that would write nothing: the rule that dropped most, and the knob to turn."""
+    if stats.candidates_seen == stats.dropped.get("positive", 0):
+        return ("no negatives written: no query retrieved a candidate besides its positives (BM25 needs words "
+                "shared with the query: check the texts, or use --retriever dense or hybrid); --allow-empty writes "
+                "an empty file anyway")
+    rule, count = max(((r, n) for r, n in stats.dropped.items() if r != "positive"), key=lambda kv: kv[1])
+    knobs = {"relative_margin": f"lower {flag('relative_margin')} (or none)",
+             "absolute_margin": f"lower {flag('absolute_margin')} (or none)",
+             "max_score": f"raise {flag('max_score')}", "min_score": f"lower {flag('min_score')}",
+             "near_duplicate": f"raise {flag('max_positive_similarity')}",
+             "rank_window": f"raise {flag('range_max')} or lower {flag('range_min')}",
+             "positive": "the corpus holds little besides the positives: add documents",
+             "duplicate_text": "the candidates repeat the positives' texts"}
+    return (f"no negatives written: every candidate was dropped, most by the {rule.replace('_', ' ')} rule "
+            f"({count:,} of {stats.candidates_seen:,}); {knobs.get(rule, 'loosen that rule')}, or pass "
+            "--allow-empty to write an empty file anyway")
+
+
+def _index_dir_gaps(config: MineConfig, corpus: Corpus, folder: Path, encoder: Optional[Encoder],
+                    vectors_given: bool) -> list[str]:
+    """What an ``--index-dir`` lacks for this run (it will be built into it now), as warnings."""
+    from negmine.bm25 import BM25Retriever, cached_settings
+
+    gaps = []
+    if config.retriever in ("bm25", "hybrid"):
+        bm25 = BM25Retriever(config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer,
+                             config.bm25_stopwords)
+        if not bm25.is_cached(corpus.texts, folder):
+            held = "; ".join(cached_settings(folder)) or "none"
+            gaps.append(f"--index-dir {folder}: no BM25 index of this corpus with these settings ({bm25.describe()}); "
+                        f"building one there now (it holds: {held}). Build it ahead with negmine index and the same "
+                        "options")
+    if config.retriever != "bm25" and not vectors_given:
+        dense = DenseRetriever(encoder or make_encoder(config), folder)
+        missing = dense.missing(corpus.texts, "document")
+        if missing:
+            gaps.append(f"--index-dir {folder}: {missing:,} of {len(corpus):,} documents have no embedding there "
+                        f"from this model; encoding them into it now (negmine index --retriever "
+                        f"{config.retriever} builds them ahead)")
+    return gaps
 
 
 def _normalized_texts(corpus: Corpus, indices: np.ndarray, positives: list[list[int]]) -> dict[int, str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
@@ -120,6 +122,39 @@ def _quiet_transformers() -> None:
         pass
 
 
+@contextmanager
+def transformers_log() -> Iterator[list[str]]:
+    """Collect (instead of printing) what transformers logs at warning level or above inside the block: its
+    report of weights missing from a checkpoint is how a model with an untrained head shows itself."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    root = hf_logging.get_logger()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()
+    hf_logging.disable_default_handler()
+    root.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        hf_logging.enable_default_handler()
+        hf_logging.set_verbosity(verbosity)
+
+
+def missing_weights(log: Sequence[str]) -> bool:
+    """Whether transformers reported weights that were not in the checkpoint and were initialised at random."""
+    return any(re.search(r"newly initiali[sz]ed|\bMISSING\b", line) for line in log)
+
+
 def pick_device(device: str) -> str:
     """``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``."""
     if device != "auto":
@@ -127,6 +162,71 @@ def pick_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(device: str) -> None:
+    """Raise a ConfigError unless torch can use ``device`` here (``auto`` always can)."""
+    if device in ("auto", "cpu"):
+        return
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "mps":
+        ok, count = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()), 1
+    else:
+        backend = getattr(torch, kind, None)
+        ok = bool(backend is not None and backend.is_available())
+        count = int(backend.device_count()) if ok else 0
+    if not ok:
+        raise ConfigError(f"--device {device}: torch {torch.__version__} sees no {kind} device on this machine; use "
+                          "--device cpu or auto")
+    if index and int(index) >= count:
+        raise ConfigError(f"--device {device}: torch sees {count} {kind} device(s), numbered from 0")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def model_files(name: str) -> Optional[Path]:
+    """The local folder of a model: ``name`` itself when it is a folder, else its snapshot in the Hugging Face
+    cache (``None`` when neither exists)."""
+    folder = Path(name)
+    if folder.is_dir():
+        return folder
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not a hub id, or not downloaded
+        return None
+
+
+def model_kind(name: str) -> Optional[str]:
+    """What a model folder holds, from its files: ``cross-encoder`` (a sequence-classification head),
+    ``bi-encoder`` (a sentence-transformers embedding model), ``transformer`` (a bare model with neither), or
+    ``None`` when the files cannot be seen (a hub id not downloaded yet)."""
+    folder = model_files(name)
+    if folder is None:
+        return None
+    st_type = _read_json(folder / "config_sentence_transformers.json").get("model_type")
+    if st_type == "CrossEncoder":
+        return "cross-encoder"
+    if st_type == "SentenceTransformer":
+        return "bi-encoder"
+    if st_type == "SparseEncoder":
+        return "sparse-encoder"
+    modules = (folder / "modules.json").read_text(encoding="utf-8") if (folder / "modules.json").exists() else ""
+    if "Pooling" in modules:
+        return "bi-encoder"
+    architectures = _read_json(folder / "config.json").get("architectures") or []
+    if any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        return "cross-encoder"
+    return "transformer"
 
 
 @dataclass
@@ -164,6 +264,9 @@ class SentenceTransformerEncoder:
             name, target = resolve_model(self.model)
             if name == DEFAULT_MODEL:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            elif model_kind(target) == "cross-encoder":
+                raise ConfigError(f"--model {name} is a cross-encoder (it scores pairs, it does not embed texts): "
+                                  "give it to --reranker, and a sentence-transformers embedding model to --model")
             from sentence_transformers import SentenceTransformer
 
             _quiet_transformers()

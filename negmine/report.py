@@ -21,6 +21,7 @@ class MineStats:
     queries: int = 0
     queries_mined: int = 0
     queries_without_positives: int = 0
+    queries_empty_text: int = 0
     positives: int = 0
     documents: int = 0
     qrels_rows: int = 0

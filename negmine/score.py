@@ -92,17 +92,33 @@ class CrossEncoderScorer:
     _ce: Any = field(default=None, init=False, repr=False)
 
     def load(self) -> Any:
+        """The CrossEncoder, loaded once and checked: a bi-encoder, a bare transformer, or a checkpoint whose
+        classification weights are missing (transformers would initialise them at random) is refused."""
         if self._ce is None:
-            from negmine.models import _quiet_transformers, pick_device
+            from negmine.models import _quiet_transformers, missing_weights, model_kind, pick_device, transformers_log
 
+            kind = model_kind(self.model)
+            if kind in ("bi-encoder", "sparse-encoder", "transformer"):
+                what = {"bi-encoder": "a sentence-transformers embedding model (bi-encoder)",
+                        "sparse-encoder": "a sparse embedding model",
+                        "transformer": "a bare transformer without a classification head"}[kind]
+                raise ConfigError(f"--reranker {self.model}: is {what}, not a cross-encoder; give a cross-encoder "
+                                  "(a sequence-classification model with one output), or a sentence-transformers "
+                                  "bi-encoder to judge by cosine")
             _quiet_transformers()
             from sentence_transformers import CrossEncoder
 
             try:
-                self._ce = CrossEncoder(self.model, device=pick_device(self.device), max_length=self.max_length)
+                with transformers_log() as log:
+                    self._ce = CrossEncoder(self.model, device=pick_device(self.device), max_length=self.max_length)
             except Exception as exc:  # noqa: BLE001 - any loader failure is a usage problem
                 raise ConfigError(f"--reranker {self.model}: could not load it "
                                   f"({str(exc).splitlines()[0][:300]})") from exc
+            if missing_weights(log):
+                self._ce = None
+                raise ConfigError(f"--reranker {self.model}: its checkpoint lacks the classification weights "
+                                  "(transformers initialised them at random, so every score would be noise); give a "
+                                  "trained cross-encoder")
             if getattr(self._ce, "num_labels", 1) != 1:
                 raise ConfigError(f"--reranker {self.model}: has {self._ce.num_labels} output labels; a reranker "
                                   "has one relevance score")
@@ -123,6 +139,42 @@ class CrossEncoderScorer:
         pairs = [(self.query_texts[int(q)], self.doc_texts[int(d)]) for q, d in zip(query_rows, docs)]
         out = self.load().predict(pairs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True)
         return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+@dataclass
+class Judge:
+    """Who scores (query, document) pairs for the score rules, loaded and checked before retrieval starts.
+
+    Attributes:
+        kind: ``self`` (the retrieval bi-encoder judges its own candidates), ``bi-encoder`` (another embedding model,
+            by cosine) or ``cross-encoder``.
+        encoder: The judging bi-encoder (kind ``bi-encoder``).
+        cross: The cross-encoder scorer (kind ``cross-encoder``).
+    """
+
+    kind: str = "self"
+    encoder: Any = None
+    cross: Optional[CrossEncoderScorer] = None
+
+
+def load_judge(reranker: Optional[str], make_encoder: Any, query_texts: Sequence[str], doc_texts: Sequence[str],
+               batch_size: int = 32, max_length: Optional[int] = None, device: str = "auto") -> Judge:
+    """The judge ``--reranker`` names, loaded now so that a wrong model fails before any retrieval: a
+    sentence-transformers bi-encoder (recognised from its files) judges by cosine, anything else must be a trained
+    cross-encoder. ``make_encoder(model)`` builds the bi-encoder."""
+    if not reranker:
+        return Judge()
+    from negmine.models import model_kind
+
+    if model_kind(reranker) == "bi-encoder":
+        encoder = make_encoder(reranker)
+        load = getattr(encoder, "load", None)
+        if load is not None:
+            load()
+        return Judge("bi-encoder", encoder=encoder)
+    cross = CrossEncoderScorer(reranker, query_texts, doc_texts, batch_size, max_length, device)
+    cross.load()
+    return Judge("cross-encoder", cross=cross)
 
 
 @dataclass

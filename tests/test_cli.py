@@ -429,7 +429,7 @@ def _negatives(table: pa.Table) -> set:
 def test_bm25_stemmer(cli: Cli, stem_data: dict[str, Path], out_dir: Path) -> None:
     default = run_ok(cli, stem_data, out_dir / "a.parquet", "-q", "-n", "2")
     assert _negatives(default) == {"stem"}
-    none = run_ok(cli, stem_data, out_dir / "b.parquet", "-q", "-n", "2", "--bm25-stemmer", "none")
+    none = run_ok(cli, stem_data, out_dir / "b.parquet", "-q", "-n", "2", "--bm25-stemmer", "none", "--allow-empty")
     assert _negatives(none) == set()
     porter = run_ok(cli, stem_data, out_dir / "c.parquet", "-q", "-n", "2", "--bm25-stemmer", "porter")
     assert _negatives(porter) == {"stem"}

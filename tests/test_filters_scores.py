@@ -431,7 +431,7 @@ def test_nan_is_not_a_number(cli: Cli, tiny: dict[str, Path], out_dir: Path, fla
 
 def test_equal_min_and_max_score_is_allowed(cli: Cli, tiny: dict[str, Path], out_dir: Path) -> None:
     out = out_dir / "o.parquet"
-    run(cli, tiny, out, "--min-score", "0.2", "--max-score", "0.2", "-n", "1")
+    run(cli, tiny, out, "--min-score", "0.2", "--max-score", "0.2", "-n", "1", "--allow-empty")
     table = read_table(out)
     # nothing on the tiny set scores exactly 0.2: every candidate is dropped and every query is short
     assert table.num_rows == 0

@@ -127,10 +127,25 @@ def match_positives(qrels: Qrels, queries: Queries, corpus: Corpus, strict: bool
             seen[q].add(d)
             by_query[q].append(d)
     if result.count == 0:
-        raise InputError(
-            f"{qrels.source}: no row names a known query and document with a score > 0, so there is nothing to mine"
-        )
+        raise InputError(_nothing_matched(qrels, queries, corpus))
     return result
+
+
+def _nothing_matched(qrels: Qrels, queries: Queries, corpus: Corpus) -> str:
+    """Why no qrels row gave a positive: every score <= 0, or ids whose type or form differ from the inputs'."""
+    rows = [i for i, s in enumerate(qrels.scores) if s is not None and s > 0]
+    if not rows:
+        return (f"{qrels.source}: every row has a score <= 0, so no document is a positive and there is nothing to "
+                "mine (check --qrels-score-column)")
+
+    def show(value: Any) -> str:
+        return f"{value!r} ({type(value).__name__})"
+
+    r = rows[0]
+    return (f"{qrels.source}: no row names a known query and document with a score > 0, so there is nothing to "
+            f"mine: the ids differ in type or form, e.g. row {r} names query {show(qrels.query_ids[r])} and document "
+            f"{show(qrels.doc_ids[r])}, while the query ids look like {show(queries.ids[0])} and the corpus ids "
+            f"like {show(corpus.ids[0])} (ids match by their text: 12 matches '12', not '012' or 'doc12')")
 
 
 def pairs_to_inputs(

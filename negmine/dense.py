@@ -144,7 +144,8 @@ def read_embeddings(path: Path, ids: Sequence[Any], role: str) -> np.ndarray:
     """User-supplied embeddings, L2-normalised, in the order of ``ids``.
 
     ``.npy``: one row per input row, in the input file's row order. Parquet: an id column (``id``, ``_id`` or the
-    first column) and a list-of-floats column (``embedding``, ``vector`` or ``emb``).
+    first column) and a list-of-floats column (``embedding``, ``vector`` or ``emb``). A row holding NaN or an
+    infinity is an error.
     """
     p = Path(path)
     option = f"--{role}-embeddings"
@@ -158,6 +159,9 @@ def read_embeddings(path: Path, ids: Sequence[Any], role: str) -> np.ndarray:
         if vecs.ndim != 2 or vecs.shape[0] != len(ids):
             raise InputError(f"{p}: shape {vecs.shape}, expected ({len(ids)}, dim): one row per {role} row, "
                              "in the input's row order")
+        if not np.issubdtype(vecs.dtype, np.floating):
+            raise InputError(f"{p}: holds {vecs.dtype}; vectors must be floating-point numbers")
+        _check_finite(vecs, p, "row")
         return normalize(np.asarray(vecs, dtype=np.float32))
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -165,12 +169,13 @@ def read_embeddings(path: Path, ids: Sequence[Any], role: str) -> np.ndarray:
     from negmine.io import pick_column, read_schema
 
     schema = read_schema(p, f"{role}-embeddings")
-    idc = pick_column(schema, p, None, ("id", "_id", f"{role}_id", schema.names[0]), "id", option)
-    vc = pick_column(schema, p, None, ("embedding", "vector", "emb", "embeddings"), "vector", option)
+    hint = f"{option} takes a .npy file, or a Parquet file with an id column and a vector (list of floats) column"
+    idc = pick_column(schema, p, None, ("id", "_id", f"{role}_id", schema.names[0]), "id", option, hint=hint)
+    vc = pick_column(schema, p, None, ("embedding", "vector", "emb", "embeddings"), "vector", option, hint=hint)
     table = pq.read_table(p, columns=[idc, vc])  # type: ignore[list-item]
     col = table.column(vc)  # type: ignore[arg-type]
     if not (pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type)):
-        raise InputError(f"{p}: column {vc!r} holds {col.type}; vectors must be lists of floats")
+        raise InputError(f"{p}: column {vc!r} holds {col.type}; vectors must be lists of floats ({hint})")
     row_of = {str(k): r for r, k in enumerate(table.column(idc).to_pylist())}  # type: ignore[arg-type]
     vectors = col.to_pylist()
     out: Optional[np.ndarray] = None
@@ -185,9 +190,22 @@ def read_embeddings(path: Path, ids: Sequence[Any], role: str) -> np.ndarray:
             out = np.empty((len(ids), len(v)), dtype=np.float32)
         if len(v) != out.shape[1]:
             raise InputError(f"{p}: column {vc!r} row {r}: {len(v)} values, expected {out.shape[1]}")
+        if any(x is None for x in v):
+            raise InputError(f"{p}: column {vc!r} row {r}: the vector holds a null")
         out[i] = v
+        if not np.isfinite(out[i]).all():
+            raise InputError(f"{p}: column {vc!r} row {r}: the vector holds NaN or an infinity")
     assert out is not None
     return normalize(out)
+
+
+def _check_finite(vecs: np.ndarray, path: Path, what: str) -> None:
+    """An InputError naming the first row of ``vecs`` that holds NaN or an infinity (checked in blocks)."""
+    for start in range(0, vecs.shape[0], DOC_BLOCK):
+        block = np.asarray(vecs[start : start + DOC_BLOCK])
+        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+        if bad.size:
+            raise InputError(f"{path}: {what} {start + int(bad[0])}: the vector holds NaN or an infinity")
 
 
 def normalize(vecs: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Filters as pure functions over candidate arrays. Each candidate gets the code of the first rule that drops
 it (or KEPT); the counts per code are the run's drop statistics.
 
-Rules that need no model (empty slot, known positive, rank window, duplicate text) run over every candidate;
+Rules that need no model (empty slot, known positive, rank window, duplicate texts) run over every candidate;
 rules on scores (near-duplicate embedding, max/min score, margins to the positive) run on scored candidates only.
 """
 
@@ -18,16 +18,17 @@ NO_CANDIDATE = 1
 POSITIVE = 2
 RANK_WINDOW = 3
 DUPLICATE_TEXT = 4
-NEAR_DUPLICATE = 5
-MAX_SCORE = 6
-MIN_SCORE = 7
-ABSOLUTE_MARGIN = 8
-RELATIVE_MARGIN = 9
-NOT_SCORED = 10
+DUPLICATE_CANDIDATE = 5
+NEAR_DUPLICATE = 6
+MAX_SCORE = 7
+MIN_SCORE = 8
+ABSOLUTE_MARGIN = 9
+RELATIVE_MARGIN = 10
+NOT_SCORED = 11
 
 #: Reason names, indexed by code, as they appear in statistics and the candidates file.
-REASONS = ("kept", "no_candidate", "positive", "rank_window", "duplicate_text", "near_duplicate", "max_score",
-           "min_score", "absolute_margin", "relative_margin", "not_scored")
+REASONS = ("kept", "no_candidate", "positive", "rank_window", "duplicate_text", "duplicate_candidate",
+           "near_duplicate", "max_score", "min_score", "absolute_margin", "relative_margin", "not_scored")
 #: Codes that are drop rules (counted in the statistics).
 DROP_RULES = tuple(range(POSITIVE, RELATIVE_MARGIN + 1))
 
@@ -61,6 +62,21 @@ def duplicate_text_mask(
     return mask
 
 
+def repeated_text_mask(indices: np.ndarray, eligible: np.ndarray, normalized: Mapping[int, str]) -> np.ndarray:
+    """True where an ``eligible`` candidate's normalised text equals that of a better-ranked eligible candidate of
+    the same query: a query's negatives never repeat a text (up to case, punctuation and spacing), nor the text of
+    a candidate skipped as too good (``range_min``)."""
+    mask = np.zeros(indices.shape, dtype=bool)
+    for q in range(indices.shape[0]):
+        seen: set[str] = set()
+        for r in np.flatnonzero(eligible[q]):
+            text = normalized[int(indices[q, r])]
+            if text in seen:
+                mask[q, r] = True
+            seen.add(text)
+    return mask
+
+
 def rank_among(eligible: np.ndarray) -> np.ndarray:
     """For each cell, its 0-based rank among the ``eligible`` cells of its row (-1 where not eligible)."""
     ranks = np.cumsum(eligible, axis=1) - 1
@@ -78,9 +94,9 @@ def apply_rules(
 ) -> np.ndarray:
     """The code of every candidate under the rules that need no model: the first rule that drops it, or KEPT.
 
-    Rules, in order: an empty slot, a known positive, outside the rank window, the same normalised text as a
-    positive (when ``normalized`` texts are given). Ranks for the window count only the non-positive candidates,
-    so ``range_min=10`` skips the ten best-ranked non-positives.
+    Rules, in order: an empty slot, a known positive, outside the rank window, and (when ``normalized`` texts are
+    given) the same normalised text as a positive or as a better-ranked non-positive candidate. Ranks for the
+    window count only the non-positive candidates, so ``range_min=10`` skips the ten best-ranked non-positives.
     """
     reasons = np.full(indices.shape, KEPT, dtype=np.int8)
     valid = indices >= 0
@@ -92,6 +108,8 @@ def apply_rules(
     if normalized is not None:
         dup = duplicate_text_mask(indices, positives, normalized) & (reasons == KEPT)
         reasons[dup] = DUPLICATE_TEXT
+        repeated = repeated_text_mask(indices, valid & ~is_pos, normalized) & (reasons == KEPT)
+        reasons[repeated] = DUPLICATE_CANDIDATE
     return reasons
 
 

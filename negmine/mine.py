@@ -370,11 +370,11 @@ def build_index(
     folder = Path(index_dir)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--index-dir {folder} is a file, not a directory")
+    prepare_cache_dir(folder, "--index-dir")
     t = time.perf_counter()
     with progress.stage("reading corpus"):
         c = corpus if isinstance(corpus, Corpus) else io.read_corpus(
             corpus, config.corpus_id_column, config.corpus_text_column, config.corpus_title_column)
-    folder.mkdir(parents=True, exist_ok=True)
     retriever = make_retriever(config, c, progress, folder, encoder)
     dense = _dense_part(retriever)
     if dense is not None:

@@ -174,7 +174,7 @@ def check_device(device: str) -> None:
     if kind == "mps":
         ok, count = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()), 1
     else:
-        backend = getattr(torch, kind, None)
+        backend: Any = getattr(torch, kind, None)
         ok = bool(backend is not None and backend.is_available())
         count = int(backend.device_count()) if ok else 0
     if not ok:

@@ -46,13 +46,17 @@ class MineStats:
         return dataclasses.asdict(self)
 
 
-def summary_rows(stats: MineStats, num_negatives: int) -> list[tuple[str, str]]:
-    """(label, value) lines for a human summary of a run."""
+def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True) -> list[tuple[str, str]]:
+    """(label, value) lines for a human summary of a run. ``cache_counts=False`` leaves out the texts encoded and
+    read from the cache (a file's provenance does not record them: they depend on the cache, not the inputs)."""
+    queries = f"{stats.queries:,} ({stats.queries_mined:,} with positives"
+    queries += f", {stats.queries_empty_text:,} skipped: empty text)" if stats.queries_empty_text else ")"
     rows = [
-        ("queries", f"{stats.queries:,} ({stats.queries_mined:,} with positives)"),
+        ("queries", queries),
         ("documents", f"{stats.documents:,}"),
         ("positives", f"{stats.positives:,}"),
-        ("texts encoded / from cache", f"{stats.texts_encoded:,} / {stats.texts_cached:,}"),
+        *([("texts encoded / from cache", f"{stats.texts_encoded:,} / {stats.texts_cached:,}")] if cache_counts
+          else []),
         ("candidates seen", f"{stats.candidates_seen:,}"),
     ]
     if stats.pairs_scored or stats.positive_pairs_scored:
@@ -119,7 +123,8 @@ def load_report(path: Any) -> dict[str, Any]:
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, value) lines of a report: the run summary plus the score quantiles."""
     stats = MineStats(**{k: v for k, v in report["stats"].items() if k in MineStats.__dataclass_fields__})
-    rows = summary_rows(stats, int(report["config"].get("num_negatives", 0)))
+    rows = summary_rows(stats, int(report["config"].get("num_negatives", 0)),
+                        cache_counts="texts_encoded" in report["stats"])
     scores = stats.scores
     if scores:
         rows.append(("scorer", str(scores.get("scorer"))))
@@ -159,12 +164,13 @@ def plot_report(report: dict[str, Any], png: Any) -> None:
         ax.set_axis_off()
     ax = axes[1]
     dropped = {k: v for k, v in (stats.get("dropped") or {}).items() if v}
-    if stats.get("not_scored"):
-        dropped["not scored (not needed)"] = stats["not_scored"]
     names = list(dropped)
     ax.barh(names, [dropped[n] for n in names], color="tab:gray")
     ax.set_xlabel("candidates")
-    ax.set_title(f"Candidates dropped per rule (of {stats.get('candidates_seen', 0):,})")
+    title = f"Candidates dropped per rule (of {stats.get('candidates_seen', 0):,})"
+    if stats.get("not_scored"):  # not a drop: lazy scoring never needed them
+        title += f"\n{stats['not_scored']:,} more were not scored (not needed)"
+    ax.set_title(title)
     fig.tight_layout()
     from negmine.io import atomic_target
 
@@ -210,7 +216,7 @@ def write_report(path: Any, png: Any = None, html: Any = None) -> tuple[dict[str
         The report data (from the file's provenance), and the PNG and HTML paths.
     """
     from negmine.errors import ConfigError
-    from negmine.io import atomic_write_text
+    from negmine.io import atomic_write_text, check_writable
 
     path = Path(path)
     data = load_report(path)
@@ -223,6 +229,7 @@ def write_report(path: Any, png: Any = None, html: Any = None) -> tuple[dict[str
             raise ConfigError(f"{option} {target} is the input file; choose another path")
         if not target.parent.is_dir():
             raise ConfigError(f"{option} {target}: folder {target.parent} does not exist")
+        check_writable(target.parent, option)
     plot_report(data, png)
     atomic_write_text(html, html_report(data, png))
     return data, png, html

@@ -18,9 +18,10 @@ from negmine.io import read_metadata
 
 Cli = Callable[..., Any]
 
-STATUSES = {"selected", "kept", "not_scored", "positive", "rank_window", "duplicate_text", "near_duplicate",
+STATUSES = {"selected", "kept", "not_scored", "positive", "rank_window", "duplicate_text", "duplicate_candidate",
+            "near_duplicate",
             "max_score", "min_score", "absolute_margin", "relative_margin"}
-CHEAP = {"positive", "rank_window", "duplicate_text"}
+CHEAP = {"positive", "rank_window", "duplicate_text", "duplicate_candidate"}
 SCORE_RULES = {"max_score", "min_score", "absolute_margin", "relative_margin"}
 
 
@@ -116,7 +117,8 @@ def test_candidates_file_bm25_without_scoring(cli: Cli, tiny: dict[str, Path], o
     cand = table.to_pylist()
     check_candidates(cand, out, "triplet", tiny_info["positives"])
     assert "not_scored" not in {c["status"] for c in cand}
-    assert {c["status"] for c in cand} <= {"selected", "kept", "positive", "rank_window", "duplicate_text"}
+    assert {c["status"] for c in cand} <= {"selected", "kept", "positive", "rank_window", "duplicate_text",
+                                           "duplicate_candidate"}
 
 
 @pytest.mark.parametrize("fmt", ["triplet", "labeled-list"])  # n-tuple: see the test below

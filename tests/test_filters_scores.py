@@ -18,6 +18,7 @@ from negmine.config import MineConfig
 from negmine.errors import ConfigError
 from negmine.filters import (
     ABSOLUTE_MARGIN,
+    DUPLICATE_CANDIDATE,
     DUPLICATE_TEXT,
     KEPT,
     MAX_SCORE,
@@ -192,9 +193,18 @@ def test_duplicate_text_rule_drops_variants_of_a_positive() -> None:
     indices = np.array([[1, 0, 2, 3, 5, -1], [1, 4, 5, 0, 2, 3]])
     reasons = apply_rules(indices, [[0], [4]], 0, 10, normalized)
     assert reasons[0].tolist() == [DUPLICATE_TEXT, POSITIVE, DUPLICATE_TEXT, KEPT, KEPT, NO_CANDIDATE]
-    assert reasons[1].tolist() == [KEPT, POSITIVE, DUPLICATE_TEXT, KEPT, KEPT, KEPT]
-    # without normalised texts the rule is off
-    assert DUPLICATE_TEXT not in apply_rules(indices, [[0], [4]], 0, 10).ravel().tolist()
+    # query 1: documents 0 and 2 repeat the text of document 1, a better-ranked candidate (not a positive)
+    assert reasons[1].tolist() == [KEPT, POSITIVE, DUPLICATE_TEXT, DUPLICATE_CANDIDATE, DUPLICATE_CANDIDATE, KEPT]
+    # without normalised texts the rules are off
+    plain = apply_rules(indices, [[0], [4]], 0, 10).ravel().tolist()
+    assert DUPLICATE_TEXT not in plain and DUPLICATE_CANDIDATE not in plain
+
+
+def test_a_copy_of_a_skipped_candidate_is_a_repeat() -> None:
+    """range_min skips the best candidates as likely false negatives: their copies further down are dropped too."""
+    normalized = {0: "p", 1: "x", 2: "x", 3: "y", 4: "x"}
+    reasons = apply_rules(np.array([[0, 1, 3, 2, 4]]), [[0]], 1, 10, normalized)
+    assert reasons.tolist() == [[POSITIVE, RANK_WINDOW, KEPT, DUPLICATE_CANDIDATE, DUPLICATE_CANDIDATE]]
 
 
 def test_duplicate_text_does_not_override_earlier_rules() -> None:
@@ -205,15 +215,15 @@ def test_duplicate_text_does_not_override_earlier_rules() -> None:
 
 
 def test_count_reasons_lists_every_drop_rule() -> None:
-    reasons = np.array([[KEPT, POSITIVE, RANK_WINDOW, DUPLICATE_TEXT, NEAR_DUPLICATE, MAX_SCORE, MIN_SCORE,
-                         ABSOLUTE_MARGIN, RELATIVE_MARGIN, RELATIVE_MARGIN, NO_CANDIDATE, filters.NOT_SCORED]],
-                       dtype=np.int8)
+    reasons = np.array([[KEPT, POSITIVE, RANK_WINDOW, DUPLICATE_TEXT, DUPLICATE_CANDIDATE, NEAR_DUPLICATE,
+                         MAX_SCORE, MIN_SCORE, ABSOLUTE_MARGIN, RELATIVE_MARGIN, RELATIVE_MARGIN, NO_CANDIDATE,
+                         filters.NOT_SCORED]], dtype=np.int8)
     counts = count_reasons(reasons)
-    assert list(counts) == ["positive", "rank_window", "duplicate_text", "near_duplicate", "max_score",
-                            "min_score", "absolute_margin", "relative_margin"]
-    assert counts == {"positive": 1, "rank_window": 1, "duplicate_text": 1, "near_duplicate": 1, "max_score": 1,
-                      "min_score": 1, "absolute_margin": 1, "relative_margin": 2}
-    assert list(count_reasons(np.zeros((0, 3), np.int8)).values()) == [0] * 8
+    assert list(counts) == ["positive", "rank_window", "duplicate_text", "duplicate_candidate", "near_duplicate",
+                            "max_score", "min_score", "absolute_margin", "relative_margin"]
+    assert counts == {"positive": 1, "rank_window": 1, "duplicate_text": 1, "duplicate_candidate": 1,
+                      "near_duplicate": 1, "max_score": 1, "min_score": 1, "absolute_margin": 1, "relative_margin": 2}
+    assert list(count_reasons(np.zeros((0, 3), np.int8)).values()) == [0] * 9
 
 
 # --- the CLI options, with the FakeEncoder as the bi-encoder scorer ---------------------------------------------

@@ -38,7 +38,7 @@ def test_lazy_run_scores_fewer_pairs_than_it_sees(scored_run: negmine.MineResult
     assert s.positive_pairs_scored == s.positives == 40
     assert s.not_scored > 0
     # every candidate is a positive, outside the window, dropped, scored, or not scored
-    cheap = s.dropped["positive"] + s.dropped["rank_window"] + s.dropped["duplicate_text"]
+    cheap = sum(s.dropped[r] for r in ("positive", "rank_window", "duplicate_text", "duplicate_candidate"))
     assert cheap + s.pairs_scored + s.not_scored == s.candidates_seen
 
 

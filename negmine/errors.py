@@ -60,6 +60,8 @@ def storage_error(path: Union[str, Path], exc: OSError, what: str = "") -> Stora
     if code is None:  # pyarrow's errors carry it in the text: "[Errno 28] No space left on device"
         m = re.search(r"\[Errno (\d+)\]", str(exc))
         code = int(m.group(1)) if m else None
+    if code is None and re.search(r"\d+ requested and \d+ written", str(exc)):  # numpy's short write: a full disk
+        code = errno.ENOSPC
     text = exc.strerror or (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
     reason = _HINTS.get(code if code is not None else -1) or text
     return StorageError(f"{path}: {what + ': ' if what else ''}{reason}")

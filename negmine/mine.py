@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from negmine.config import MineConfig, flag
 from negmine.data import Corpus, Positives, Qrels, Queries, match_positives, pairs_to_inputs
 from negmine.dense import DenseRetriever, read_embeddings
 from negmine.errors import ConfigError, EmptyResultError, InputError
-from negmine.models import Encoder, check_device
+from negmine.models import Encoder, check_device, identity_record
 from negmine.progress import Progress
 from negmine.report import MineStats, score_summary
 from negmine.retrieve import Hits, Retriever
@@ -328,7 +327,8 @@ def mine(
                                                   scored.scores if scored is not None else None,
                                                   scored.reference if scored is not None else None)
     metadata = provenance(config, inputs, stats, dense.encoder if dense is not None else None,
-                          scorer.identity() if scored is not None and rules.need_scores else None)
+                          scorer.identity() if scored is not None and rules.need_scores else None,
+                          rules.relative_margin)
     t = time.perf_counter()
     with progress.stage("writing output"):
         if candidates_table is not None:
@@ -570,7 +570,7 @@ def resolve_cache_dir(cache_dir: Optional[Source], index_dir: Optional[Source]) 
 
 
 def provenance(config: MineConfig, inputs: Inputs, stats: MineStats, encoder: Optional[Encoder] = None,
-               reranker: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+               reranker: Optional[dict[str, Any]] = None, relative_margin: Optional[float] = None) -> dict[str, Any]:
     """What produced an output: negmine's and its libraries' versions, the config, input fingerprints, stats."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -586,9 +586,9 @@ def provenance(config: MineConfig, inputs: Inputs, stats: MineStats, encoder: Op
         "negmine_version": __version__,
         "libraries": libs,
         "config": config.to_dict(),
-        "resolved": {"relative_margin": config.relative_margin_value},
+        "resolved": {"relative_margin": relative_margin},
         "inputs": {role: {"path": path, "fingerprint": io.fingerprint(path)} for role, path in inputs.files.items()},
-        "models": {"embedder": json.loads(encoder.identity("document")) if encoder is not None else None,
+        "models": {"embedder": identity_record(encoder) if encoder is not None else None,
                    "reranker": reranker},
         # cache hits depend on what earlier runs left in the cache, not on the inputs: kept out of the file
         "stats": {k: v for k, v in stats.to_dict().items() if k not in ("texts_encoded", "texts_cached")},

@@ -40,6 +40,15 @@ class Encoder(Protocol):
         ...
 
 
+def identity_record(encoder: Encoder, kind: str = "document") -> Any:
+    """An encoder's identity for the provenance: the parsed JSON object (the text itself if it is not JSON)."""
+    text = encoder.identity(kind)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 #: Texts per call when an encoder has no ``encode_batches``.
 STREAM_CHUNK = 256
 

@@ -7,7 +7,6 @@ cached embeddings). Positives are scored by the same reranker, so margins compar
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
 
@@ -69,7 +68,9 @@ class BiEncoderScorer:
 
     def identity(self) -> dict[str, Any]:
         encoder = self.vectors.dense.encoder
-        return {"type": self.name, "model": json.loads(encoder.identity("document")) if encoder else None}
+        from negmine.models import identity_record
+
+        return {"type": self.name, "model": identity_record(encoder) if encoder else None}
 
     def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
         if len(docs) == 0:

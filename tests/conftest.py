@@ -47,7 +47,9 @@ def _fake_encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         return
     from fakes import FakeEncoder
 
-    def make(config: Any) -> FakeEncoder:
+    def make(config: Any, model: str | None = None) -> FakeEncoder:
+        if model is not None:  # a bi-encoder judge (--reranker)
+            return FakeEncoder(name=model)
         return FakeEncoder(name=config.model or "fake", query_prompt=config.query_prompt or "",
                            corpus_prompt=config.corpus_prompt or "")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Optional, Sequence
+import time
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -46,3 +47,50 @@ class FakeEncoder:
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.stack([self.vector(prompt + t) for t in texts]).astype(np.float32)
+
+
+class SlowEncoder(FakeEncoder):
+    """A FakeEncoder that yields batches of ``batch`` texts, sleeping ``delay`` seconds before each: a long
+    encoding run that a test can interrupt or kill part-way."""
+
+    def __init__(self, delay: float = 0.05, batch: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delay = delay
+        self.batch = batch
+
+    def encode_batches(self, texts: Sequence[str], kind: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(texts), self.batch):
+            time.sleep(self.delay)
+            part = list(texts[start : start + self.batch])
+            yield np.arange(start, start + len(part)), self.encode(part, kind)
+
+
+class PaddingSensitiveST:
+    """Stands in for a loaded SentenceTransformer whose vectors, like a real model's, change in the last bits with
+    the padding of the batch they are computed in (the longest text of the batch sets it)."""
+
+    def __init__(self, dim: int = 16) -> None:
+        self.inner = FakeEncoder(dim=dim, name="padding-sensitive")
+        self.calls: list[list[str]] = []
+
+    @staticmethod
+    def _tokens(text: str) -> int:
+        return len(WORD.findall(text)) + 2
+
+    def preprocess(self, texts: Sequence[str], prompt: Optional[str] = None) -> dict[str, Any]:
+        import torch
+
+        lengths = [self._tokens((prompt or "") + t) for t in texts]
+        mask = torch.zeros((len(texts), max(lengths, default=0)), dtype=torch.long)
+        for i, n in enumerate(lengths):
+            mask[i, :n] = 1
+        return {"attention_mask": mask}
+
+    def encode(self, texts: Sequence[str], prompt: Optional[str] = None, **_: Any) -> np.ndarray:
+        self.calls.append(list(texts))
+        pad = max((self._tokens((prompt or "") + t) for t in texts), default=0)
+        vecs = self.inner.encode([(prompt or "") + t for t in texts], "document")
+        return (vecs * np.float32(1 + 1e-6 * pad)).astype(np.float32)  # what padding does to the float sums
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.inner.dim

@@ -136,6 +136,12 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def drop_counts(stats: dict[str, Any]) -> dict[str, int]:
+    """Candidates dropped per rule, the rules that dropped none left out. ``not_scored`` is no rule: lazy scoring
+    stopped before those candidates because their queries had enough negatives."""
+    return {rule: n for rule, n in (stats.get("dropped") or {}).items() if n}
+
+
 def plot_report(report: dict[str, Any], png: Any) -> None:
     """A PNG: positive / negative / dropped score distributions, and candidates dropped per rule."""
     import matplotlib
@@ -163,7 +169,7 @@ def plot_report(report: dict[str, Any], png: Any) -> None:
         ax.text(0.5, 0.5, "no reranker scores in this run\n(score filters were off)", ha="center", va="center")
         ax.set_axis_off()
     ax = axes[1]
-    dropped = {k: v for k, v in (stats.get("dropped") or {}).items() if v}
+    dropped = drop_counts(stats)
     names = list(dropped)
     ax.barh(names, [dropped[n] for n in names], color="tab:gray")
     ax.set_xlabel("candidates")

@@ -70,6 +70,7 @@ WORKER = textwrap.dedent("""
     import negmine, negmine.cache as cache, negmine.models as models
     from fakes import FakeEncoder
     cache.MERGE_FANIN, cache.COMMIT_ROWS, cache.COMMIT_SECONDS = 2, 1, 0.0   # many small segments, many merges
+    cache.MAX_SHARDS = 2   # what negmine before segments called its merge threshold
     models.STREAM_CHUNK = 3
     jobs = json.loads(open(sys.argv[1]).read())
     failures = []
@@ -89,37 +90,38 @@ WORKER = textwrap.dedent("""
 
 
 def test_parallel_processes_share_one_cache(tmp_path: Path) -> None:
-    """Four processes mine six corpus variants three times each on one cache (tiny segments, merges on every
-    other write): every run succeeds and every output equals the one-process output."""
+    """Four processes mine on one cache at once, each alternating a corpus with texts of its own (new segments
+    to write, merges on every other write) and a corpus they all share (reads of segments being merged): every
+    run succeeds and every output equals the one-process output."""
     corpus = pq.read_table(TINY / "corpus.parquet")
-    base = corpus.slice(0, 60)
-    variants = []
-    for v in range(6):
-        extra = corpus.slice(60 + 10 * v, 10)
-        path = tmp_path / f"corpus{v}.parquet"
-        pq.write_table(pa.concat_tables([base, extra]), path)
-        variants.append(path)
+    base, extra = corpus.slice(0, 60), corpus.slice(60, 4)
     queries = TINY / "queries.parquet"
-    qrels = tmp_path / "qrels.parquet"  # positives that every variant holds
+    qrels = tmp_path / "qrels.parquet"  # positives that every corpus holds
     rows = [r for r in pq.read_table(TINY / "qrels.parquet").to_pylist() if int(r["corpus-id"][1:]) <= 60]
     pq.write_table(pa.Table.from_pylist(rows), qrels)
 
-    expected = {}
-    for v, path in enumerate(variants):
-        out = tmp_path / f"expected{v}.parquet"
+    def variant(name: str) -> tuple[Path, str]:
+        """A corpus: the base plus four documents whose texts only this variant has; and its one-process output."""
+        texts = pa.array([f"{t} ({name})" for t in extra.column("text").to_pylist()])
+        path = tmp_path / f"corpus-{name}.parquet"
+        pq.write_table(pa.concat_tables([base, extra.set_column(extra.schema.get_field_index("text"), "text",
+                                                                texts)]), path)
+        out = tmp_path / f"expected-{name}.parquet"
         negmine.mine(path, queries, qrels, output=out, encoder=FakeEncoder(), retriever="dense",
-                     cache_dir=tmp_path / f"alone{v}")
-        expected[v] = sha(out)
-    assert len(set(expected.values())) == 6
+                     cache_dir=tmp_path / "alone")
+        return path, sha(out)
 
-    shared = tmp_path / "shared-cache"
+    shared = variant("shared")
+    cache = tmp_path / "shared-cache"
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(tests=str(TESTS)))
     procs = []
     for w in range(4):
-        order = [(v + w) % 6 for v in range(6)] * 3
-        jobs = [{"corpus": str(variants[v]), "queries": str(queries), "qrels": str(qrels), "cache": str(shared),
-                 "out": str(tmp_path / f"w{w}-{i}.parquet"), "expected": expected[v]} for i, v in enumerate(order)]
+        jobs = []
+        for i in range(12):
+            for path, expected in (variant(f"{w}-{i}"), shared):
+                jobs.append({"corpus": str(path), "queries": str(queries), "qrels": str(qrels), "cache": str(cache),
+                             "out": str(tmp_path / f"w{w}-{len(jobs)}.parquet"), "expected": expected})
         (tmp_path / f"jobs{w}.json").write_text(json.dumps(jobs))
         procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path / f"jobs{w}.json")],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -127,9 +129,9 @@ def test_parallel_processes_share_one_cache(tmp_path: Path) -> None:
     for out, err, code in results:
         assert code == 0, (out, err[-2000:])
         assert json.loads(out.strip().splitlines()[-1]) == []
-    segments = list((shared / "embeddings").glob("*/*.json"))
-    assert 0 < len(segments) < 40  # merged as they grew
-    assert temporaries(shared) == []
+    segments = list((cache / "embeddings").glob("*/*.json"))
+    assert 0 < len(segments) < 20  # merged as they grew
+    assert temporaries(cache) == []
 
 
 # --- 5. kill -9 and Ctrl-C mid-run -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 from negmine.config import MineConfig
 from negmine.data import Corpus, Qrels, Queries
-from negmine.errors import ConfigError, InputError, NegmineError
+from negmine.errors import ConfigError, EmptyResultError, InputError, NegmineError, StorageError
 from negmine.io import read_corpus, read_metadata, read_pairs, read_qrels, read_queries
 from negmine.mine import IndexResult, MineResult, build_index, mine
 from negmine.progress import Progress
@@ -24,6 +24,7 @@ __all__ = [
     "__version__",
     "ConfigError",
     "Corpus",
+    "EmptyResultError",
     "IndexResult",
     "InputError",
     "MineConfig",
@@ -33,6 +34,7 @@ __all__ = [
     "Progress",
     "Qrels",
     "Queries",
+    "StorageError",
     "build_index",
     "mine",
     "read_corpus",

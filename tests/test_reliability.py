@@ -260,3 +260,43 @@ def test_an_encoder_with_the_documented_signature_works(tiny: dict[str, Path], t
     assert result.stats.negatives_written > 0
     assert negmine.read_metadata(out)["models"]["embedder"] == {"model": "minimal", "kind": "document"}
 
+
+
+# --- 6. progress without a terminal ------------------------------------------------------------------------------
+
+def test_line_progress_prints_at_most_every_interval() -> None:
+    import time
+
+    from negmine.progress import LineProgress
+
+    lines: list[str] = []
+    progress = LineProgress(lines.append, interval=0.2)
+    with progress.stage("quick", total=3) as advance:
+        advance(3)
+    assert lines == []  # a stage shorter than the interval prints nothing
+    with progress.stage("encoding documents (m)", total=100) as advance:
+        for _ in range(10):
+            advance(5)
+            time.sleep(0.05)
+    with progress.stage("indexing") as advance:
+        time.sleep(0.3)
+    assert 1 <= len([x for x in lines if "encoding documents" in x]) <= 4
+    first = lines[0]
+    assert first.startswith("negmine: encoding documents (m): ") and "/100 (" in first and "/s" in first
+    assert "left" in first
+    assert lines[-3].startswith("negmine: encoding documents (m): done, 50/100 in ")
+    assert lines[-2].startswith("negmine: indexing: running for ")
+    assert lines[-1].startswith("negmine: indexing: done, in ")
+
+
+def test_the_cli_prints_plain_lines_without_a_terminal(cli: Cli, tiny: dict[str, Path], out_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import negmine.progress
+
+    monkeypatch.setattr(negmine.progress.LineProgress.__init__, "__defaults__", (None, 0.01, "negmine: "))
+    result = cli(*mine_args(tiny, out_dir / "o.parquet"))
+    assert result.exit_code == 0
+    import re
+
+    assert re.search(r"^negmine: reading inputs: done, in \d+ s$", result.stderr, re.M)
+    assert "\x1b[" not in result.stderr  # no terminal control codes in a log

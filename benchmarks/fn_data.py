@@ -168,6 +168,20 @@ class Prepared:
         """(queries x corpus) bi-encoder cosine of each document with the query's positive."""
         return (self.d_emb[self.pos_idx] @ self.d_emb.T).astype(np.float32)
 
+    @cached_property
+    def token_sets(self) -> list[frozenset[str]]:
+        """Each document's set of BM25 tokens (lower-cased, stopwords removed, stemmed: negmine's tokenizer)."""
+        return [frozenset(t) for t in self.bm25_retriever.tokenize(self.corpus.texts)]
+
+    @cached_property
+    def idf(self) -> dict[str, float]:
+        """Lucene idf of every token of the corpus: log(1 + (N - df + 0.5) / (df + 0.5))."""
+        from collections import Counter
+
+        df = Counter(t for s in self.token_sets for t in s)
+        n = len(self.token_sets)
+        return {t: float(np.log(1 + (n - c + 0.5) / (c + 0.5))) for t, c in df.items()}
+
     # --- candidate lists --------------------------------------------------------------------------------------
     def candidates(self, source: str, k: int = 201, rrf_k: int = 60) -> np.ndarray:
         """(queries x width) corpus indices of the candidate list negmine builds (-1 = empty slot): ``dense`` top

@@ -151,7 +151,7 @@ def train_one(rows: Any, seed: int, work: Path):  # type: ignore[no-untyped-def]
     model = load_model()
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work), num_train_epochs=1, per_device_train_batch_size=32, learning_rate=2e-5,
-        warmup_ratio=0.1, seed=seed, data_seed=seed, batch_sampler=BatchSamplers.NO_DUPLICATES,
+        warmup_steps=0.1, seed=seed, data_seed=seed, batch_sampler=BatchSamplers.NO_DUPLICATES,
         save_strategy="no", report_to="none", logging_strategy="no", disable_tqdm=True, use_cpu=True,
         dataloader_num_workers=0,
     )

@@ -33,6 +33,10 @@ and depth only: its FN rate is not a measure of anything.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # sentence-transformers' progress bars, even with verbose=False
+
 import argparse
 import json
 import math
@@ -80,7 +84,8 @@ class Method:
 def negmine_families(quick: bool) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """negmine settings to run, per frontier family: (knob label, options for negmine.mine).
 
-    New rules or config fields: add a family (or entries) here; nothing else changes.
+    New rules or config fields: add a family (or entries) here, or pass them with --negmine-runs ({family: {knob:
+    options}} or {label: options}, see ``with_extra``); nothing else changes.
     """
     off = {"relative_margin": None, "max_positive_similarity": None}
     fam: dict[str, list[tuple[str, dict[str, Any]]]] = {
@@ -108,6 +113,17 @@ def negmine_families(quick: bool) -> dict[str, list[tuple[str, dict[str, Any]]]]
         # the lead's new rules go here, e.g.
         # "negmine + positive-aware": [("d=0.1", {"positive_aware_margin": 0.1}), ...],
     })
+    return fam
+
+
+def with_extra(fam: dict[str, list[tuple[str, dict[str, Any]]]],
+               extra: Optional[dict[str, Any]]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """``fam`` plus the runs given on the command line: {family: {knob: options}} or {label: options}."""
+    for name, value in (extra or {}).items():
+        if value and all(isinstance(v, dict) for v in value.values()):
+            fam.setdefault(f"negmine {name}", []).extend(value.items())
+        else:
+            fam.setdefault(f"negmine {name}", []).append((name, value))
     return fam
 
 
@@ -286,7 +302,8 @@ def frontier_png(data: Prepared, methods: list[Method], st: Optional[dict[str, f
         ms = sorted(ms, key=lambda m: m.figures["depth"])
         xs = [m.figures["depth"] for m in ms]
         ys = [m.figures["fn"] for m in ms]
-        line = ax.plot(xs, ys, "-", marker=markers[i % len(markers)], label=fam, alpha=0.85)[0]
+        line = ax.plot(xs, ys, "-", marker=markers[i % len(markers)], label=fam, alpha=0.85,
+                       color=plt.get_cmap("tab20")(i % 20))[0]
         for m, x, y in zip(ms, xs, ys):
             if m.figures["served"] < 0.95:  # hollow marker: under 95% of queries served
                 ax.plot([x], [y], marker=markers[i % len(markers)], markersize=11, markerfacecolor="white",
@@ -307,7 +324,8 @@ def frontier_png(data: Prepared, methods: list[Method], st: Optional[dict[str, f
 
 # --------------------------------------------------------------------------------------------------------------
 
-def run_dataset(name: str, n: int, quick: bool, cache: Path, out: Path) -> list[Method]:
+def run_dataset(name: str, n: int, quick: bool, cache: Path, out: Path,
+                extra: Optional[dict[str, Any]] = None) -> list[Method]:
     split = SPLITS.get(name, "test")
     data = prepare(name, split, cache)
     fn_ok = name in FN_DATASETS
@@ -320,7 +338,7 @@ def run_dataset(name: str, n: int, quick: bool, cache: Path, out: Path) -> list[
     methods: list[Method] = []
     st_runner = STRunner(data)
     st_fig: Optional[dict[str, float]] = None
-    for rm in ((0.05,) if quick else ST_MARGINS):
+    for rm in ((0.05,) if quick else sorted(ST_MARGINS, key=lambda x: x != 0.05)):  # the reference first
         m = st_runner.run(f"ST rm={rm}", f"rm={rm}", n, relative_margin=rm)
         evaluate(data, m, n)
         if rm == 0.05:
@@ -328,7 +346,7 @@ def run_dataset(name: str, n: int, quick: bool, cache: Path, out: Path) -> list[
         print_row(m, st_fig, fn_ok)
         methods.append(m)
     with tempfile.TemporaryDirectory(prefix="negmine-fn-") as tmp:
-        for family, runs in negmine_families(quick).items():
+        for family, runs in with_extra(negmine_families(quick), extra).items():
             for knob, opts in runs:
                 label = family if len(runs) == 1 else f"{family} {knob}"
                 m = run_negmine(data, label, family, knob, opts, n, Path(tmp))
@@ -367,13 +385,16 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
                     help="embeddings, BM25 and ST caches (default: $NEGMINE_FN_CACHE or /work/fn-cache)")
     ap.add_argument("--out", type=Path, default=OUT, help="frontier PNGs and JSON figures (default: benchmarks/out)")
+    ap.add_argument("--negmine-runs", type=json.loads, default=None,
+                    help='more negmine settings as JSON: {"family": {"knob": {options}}} or {"label": {options}}')
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     everything = {}
     for name in args.datasets:
-        everything[name] = run_dataset(name, args.num_negatives, args.quick, args.cache_dir, args.out)
+        everything[name] = run_dataset(name, args.num_negatives, args.quick, args.cache_dir, args.out,
+                                       args.negmine_runs)
     fn_sets = [d for d in everything if d in FN_DATASETS]
     if len(fn_sets) > 1:
         print("\nnegmine settings meeting every target on " + " and ".join(fn_sets) + ":")

@@ -609,7 +609,8 @@ def frontier_png(lab: Lab, name: str, st: dict[str, Any], path: Path) -> None:
         pts = sorted(((lab.run(name, src, rs), knob) for knob, src, rs in runs), key=lambda p: p[0]["depth"])
         xs = [p[0]["depth"] for p in pts]
         ys = [p[0]["fn"] for p in pts]
-        line = ax.plot(xs, ys, "-", marker=markers[i % len(markers)], label=fam, alpha=0.85)[0]
+        line = ax.plot(xs, ys, "-", marker=markers[i % len(markers)], label=fam, alpha=0.85,
+                       color=plt.get_cmap("tab20")(i % 20))[0]
         for (r, knob), x, y in zip(pts, xs, ys):
             if r["served"] < 0.95:
                 ax.plot([x], [y], marker=markers[i % len(markers)], markersize=11, markerfacecolor="white",

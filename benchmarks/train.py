@@ -24,10 +24,13 @@ documents filled up to the limit with the first others) to check the script end 
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # sentence-transformers' progress bars, even with verbose=False
+
 import argparse
 import json
 import math
-import os
 import tempfile
 import time
 from collections import defaultdict

@@ -526,13 +526,12 @@ def frontier_families() -> dict[str, list[tuple[str, str, RuleSet]]]:
 def oracle(batch: Batch) -> dict[str, float]:
     """What a perfect filter gets on these candidates: the first N non-FN of each query's window."""
     d = batch.data
-    served = ranks = 0
+    served = 0
     all_ranks: list[int] = []
     for i in range(batch.nq):
         ok = np.flatnonzero(batch.valid[i] & ~batch.fn[i])[:N]
         served += int(ok.size >= N)
         all_ranks += [int(d.rank[i, batch.cand[i, j]]) for j in ok]
-        ranks += ok.size
     return {"served": served / batch.nq, "depth": float(np.median(all_ranks)) if all_ranks else math.nan}
 
 

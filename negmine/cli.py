@@ -81,7 +81,8 @@ CorpusIdColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus id column [_id, 
 CorpusTextColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus text column [text, contents, ...].")]
 CorpusTitleColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus title column, joined before the text [title]; "
                                                   "'' ignores it.")]
-Retriever = Annotated[str, _opt(MINING, f"Candidate retriever: {_choices(RETRIEVERS)} (BM25 and dense, fused).")]
+Retriever = Annotated[str, _opt(MINING, f"Candidate retriever: {_choices(RETRIEVERS)} (hybrid: BM25 and dense, "
+                                        "fused).")]
 BM25K1 = Annotated[float, _opt(BM25, "BM25 k1 (term-frequency saturation).")]
 BM25B = Annotated[float, _opt(BM25, "BM25 b (length normalisation, 0..1).")]
 BM25Method = Annotated[str, _opt(BM25, f"BM25 variant: {_choices(BM25_METHODS)}.")]
@@ -168,16 +169,17 @@ def mine(
     max_seq_length: MaxSeqLength = D.max_seq_length,
     device: Device = D.device,
     faiss_index: FaissIndex = D.faiss_index,
-    reranker: Annotated[Optional[str], _opt(FILTERS, "CrossEncoder name or path that scores candidates and "
-                                            "positives [default: the bi-encoder's cosine].")] = D.reranker,
+    reranker: Annotated[Optional[str], _opt(FILTERS, "The judge of the score rules: a CrossEncoder name or path, "
+                                            "or a sentence-transformers bi-encoder (judges by cosine) [default: the "
+                                            "retrieval bi-encoder's cosine].")] = D.reranker,
     reranker_batch_size: Annotated[int, _opt(FILTERS, "Pairs per reranker batch.")] = D.reranker_batch_size,
     reranker_max_length: Annotated[Optional[int], _opt(FILTERS, "Reranker input length in tokens [default: the "
                                                        "model's].")] = D.reranker_max_length,
     absolute_margin: Annotated[str, _opt(FILTERS, "Drop candidates scoring above positive - M; a number or none.")]
     = _show(D.absolute_margin),
     relative_margin: Annotated[str, _opt(FILTERS, "Drop candidates scoring above positive - |positive| x R "
-                                         "(sign-safe); a number, none, or auto: 0.05 with --reranker, 0.15 with "
-                                         "the bi-encoder.")] = str(D.relative_margin),
+                                         "(sign-safe); a number, none, or auto: 0.05 with --reranker, none when "
+                                         "the retrieval bi-encoder judges itself.")] = str(D.relative_margin),
     max_score: Annotated[str, _opt(FILTERS, "Drop candidates scoring above this; a number or none.")]
     = _show(D.max_score),
     min_score: Annotated[str, _opt(FILTERS, "Drop candidates scoring below this; a number or none.")]
@@ -187,6 +189,23 @@ def mine(
     max_positive_similarity: Annotated[str, _opt(FILTERS, "Drop candidates whose bi-encoder cosine to a positive "
                                                  "is above this (near-duplicates); a number or none.")]
     = _show(D.max_positive_similarity),
+    lexical_overlap: Annotated[str, _opt(FILTERS, "Drop candidates repeating more than this share of a positive's "
+                                         "wording (BM25 of the positive's text against the candidate, over its "
+                                         "score against itself); a number or none.")] = _show(D.lexical_overlap),
+    agreement: Annotated[bool, _opt(FILTERS, "Drop candidates that both retrievers put above the positive (higher "
+                                    "BM25 score and higher bi-encoder cosine).", "--agreement/--no-agreement")]
+    = D.agreement,
+    cross_query: Annotated[str, _opt(FILTERS, "Drop candidates that are positives of another query asking the same "
+                                     "question: equal normalised text, or a query-query cosine of at least this; a "
+                                     "number or none.")] = _show(D.cross_query),
+    percentile_margin: Annotated[str, _opt(FILTERS, "Margin in percentiles of the run's own positive scores (0.1: "
+                                           "drop candidates above the positive's percentile minus 10 points); a "
+                                           "number or none.")] = _show(D.percentile_margin),
+    percentile_floor: Annotated[float, _opt(FILTERS, "The percentile margin never drops candidates below this "
+                                            "percentile of all positives' scores (0..1).")] = D.percentile_floor,
+    percentile_cap: Annotated[float, _opt(FILTERS, "Drop candidates scoring above this percentile of all "
+                                          "positives' scores, whatever their own positive scored (0..1; 1: "
+                                          "off).")] = D.percentile_cap,
     score_all: Annotated[bool, _opt(FILTERS, "Score every candidate in the window, not only as many as sampling "
                                     "needs (same picks, more reranker work).", "--score-all")] = D.score_all,
     candidates_output: Annotated[Optional[Path], _opt(OUTPUT, "Also write every candidate with its ranks, scores "
@@ -305,7 +324,8 @@ def report(
 
 _NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbose", "cache_dir", "index_dir",
                "corpus_embeddings", "query_embeddings", "candidates_output", "ctx"}
-_OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity")
+_OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity",
+                    "lexical_overlap", "cross_query", "percentile_margin")
 
 
 def _given(ctx: Any, names: Any) -> list[str]:

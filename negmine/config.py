@@ -16,11 +16,11 @@ from negmine.errors import ConfigError
 RETRIEVERS = ("bm25", "dense", "hybrid")
 FUSIONS = ("rrf", "score")
 MARGIN_REFERENCES = ("min", "mean", "max")
-#: ``relative_margin="auto"``: with a cross-encoder, NV-Retriever's TopK-PercPos at 95% of the positive's score;
-#: with the bi-encoder as its own judge, a wider margin (0.15 halved the false negatives of a 0.05 margin on
-#: Cranfield while serving 98% of queries: docs/mining.md).
-AUTO_MARGIN_CROSS_ENCODER = 0.05
-AUTO_MARGIN_BI_ENCODER = 0.15
+#: ``relative_margin="auto"``: with a judge other than the retrieval bi-encoder (a cross-encoder, or another
+#: bi-encoder), NV-Retriever's TopK-PercPos at 95% of the positive's score; with the retrieval bi-encoder judging
+#: its own candidates, no margin: it is a per-query rank cut-off that knows nothing a deeper window would not
+#: (benchmarks/false_negatives.py; docs/mining.md).
+AUTO_MARGIN_OTHER_JUDGE = 0.05
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 SAMPLING_STRATEGIES = ("top", "random")
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-list")
@@ -70,20 +70,33 @@ class MineConfig:
         bm25_method: BM25 variant, as bm25s names them.
         bm25_stemmer: Snowball stemmer language (PyStemmer), or ``"none"``.
         bm25_stopwords: Stopword list language as bm25s names it (``"en"``), or ``"none"``.
-        reranker: Sentence-transformers CrossEncoder name or path that scores candidates and positives; without
-            one the bi-encoder's cosine does.
+        reranker: The judge of the score rules: a sentence-transformers CrossEncoder name or path, or a
+            sentence-transformers bi-encoder (recognised from its files; it judges by cosine); without one the
+            retrieval bi-encoder's cosine does.
         reranker_batch_size: Pairs per reranker batch.
         reranker_max_length: Truncation length of the reranker's (query, document) input, in tokens.
         absolute_margin: Drop a candidate scoring above ``positive - absolute_margin``.
         relative_margin: Drop a candidate scoring above ``positive - |positive| * relative_margin`` (sign-safe).
-            ``"auto"``: 0.05 with a cross-encoder reranker (NV-Retriever's TopK-PercPos at 95%), 0.15 when the
-            bi-encoder scores (measured on Cranfield, see docs/mining.md); ``relative_margin_value`` resolves it.
+            ``"auto"``: 0.05 with a ``--reranker`` judge (NV-Retriever's TopK-PercPos at 95%), none when the
+            retrieval bi-encoder judges its own candidates (docs/mining.md); ``relative_margin_for`` resolves it.
         max_score: Drop a candidate scoring above this.
         min_score: Drop a candidate scoring below this.
         margin_reference: Which positive score margins are taken from when a query has several: ``min``
             (the lowest-scoring positive), ``mean`` or ``max``.
         max_positive_similarity: Drop a candidate whose bi-encoder cosine to one of its query's positives is above
             this: a near-duplicate of a positive.
+        lexical_overlap: Drop a candidate that repeats more than this share of a positive's wording: BM25 of the
+            positive's text as the query against the candidate, over its score against the positive itself.
+        agreement: Drop a candidate that both retrievers put above the positive (a higher BM25 score and a
+            higher bi-encoder cosine for the query than the reference positive's).
+        cross_query: Drop a candidate that is a positive of another query asking the same question: the same
+            normalised text, or a bi-encoder cosine between the two queries of at least this.
+        percentile_margin: The margin in percentiles of the run's own positive scores (0.1 = ten points below
+            the positive's percentile): a threshold that means the same for any judge's scale.
+        percentile_floor: The percentile gate never drops below this percentile of all positives' scores (a weak
+            positive does not starve its query).
+        percentile_cap: Drop a candidate scoring above this percentile of all positives' scores, whatever its
+            own positive scored (a strong positive does not open the gate); 1 turns the cap off.
         score_all: Score every candidate in the rank window instead of stopping once a query has enough
             (same picks; more reranker work; a complete candidates file).
         range_min: Skip this many of the highest-ranked non-positive candidates.
@@ -110,7 +123,7 @@ class MineConfig:
     pairs_anchor_column: Optional[str] = None
     pairs_positive_column: Optional[str] = None
 
-    retriever: str = "hybrid"
+    retriever: str = "dense"
     model: Optional[str] = None
     query_prompt: Optional[str] = None
     corpus_prompt: Optional[str] = None
@@ -137,6 +150,12 @@ class MineConfig:
     min_score: Optional[float] = None
     margin_reference: str = "min"
     max_positive_similarity: Optional[float] = 0.98
+    lexical_overlap: Optional[float] = 0.1
+    agreement: bool = True
+    cross_query: Optional[float] = 0.95
+    percentile_margin: Optional[float] = None
+    percentile_floor: float = 0.0
+    percentile_cap: float = 1.0
     score_all: bool = False
 
     range_min: int = 0
@@ -159,10 +178,23 @@ class MineConfig:
             raise ConfigError(f"{flag('relative_margin')} takes a number, auto or none; got {self.relative_margin!r}")
         if not DEVICE.match(self.device):
             raise ConfigError(f"{flag('device')} must be auto, cpu, cuda, cuda:N, mps or xpu; got {self.device!r}")
-        for name in ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity"):
+        for name in ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity",
+                     "lexical_overlap", "cross_query", "percentile_margin", "percentile_floor", "percentile_cap"):
             value = getattr(self, name)
             if isinstance(value, float) and math.isnan(value):
                 raise ConfigError(f"{flag(name)} must be a number or none, got nan")
+        if self.lexical_overlap is not None and self.lexical_overlap < 0:
+            raise ConfigError(f"{flag('lexical_overlap')} is a share of the positive's own score: >= 0 (or none), "
+                              f"got {self.lexical_overlap}")
+        if self.cross_query is not None and not -1 <= self.cross_query <= 1:
+            raise ConfigError(f"{flag('cross_query')} is a cosine: between -1 and 1 (or none), got {self.cross_query}")
+        for name in ("percentile_margin", "percentile_floor", "percentile_cap"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ConfigError(f"{flag(name)} is a share of the run's positives: between 0 and 1, got {value}")
+        if self.percentile_floor > self.percentile_cap:
+            raise ConfigError(f"{flag('percentile_floor')} ({self.percentile_floor}) is above "
+                              f"{flag('percentile_cap')} ({self.percentile_cap})")
         if self.reranker_batch_size < 1:
             raise ConfigError(f"{flag('reranker_batch_size')} must be at least 1, got {self.reranker_batch_size}")
         margin = self.relative_margin_value
@@ -204,20 +236,22 @@ class MineConfig:
 
     @property
     def relative_margin_value(self) -> Optional[float]:
-        """The relative margin in force, ``auto`` resolved as if ``--reranker`` (when given) were a cross-encoder."""
+        """The relative margin in force, ``auto`` resolved by whether ``--reranker`` names a judge."""
         return self.relative_margin_for(None)
 
     def relative_margin_for(self, judge_kind: Optional[str]) -> Optional[float]:
-        """The relative margin in force when ``judge_kind`` scores: ``auto`` is the cross-encoder margin for
-        ``cross-encoder`` (and for an unknown judge when ``--reranker`` is given), else the bi-encoder margin."""
+        """The relative margin in force when ``judge_kind`` (``self``, ``bi-encoder``, ``cross-encoder``) scores:
+        ``auto`` is AUTO_MARGIN_OTHER_JUDGE for a judge other than the retrieval bi-encoder, none for ``self``
+        (``None``: decided by whether ``--reranker`` is given)."""
         if self.relative_margin == "auto":
-            cross = judge_kind == "cross-encoder" or (judge_kind is None and bool(self.reranker))
-            return AUTO_MARGIN_CROSS_ENCODER if cross else AUTO_MARGIN_BI_ENCODER
+            other = judge_kind not in (None, "self") or (judge_kind is None and bool(self.reranker))
+            return AUTO_MARGIN_OTHER_JUDGE if other else None
         return None if self.relative_margin is None else float(self.relative_margin)
 
     def ineffective(self, given: Collection[str]) -> list[str]:
         """Warnings for options in ``given`` (set explicitly by the caller) that have no effect with the others."""
-        margins = any(v is not None for v in (self.absolute_margin, self.relative_margin_value))
+        margins = any(v is not None for v in (self.absolute_margin, self.relative_margin_value,
+                                              self.percentile_margin))
         checks = [
             ("seed", self.sampling_strategy == "top", f"with {flag('sampling_strategy')} top"),
             ("fusion", self.retriever != "hybrid", f"with {flag('retriever')} {self.retriever}"),
@@ -228,8 +262,10 @@ class MineConfig:
             ("reranker_batch_size", self.reranker is None, f"without {flag('reranker')}"),
             ("reranker_max_length", self.reranker is None, f"without {flag('reranker')}"),
             ("margin_reference", not margins, "without a margin"),
-            ("score_all", not (margins or self.max_score is not None or self.min_score is not None),
-             "without a score rule (margins, --max-score, --min-score)"),
+            ("score_all", not (margins or self.max_score is not None or self.min_score is not None
+                               or self.percentile_cap < 1),
+             "without a score rule (margins, --max-score, --min-score, --percentile-cap)"),
+            ("percentile_floor", self.percentile_margin is None, f"without {flag('percentile_margin')}"),
         ]
         checks += [(f"bm25_{p}", self.retriever == "dense", f"with {flag('retriever')} dense")
                    for p in ("k1", "b", "method", "stemmer", "stopwords")]

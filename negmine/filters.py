@@ -19,18 +19,25 @@ POSITIVE = 2
 RANK_WINDOW = 3
 DUPLICATE_TEXT = 4
 DUPLICATE_CANDIDATE = 5
-NEAR_DUPLICATE = 6
-MAX_SCORE = 7
-MIN_SCORE = 8
-ABSOLUTE_MARGIN = 9
-RELATIVE_MARGIN = 10
-NOT_SCORED = 11
+CROSS_QUERY = 6
+LEXICAL_OVERLAP = 7
+NEAR_DUPLICATE = 8
+AGREEMENT = 9
+MAX_SCORE = 10
+MIN_SCORE = 11
+ABSOLUTE_MARGIN = 12
+RELATIVE_MARGIN = 13
+PERCENTILE_GATE = 14
+NOT_SCORED = 15
 
 #: Reason names, indexed by code, as they appear in statistics and the candidates file.
 REASONS = ("kept", "no_candidate", "positive", "rank_window", "duplicate_text", "duplicate_candidate",
-           "near_duplicate", "max_score", "min_score", "absolute_margin", "relative_margin", "not_scored")
+           "cross_query", "lexical_overlap", "near_duplicate", "agreement", "max_score", "min_score",
+           "absolute_margin", "relative_margin", "percentile_gate", "not_scored")
 #: Codes that are drop rules (counted in the statistics).
-DROP_RULES = tuple(range(POSITIVE, RELATIVE_MARGIN + 1))
+DROP_RULES = tuple(range(POSITIVE, PERCENTILE_GATE + 1))
+#: Codes of the rules that read scores (applied as lazy scoring reaches a candidate).
+SCORE_RULES = (NEAR_DUPLICATE, AGREEMENT, MAX_SCORE, MIN_SCORE, ABSOLUTE_MARGIN, RELATIVE_MARGIN, PERCENTILE_GATE)
 
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -88,6 +95,64 @@ def window_mask(ranks: np.ndarray, range_min: int, range_max: int) -> np.ndarray
     return (ranks >= 0) & ((ranks < range_min) | (ranks >= range_max))
 
 
+def twin_query_mask(twin_similarity: np.ndarray, threshold: float) -> np.ndarray:
+    """True where a candidate is a positive of another query whose text is (near-)identical to this query's.
+
+    Args:
+        twin_similarity: Per candidate, the highest bi-encoder cosine between this query and another query that has
+            the candidate as a positive (``inf`` where that query's normalised text equals this one's, ``-inf``
+            where the candidate is no other query's positive).
+        threshold: The cosine from which two queries count as the same question.
+    """
+    return twin_similarity >= threshold
+
+
+def lexical_overlap_mask(overlap: np.ndarray, threshold: float) -> np.ndarray:
+    """True where a candidate repeats too much of a positive's wording.
+
+    Args:
+        overlap: Per candidate, the highest over the query's positives of BM25(positive's text as the query,
+            candidate) / BM25(positive's text, the positive itself): about 1 for a copy, 0 for no shared term.
+        threshold: Drop above this share.
+    """
+    return overlap > threshold
+
+
+def agreement_mask(bm25_candidate: np.ndarray, bm25_positive: Union[float, np.ndarray],
+                   cosine_candidate: np.ndarray, cosine_positive: Union[float, np.ndarray]) -> np.ndarray:
+    """True where both retrievers put a candidate above the positive: its BM25 score for the query and its
+    bi-encoder cosine to the query both exceed the positive's (with several positives, the reference one's).
+    Two unrelated signals that both prefer the candidate to a known relevant document are strong evidence that
+    it is relevant too."""
+    return (bm25_candidate > bm25_positive) & (cosine_candidate > cosine_positive)
+
+
+def percentile_gate_mask(scores: np.ndarray, reference: Union[float, np.ndarray], calibration: np.ndarray,
+                         margin: Optional[float], floor: float = 0.0, cap: float = 1.0) -> np.ndarray:
+    """The margin rule in percentiles of the run's own positive scores, whatever the judge's scale.
+
+    With F the share of the run's positives scoring at most a given score, drop a candidate when
+    F(score) > clip(F(reference) - margin, floor, cap); without a margin, when F(score) > cap. The cap keeps a strong
+    positive from opening the gate (nothing scoring above the cap-quantile of all positives passes); the floor
+    keeps a weak positive from starving its query (anything below the floor-quantile passes this rule). Only the
+    order of the scores matters: the same for cosines, logits or probabilities.
+
+    Args:
+        scores: Judge scores of candidates.
+        reference: The positive score (per candidate, or one for all).
+        calibration: The judge scores of every positive of the run, sorted.
+        margin: Percentile points below the positive's own percentile (0.1 = ten points), or ``None``.
+        floor: Lowest percentile threshold (0..1).
+        cap: Highest percentile threshold (0..1).
+    """
+    n = max(len(calibration), 1)
+    u = np.searchsorted(calibration, scores, side="right") / n
+    if margin is None:
+        return u > cap
+    u_ref = np.searchsorted(calibration, reference, side="right") / n
+    return u > np.clip(u_ref - margin, floor, cap)
+
+
 def apply_rules(
     indices: np.ndarray, positives: Sequence[Sequence[int]], range_min: int, range_max: int,
     normalized: Optional[Mapping[int, str]] = None,
@@ -122,6 +187,24 @@ def margin_reference(positive_scores: np.ndarray, how: str) -> float:
     return float(np.mean(positive_scores))
 
 
+def evidence_rules(
+    reasons: np.ndarray, twin_similarity: Optional[np.ndarray] = None, cross_query: Optional[float] = None,
+    overlap: Optional[np.ndarray] = None, lexical_overlap: Optional[float] = None,
+) -> np.ndarray:
+    """``reasons`` with the model-free evidence rules applied to the candidates still KEPT: the positive of a twin
+    query, then lexical overlap with a positive. Returns a new array."""
+    out = reasons.copy()
+    kept = reasons == KEPT
+    rules: list[tuple[int, np.ndarray]] = []
+    if cross_query is not None and twin_similarity is not None:
+        rules.append((CROSS_QUERY, twin_query_mask(twin_similarity, cross_query)))
+    if lexical_overlap is not None and overlap is not None:
+        rules.append((LEXICAL_OVERLAP, lexical_overlap_mask(overlap, lexical_overlap)))
+    for code, hit in reversed(rules):  # the first rule in order wins
+        out[kept & hit] = code
+    return out
+
+
 def score_rules(
     scores: np.ndarray,
     reference: Union[float, np.ndarray],
@@ -131,6 +214,8 @@ def score_rules(
     min_score: Optional[float] = None,
     absolute_margin: Optional[float] = None,
     relative_margin: Optional[float] = None,
+    agreement: Optional[np.ndarray] = None,
+    percentile_gate: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """The code of each scored candidate: the first score rule that drops it, or KEPT.
 
@@ -144,11 +229,15 @@ def score_rules(
         absolute_margin: Drop a candidate scoring above ``reference - absolute_margin``.
         relative_margin: Drop a candidate scoring above ``reference - |reference| * relative_margin``; correct
             for negative scores (logits) too, where ``reference * (1 - relative_margin)`` would not be.
+        agreement: ``agreement_mask`` of these candidates (both retrievers rank them above the positive).
+        percentile_gate: ``percentile_gate_mask`` of these candidates.
     """
     codes = np.full(scores.shape, KEPT, dtype=np.int8)
     rules: list[tuple[int, np.ndarray]] = []
     if max_positive_similarity is not None and positive_similarity is not None:
         rules.append((NEAR_DUPLICATE, positive_similarity > max_positive_similarity))
+    if agreement is not None:
+        rules.append((AGREEMENT, agreement))
     if max_score is not None:
         rules.append((MAX_SCORE, scores > max_score))
     if min_score is not None:
@@ -157,6 +246,8 @@ def score_rules(
         rules.append((ABSOLUTE_MARGIN, scores > reference - absolute_margin))
     if relative_margin is not None:
         rules.append((RELATIVE_MARGIN, scores > reference - np.abs(reference) * relative_margin))
+    if percentile_gate is not None:
+        rules.append((PERCENTILE_GATE, percentile_gate))
     for code, hit in reversed(rules):  # the first rule in order wins
         codes[hit] = code
     return codes

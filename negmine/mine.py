@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence, Union, cast
 import numpy as np
 import pyarrow as pa
 
-from negmine import filters, io
+from negmine import evidence, filters, io
 from negmine.cache import prepare_cache_dir
 from negmine.config import MineConfig, flag
 from negmine.data import Corpus, Positives, Qrels, Queries, match_positives, pairs_to_inputs
@@ -288,18 +288,33 @@ def mine(
     t = time.perf_counter()
     normalized = _normalized_texts(inputs.corpus, hits.indices, pos_lists)
     reasons = filters.apply_rules(hits.indices, pos_lists, config.range_min, config.range_max, normalized)
+    vectors = None
+    if rules.active or config.cross_query is not None:
+        if dense is None:
+            dense = DenseRetriever(encoder or make_encoder(config), cache, config.faiss_index, config.device)
+        vectors = Vectors(dense, qtexts, inputs.corpus.texts)
+    with progress.stage("gathering evidence"):
+        found = evidence.gather(
+            hits.indices, np.arange(len(mined)), pos_lists, bm25=_bm25_part(retriever, config, inputs.corpus, cache,
+                                                                            progress),
+            query_texts=qtexts, doc_texts=inputs.corpus.texts, owners=evidence.Owners.of(pos_lists, n_docs),
+            normalized_queries=[filters.normalize_text(t) for t in qtexts],
+            query_vectors=vectors.queries if vectors is not None else None,
+            cross_query=config.cross_query is not None, lexical=config.lexical_overlap is not None,
+            agreement=config.agreement, reference=config.margin_reference)
+    reasons = filters.evidence_rules(reasons, found.twin_similarity, config.cross_query, found.overlap,
+                                     config.lexical_overlap)
     orders = sampling_orders([np.flatnonzero(row == filters.KEPT) for row in reasons], [len(p) for p in pos_lists],
                              config.sampling_strategy, config.seed)
     scored: Optional[ScoredCandidates] = None
     scorer_name = None
     if rules.active:
-        if dense is None:
-            dense = DenseRetriever(encoder or make_encoder(config), cache, config.faiss_index, config.device)
-        vectors = Vectors(dense, qtexts, inputs.corpus.texts)
+        assert dense is not None and vectors is not None
         scorer = make_scorer(judge, vectors, cache, qtexts, inputs.corpus.texts)
         scorer_name = scorer.name
         scored = lazy_select(hits.indices, reasons, pos_lists, orders, config.num_negatives, scorer, rules, vectors,
-                             config.score_all, progress)
+                             config.score_all, progress, bm25_margin=found.bm25_margin,
+                             cosine=BiEncoderScorer(vectors))
         reasons, picks = scored.reasons, scored.picks
         stats.pairs_scored, stats.positive_pairs_scored = scored.pairs_scored, scored.positive_pairs_scored
         stats.texts_encoded, stats.texts_cached = dense.encoded, dense.cached
@@ -323,9 +338,10 @@ def mine(
 
     candidates_table = None
     if candidates_output is not None:
+        judged = scored is not None and rules.need_scores
         candidates_table = build_candidates_table(inputs.queries, inputs.corpus, mined, hits, reasons, picks,
-                                                  scored.scores if scored is not None else None,
-                                                  scored.reference if scored is not None else None)
+                                                  scored.scores if judged else None,  # type: ignore[union-attr]
+                                                  scored.reference if judged else None)  # type: ignore[union-attr]
     metadata = provenance(config, inputs, stats, dense.encoder if dense is not None else None,
                           scorer.identity() if scored is not None and rules.need_scores else None,
                           rules.relative_margin)
@@ -360,7 +376,8 @@ def build_index(
     encoder: Optional[Encoder] = None,
     **options: Any,
 ) -> IndexResult:
-    """Build the indexes ``config.retriever`` needs for ``corpus`` into ``index_dir`` (created if missing).
+    """Build the indexes a ``mine`` run with these settings needs for ``corpus`` into ``index_dir`` (created if
+    missing): the retriever's, and the BM25 index the lexical-overlap and agreement rules read.
 
     ``mine(..., index_dir=index_dir)`` with the same corpus and settings then encodes and indexes nothing.
     Re-running it after the corpus changed encodes only the changed texts.
@@ -376,6 +393,7 @@ def build_index(
         c = corpus if isinstance(corpus, Corpus) else io.read_corpus(
             corpus, config.corpus_id_column, config.corpus_text_column, config.corpus_title_column)
     retriever = make_retriever(config, c, progress, folder, encoder)
+    _bm25_part(retriever, config, c, folder, progress)
     dense = _dense_part(retriever)
     if dense is not None:
         dense.prepare()
@@ -424,8 +442,7 @@ def _finish_stats(
     stats.short_queries = len(short_q)
     stats.short_examples = [str(inputs.queries.ids[q]) for q in short_q[:3]]
     if scored is not None:
-        dropped = np.isin(scored.reasons, [filters.MAX_SCORE, filters.MIN_SCORE, filters.ABSOLUTE_MARGIN,
-                                           filters.RELATIVE_MARGIN, filters.NEAR_DUPLICATE])
+        dropped = np.isin(scored.reasons, filters.SCORE_RULES)
         stats.scores = score_summary(scorer_name or "", np.concatenate(scored.positive_scores),
                                      np.concatenate(sel.negative_scores) if sel.negative_scores else np.empty(0),
                                      scored.scores[dropped])
@@ -447,10 +464,27 @@ def _input_stats(inputs: Inputs, positives: Positives) -> MineStats:
 
 
 def score_rules_of(config: MineConfig, judge_kind: Optional[str] = None) -> ScoreRules:
-    """The score rules of the config; ``judge_kind`` resolves ``relative_margin="auto"`` (default: a
-    cross-encoder when ``--reranker`` is given)."""
+    """The score rules of the config; ``judge_kind`` resolves ``relative_margin="auto"`` (default: decided by
+    whether ``--reranker`` is given)."""
     return ScoreRules(config.max_positive_similarity, config.max_score, config.min_score, config.absolute_margin,
-                      config.relative_margin_for(judge_kind), config.margin_reference)
+                      config.relative_margin_for(judge_kind), config.margin_reference, config.agreement,
+                      config.percentile_margin, config.percentile_floor, config.percentile_cap)
+
+
+def _bm25_part(retriever: Retriever, config: MineConfig, corpus: Corpus, cache: Path, progress: Progress) -> Any:
+    """The BM25 index the evidence rules read: the retriever's own, else one built (or found in the cache) for
+    them; ``None`` when no rule needs it."""
+    from negmine.bm25 import BM25Retriever
+    from negmine.fusion import HybridRetriever
+
+    if config.lexical_overlap is None and not config.agreement:
+        return None
+    if isinstance(retriever, BM25Retriever):
+        return retriever
+    if isinstance(retriever, HybridRetriever) and "bm25" in retriever.retrievers:
+        return retriever.retrievers["bm25"]
+    return BM25Retriever(config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer,
+                         config.bm25_stopwords).index(corpus.texts, progress, cache)
 
 
 def make_scorer(judge: Judge, vectors: Vectors, cache: Path, query_texts: list[str], doc_texts: list[str]) -> Scorer:
@@ -488,7 +522,7 @@ def _index_dir_gaps(config: MineConfig, corpus: Corpus, folder: Path, encoder: O
     from negmine.bm25 import BM25Retriever, cached_settings
 
     gaps = []
-    if config.retriever in ("bm25", "hybrid"):
+    if config.retriever in ("bm25", "hybrid") or config.lexical_overlap is not None or config.agreement:
         bm25 = BM25Retriever(config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer,
                              config.bm25_stopwords)
         if not bm25.is_cached(corpus.texts, folder):

@@ -188,15 +188,24 @@ class ScoreRules:
     absolute_margin: Optional[float] = None
     relative_margin: Optional[float] = None
     margin_reference: str = "min"
+    agreement: bool = False
+    percentile_margin: Optional[float] = None
+    percentile_floor: float = 0.0
+    percentile_cap: float = 1.0
+
+    @property
+    def percentile_gate(self) -> bool:
+        return self.percentile_margin is not None or self.percentile_cap < 1.0
 
     @property
     def need_scores(self) -> bool:
-        return any(v is not None for v in (self.max_score, self.min_score, self.absolute_margin,
-                                           self.relative_margin))
+        """Whether the judge must score candidates (the rules on its scores)."""
+        return self.percentile_gate or any(v is not None for v in (self.max_score, self.min_score,
+                                                                   self.absolute_margin, self.relative_margin))
 
     @property
     def active(self) -> bool:
-        return self.need_scores or self.max_positive_similarity is not None
+        return self.need_scores or self.agreement or self.max_positive_similarity is not None
 
 
 @dataclass
@@ -233,6 +242,9 @@ def lazy_select(
     score_all: bool = False,
     progress: Optional[Progress] = None,
     round_size: int = 4096,
+    bm25_margin: Optional[np.ndarray] = None,
+    cosine: Optional[Scorer] = None,
+    calibration: Optional[np.ndarray] = None,
 ) -> ScoredCandidates:
     """Walk each query-positive pair's candidate order, scoring candidates only when the walk reaches them.
 
@@ -240,6 +252,10 @@ def lazy_select(
     on its order as it still needs, scores all of them in one batched call (across queries), and applies the score
     rules; a pair whose candidates were dropped asks again in the next round.
     With ``score_all`` every candidate the cheap rules kept is scored first (the picks are the same).
+
+    ``bm25_margin`` (per candidate, its BM25 score minus the reference positive's) and ``cosine`` (the retrieval
+    bi-encoder, when it is not the judge) serve the agreement rule; ``calibration`` (every positive's judge score
+    in the run, sorted) the percentile gate (default: this call's positives).
     """
     progress = progress or Progress()
     nq, k = indices.shape
@@ -258,6 +274,15 @@ def lazy_select(
     pos_scores = [flat[bounds[q] : bounds[q + 1]] for q in range(nq)]
     reference = np.array([filters.margin_reference(s, rules.margin_reference) if rules.need_scores else np.nan
                           for s in pos_scores], dtype=np.float32)
+    if calibration is None and rules.percentile_gate:
+        calibration = np.sort(flat)
+    agreement = rules.agreement and bm25_margin is not None
+    cosine = cosine or scorer
+    cosine_reference = np.full(nq, np.nan, dtype=np.float32)
+    if agreement:
+        pos_cos = flat if cosine is scorer and rules.need_scores else cosine.score(pos_q, pos_d)
+        cosine_reference[:] = [filters.margin_reference(pos_cos[bounds[q] : bounds[q + 1]], rules.margin_reference)
+                               for q in range(nq)]
     pos_vecs = None
     if rules.max_positive_similarity is not None and vectors is not None:
         pos_vecs = [vectors.docs(np.asarray(p, dtype=np.int64)) for p in positives]
@@ -273,9 +298,23 @@ def lazy_select(
         if pos_vecs is not None and vectors is not None:
             dv = vectors.docs(d)
             sims = np.array([float(np.max(pos_vecs[qq] @ v)) for qq, v in zip(q, dv)], dtype=np.float32)
+        agree = None
+        if agreement:
+            assert bm25_margin is not None
+            above = bm25_margin[q, r] > 0  # the dense half only where BM25 already prefers the candidate
+            cos = np.full(len(cells), -np.inf, dtype=np.float32)
+            if cosine is scorer and rules.need_scores:
+                cos[above] = s[above]
+            elif above.any():
+                cos[above] = cosine.score(q[above], d[above])
+            agree = filters.agreement_mask(bm25_margin[q, r], 0.0, cos, cosine_reference[q])
+        gate = None
+        if rules.percentile_gate and calibration is not None:
+            gate = filters.percentile_gate_mask(s, reference[q], calibration, rules.percentile_margin,
+                                                rules.percentile_floor, rules.percentile_cap)
         reasons[q, r] = filters.score_rules(
             s, reference[q], sims, rules.max_positive_similarity, rules.max_score, rules.min_score,
-            rules.absolute_margin, rules.relative_margin)
+            rules.absolute_margin, rules.relative_margin, agree, gate)
         scores[q, r] = s
         scored[q, r] = True
 

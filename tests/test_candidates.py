@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import TINY, assert_cli_error, grouped_negatives, pairs_of, read_table
+from helpers import NO_SCORING, TINY, assert_cli_error, grouped_negatives, pairs_of, read_table
 
 import negmine
 from negmine.filters import normalize_text
@@ -19,10 +19,10 @@ from negmine.io import read_metadata
 Cli = Callable[..., Any]
 
 STATUSES = {"selected", "kept", "not_scored", "positive", "rank_window", "duplicate_text", "duplicate_candidate",
-            "near_duplicate",
-            "max_score", "min_score", "absolute_margin", "relative_margin"}
-CHEAP = {"positive", "rank_window", "duplicate_text", "duplicate_candidate"}
-SCORE_RULES = {"max_score", "min_score", "absolute_margin", "relative_margin"}
+            "cross_query", "lexical_overlap", "near_duplicate", "agreement", "max_score", "min_score",
+            "absolute_margin", "relative_margin", "percentile_gate"}
+CHEAP = {"positive", "rank_window", "duplicate_text", "duplicate_candidate", "cross_query", "lexical_overlap"}
+SCORE_RULES = {"agreement", "max_score", "min_score", "absolute_margin", "relative_margin", "percentile_gate"}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,8 @@ def check_candidates(cand: list[dict[str, Any]], out: Path, fmt: str, positives:
 
 def test_candidates_file_hybrid(cli: Cli, tiny: dict[str, Path], out_dir: Path, tiny_info: dict[str, Any]) -> None:
     out, cand_path = out_dir / "o.parquet", out_dir / "c.parquet"
-    mine_cli(cli, tiny, out, "--candidates-output", cand_path, "-n", "3", "--range-max", "30")
+    mine_cli(cli, tiny, out, "--candidates-output", cand_path, "-n", "3", "--range-max", "30", "--retriever", "hybrid",
+             "--relative-margin", "0.15")
     table = read_table(cand_path)
     assert table.column_names == ["query_id", "doc_id", "rank", "retrieval_score", "bm25_rank", "dense_rank",
                                   "reranker_score", "positive_score", "status"]
@@ -109,8 +110,7 @@ def test_candidates_file_hybrid(cli: Cli, tiny: dict[str, Path], out_dir: Path, 
 def test_candidates_file_bm25_without_scoring(cli: Cli, tiny: dict[str, Path], out_dir: Path,
                                               tiny_info: dict[str, Any]) -> None:
     out, cand_path = out_dir / "o.parquet", out_dir / "c.parquet"
-    mine_cli(cli, tiny, out, "--candidates-output", cand_path, "--retriever", "bm25", "--relative-margin", "none",
-             "--max-positive-similarity", "none", "--range-max", "20")
+    mine_cli(cli, tiny, out, "--candidates-output", cand_path, *NO_SCORING, "--range-max", "20")
     table = read_table(cand_path)
     # no fused source ranks, and no reranker columns when nothing is scored
     assert table.column_names == ["query_id", "doc_id", "rank", "retrieval_score", "status"]
@@ -132,7 +132,7 @@ def test_selected_rows_are_the_written_negatives(cli: Cli, tiny: dict[str, Path]
 
 
 NTUPLE_SHORT = ("--output-format", "n-tuple", "-n", "3", "--max-score", "0.5", "--retriever", "bm25",
-                "--relative-margin", "0.05")
+                "--relative-margin", "0.05", "--lexical-overlap", "none", "--no-agreement")
 
 
 def test_ntuple_short_pair_setup(cli: Cli, tiny: dict[str, Path], out_dir: Path) -> None:
@@ -161,8 +161,8 @@ def test_score_all_leaves_nothing_unscored(cli: Cli, tiny: dict[str, Path], out_
                                            tiny_info: dict[str, Any]) -> None:
     lazy_out, lazy_cand = out_dir / "lazy.parquet", out_dir / "lazy-c.parquet"
     full_out, full_cand = out_dir / "full.parquet", out_dir / "full-c.parquet"
-    mine_cli(cli, tiny, lazy_out, "--candidates-output", lazy_cand)
-    mine_cli(cli, tiny, full_out, "--candidates-output", full_cand, "--score-all")
+    mine_cli(cli, tiny, lazy_out, "--candidates-output", lazy_cand, "--relative-margin", "0.15")
+    mine_cli(cli, tiny, full_out, "--candidates-output", full_cand, "--relative-margin", "0.15", "--score-all")
     lazy, full = read_table(lazy_cand).to_pylist(), read_table(full_cand).to_pylist()
     check_candidates(full, full_out, "triplet", tiny_info["positives"])
     assert "not_scored" not in {c["status"] for c in full}
@@ -191,7 +191,8 @@ def test_candidates_output_with_the_python_api(tiny: dict[str, Path], tmp_path: 
 def test_candidates_reranker_score_matches_the_output_scores(cli: Cli, tiny: dict[str, Path],
                                                              out_dir: Path) -> None:
     out, cand_path = out_dir / "o.parquet", out_dir / "c.parquet"
-    mine_cli(cli, tiny, out, "--candidates-output", cand_path, "--output-scores", "--retriever", "bm25")
+    mine_cli(cli, tiny, out, "--candidates-output", cand_path, "--output-scores", "--retriever", "bm25",
+             "--relative-margin", "0.15")
     cand = {(c["query_id"], c["doc_id"]): c for c in read_table(cand_path).to_pylist()}
     for r in read_table(out).to_pylist():
         c = cand[(r["query_id"], r["negative_id"])]

@@ -12,7 +12,7 @@ from negmine.errors import ConfigError, InputError, NegmineError
 
 def test_defaults() -> None:
     c = MineConfig()
-    assert (c.retriever, c.bm25_k1, c.bm25_b, c.bm25_method) == ("hybrid", 1.5, 0.75, "lucene")
+    assert (c.retriever, c.bm25_k1, c.bm25_b, c.bm25_method) == ("dense", 1.5, 0.75, "lucene")
     assert (c.bm25_stemmer, c.bm25_stopwords) == ("english", "en")
     assert (c.range_min, c.range_max, c.num_negatives) == (0, 200, 5)
     assert (c.sampling_strategy, c.seed, c.output_format) == ("top", 42, "triplet")

@@ -425,7 +425,7 @@ def test_a_bi_encoder_reranker_judges_by_cosine(tmp_path: Path, tiny_models: dic
     assert result.stats.negatives_written > 0 and result.stats.pairs_scored > 0
     judge = negmine.read_metadata(out)["models"]["reranker"]
     assert judge["type"] == "bi-encoder" and judge["model"]["model"] == str(tiny_models["bi"])
-    assert negmine.read_metadata(out)["resolved"]["relative_margin"] == 0.15  # a cosine judge's margin
+    assert negmine.read_metadata(out)["resolved"]["relative_margin"] == 0.05  # another model judges: a margin
 
 
 def test_a_run_that_drops_everything_fails(tmp_path: Path) -> None:

@@ -215,15 +215,18 @@ def test_duplicate_text_does_not_override_earlier_rules() -> None:
 
 
 def test_count_reasons_lists_every_drop_rule() -> None:
-    reasons = np.array([[KEPT, POSITIVE, RANK_WINDOW, DUPLICATE_TEXT, DUPLICATE_CANDIDATE, NEAR_DUPLICATE,
-                         MAX_SCORE, MIN_SCORE, ABSOLUTE_MARGIN, RELATIVE_MARGIN, RELATIVE_MARGIN, NO_CANDIDATE,
+    reasons = np.array([[KEPT, POSITIVE, RANK_WINDOW, DUPLICATE_TEXT, DUPLICATE_CANDIDATE, filters.CROSS_QUERY,
+                         filters.LEXICAL_OVERLAP, NEAR_DUPLICATE, filters.AGREEMENT, MAX_SCORE, MIN_SCORE,
+                         ABSOLUTE_MARGIN, RELATIVE_MARGIN, RELATIVE_MARGIN, filters.PERCENTILE_GATE, NO_CANDIDATE,
                          filters.NOT_SCORED]], dtype=np.int8)
     counts = count_reasons(reasons)
-    assert list(counts) == ["positive", "rank_window", "duplicate_text", "duplicate_candidate", "near_duplicate",
-                            "max_score", "min_score", "absolute_margin", "relative_margin"]
+    assert list(counts) == ["positive", "rank_window", "duplicate_text", "duplicate_candidate", "cross_query",
+                            "lexical_overlap", "near_duplicate", "agreement", "max_score", "min_score",
+                            "absolute_margin", "relative_margin", "percentile_gate"]
     assert counts == {"positive": 1, "rank_window": 1, "duplicate_text": 1, "duplicate_candidate": 1,
-                      "near_duplicate": 1, "max_score": 1, "min_score": 1, "absolute_margin": 1, "relative_margin": 2}
-    assert list(count_reasons(np.zeros((0, 3), np.int8)).values()) == [0] * 9
+                      "cross_query": 1, "lexical_overlap": 1, "near_duplicate": 1, "agreement": 1, "max_score": 1,
+                      "min_score": 1, "absolute_margin": 1, "relative_margin": 2, "percentile_gate": 1}
+    assert list(count_reasons(np.zeros((0, 3), np.int8)).values()) == [0] * 13
 
 
 # --- the CLI options, with the FakeEncoder as the bi-encoder scorer ---------------------------------------------
@@ -253,9 +256,15 @@ def tiny_data() -> dict[str, Any]:
     return {"doc_text": doc_text, "query_text": query_text, "positives": positives, "pos_scores": pos_scores}
 
 
+#: The score rules under test, alone: the model-free evidence rules and agreement off, and a relative margin of
+#: 0.15 (each test's own flags come after these, and win).
+SCORE_RULES_ONLY = ("--retriever", "bm25", "-q", "--relative-margin", "0.15", "--lexical-overlap", "none",
+                    "--no-agreement", "--cross-query", "none")
+
+
 def run(cli: Cli, tiny: dict[str, Path], out: Path, *extra: Any) -> Any:
     result = cli("mine", "--corpus", tiny["corpus"], "--queries", tiny["queries"], "--qrels", tiny["qrels"],
-                 "--output", out, "--retriever", "bm25", "-q", *extra)
+                 "--output", out, *SCORE_RULES_ONLY, *extra)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == str(out)
     return read_table(out)
@@ -354,8 +363,8 @@ def test_max_positive_similarity_option(cli: Cli, tiny: dict[str, Path], out_dir
             assert sim(c["query_id"], c["doc_id"]) <= limit + 1e-5, c
         elif c["status"] == "near_duplicate":
             assert sim(c["query_id"], c["doc_id"]) > limit - 1e-5, c
-    # the near-duplicate rule alone needs no reranker scores
-    assert all(c["reranker_score"] is None for c in candidates)
+    # the near-duplicate rule alone needs no reranker scores: the candidates file has none
+    assert "reranker_score" not in candidates[0]
     assert read_metadata(out)["models"]["reranker"] is None
 
 
@@ -383,21 +392,30 @@ def test_none_turns_an_optional_number_off(cli: Cli, tiny: dict[str, Path], out_
     assert stats["pairs_scored"] == stats["positive_pairs_scored"] == 0
 
 
-def test_defaults_are_a_relative_margin_and_a_near_duplicate_limit(cli: Cli, tiny: dict[str, Path],
-                                                                   out_dir: Path) -> None:
+def test_the_default_rules(cli: Cli, tiny: dict[str, Path], out_dir: Path) -> None:
+    """Evidence beyond the judge's score by default; no relative margin when the bi-encoder judges itself."""
     out = out_dir / "o.parquet"
-    run(cli, tiny, out)
+    result = cli("mine", "--corpus", tiny["corpus"], "--queries", tiny["queries"], "--qrels", tiny["qrels"],
+                 "--output", out, "-q")
+    assert result.exit_code == 0, result.stderr
     meta = read_metadata(out)
     config = meta["config"]
-    assert (config["relative_margin"], config["max_positive_similarity"], config["absolute_margin"],
-            config["max_score"], config["min_score"], config["margin_reference"]) == ("auto", 0.98, None, None, None,
-                                                                                      "min")
-    assert meta["resolved"]["relative_margin"] == 0.15  # no --reranker: the bi-encoder's margin
+    assert (config["retriever"], config["relative_margin"], config["max_positive_similarity"],
+            config["absolute_margin"], config["max_score"], config["min_score"], config["margin_reference"],
+            config["lexical_overlap"], config["agreement"], config["cross_query"], config["percentile_margin"],
+            config["percentile_floor"], config["percentile_cap"]) == (
+        "dense", "auto", 0.98, None, None, None, "min", 0.1, True, 0.95, None, 0.0, 1.0)
+    assert meta["resolved"]["relative_margin"] is None  # no --reranker: the bi-encoder judges itself, no margin
+    dropped = meta["stats"]["dropped"]
+    assert dropped["lexical_overlap"] > 0 and dropped["agreement"] > 0
 
 
 def test_auto_relative_margin_depends_on_the_reranker() -> None:
-    assert MineConfig().relative_margin_value == 0.15
+    assert MineConfig().relative_margin_value is None
     assert MineConfig(reranker="some/cross-encoder").relative_margin_value == 0.05
+    assert MineConfig().relative_margin_for("self") is None
+    assert MineConfig().relative_margin_for("bi-encoder") == 0.05
+    assert MineConfig().relative_margin_for("cross-encoder") == 0.05
     assert MineConfig(relative_margin=0.3, reranker="x").relative_margin_value == 0.3
     assert MineConfig(relative_margin=None).relative_margin_value is None
     with pytest.raises(ConfigError, match="--relative-margin"):

@@ -291,12 +291,21 @@ def test_line_progress_prints_at_most_every_interval() -> None:
 
 def test_the_cli_prints_plain_lines_without_a_terminal(cli: Cli, tiny: dict[str, Path], out_dir: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import negmine.progress
-
-    monkeypatch.setattr(negmine.progress.LineProgress.__init__, "__defaults__", (None, 0.01, "negmine: "))
-    result = cli(*mine_args(tiny, out_dir / "o.parquet"))
-    assert result.exit_code == 0
+    import importlib
     import re
 
-    assert re.search(r"^negmine: [^\n]+: done, [^\n]*in \d+ s$", result.stderr, re.M)
+    from fakes import SlowEncoder
+
+    import negmine.progress
+
+    # a slow encoding stage (0.6 s) and a progress line every 0.05 s
+    monkeypatch.setattr(importlib.import_module("negmine.mine"), "make_encoder",
+                        lambda config, model=None: SlowEncoder(0.01))
+    monkeypatch.setattr(negmine.progress.LineProgress.__init__, "__defaults__", (None, 0.05, "negmine: "))
+    result = cli(*mine_args(tiny, out_dir / "o.parquet", "--retriever", "dense", "--cache-dir", out_dir.parent / "c",
+                            scoring=True))
+    assert result.exit_code == 0, result.stderr
+    assert re.search(r"^negmine: encoding documents \(fake\): \d+/120 \(\d+%\), [\d.]+/s, about \d+ s left$",
+                     result.stderr, re.M)
+    assert re.search(r"^negmine: encoding documents \(fake\): done, 120/120 in \d+ s$", result.stderr, re.M)
     assert "\x1b[" not in result.stderr  # no terminal control codes in a log

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import error_line
+from helpers import NO_SCORING_OPTIONS, error_line
 
 import negmine
 from negmine import report as rep
@@ -27,7 +27,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def scored_run(tiny: dict[str, Path], out_dir: Path) -> negmine.MineResult:
     """A lazy run with score rules on (bi-encoder = FakeEncoder), written to out/run.parquet."""
     return negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=out_dir / "run.parquet",
-                        retriever="bm25", num_negatives=3, max_score=0.4)
+                        retriever="bm25", num_negatives=3, max_score=0.4, relative_margin=0.15, lexical_overlap=None,
+                        agreement=False, cross_query=None)
 
 
 # --- statistics --------------------------------------------------------------------------------------------------
@@ -81,8 +82,7 @@ def test_stats_are_in_the_provenance(scored_run: negmine.MineResult) -> None:
 
 
 def test_no_score_statistics_when_scoring_is_off(tiny: dict[str, Path]) -> None:
-    result = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], retriever="bm25", relative_margin=None,
-                          max_positive_similarity=None)
+    result = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], **NO_SCORING_OPTIONS)
     assert result.stats.scores == {}
     assert result.stats.pairs_scored == result.stats.positive_pairs_scored == result.stats.not_scored == 0
 

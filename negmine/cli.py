@@ -1,6 +1,8 @@
 """The ``negmine`` command: parse options into a MineConfig, call the library, render the result.
 
-Stdout carries data (the output path); progress, summaries, warnings and errors go to stderr.
+Stdout carries data (the output path); progress, summaries, warnings and errors go to stderr. Importing this
+module loads neither numpy, pyarrow nor torch, so that ``--help`` answers at once; commands import the library
+when they run.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
 import typer
+from typer.core import TyperGroup
 from typing_extensions import Annotated
 
 from negmine import __version__
@@ -29,6 +32,19 @@ from negmine.progress import Advance, LineProgress, Progress
 
 D = MineConfig()  # defaults live in the config; the options below show them
 
+
+class _Group(TyperGroup):
+    """The root command. Its ``--help`` defaults to False rather than None, so that running a command does not
+    have typer coerce that None through pydantic (imported for it: a tenth of a second on every run, --help
+    included)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
+
 app = typer.Typer(
     name="negmine",
     help="Mine hard negatives for training retrieval models (embedders, rerankers).",
@@ -36,6 +52,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
 
 INPUTS = "Inputs"

@@ -19,6 +19,7 @@ from typing_extensions import Annotated
 from negmine import __version__
 from negmine.config import (
     BM25_METHODS,
+    COLUMN_SETS,
     FUSIONS,
     MARGIN_REFERENCES,
     OUTPUT_FORMATS,
@@ -211,6 +212,8 @@ def mine(
                                                       "it).")] = None,
     output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}.")] = D.output_format,
     output_scores: Annotated[bool, _opt(OUTPUT, "Add score columns.", "--output-scores")] = D.output_scores,
+    columns: Annotated[str, _opt(OUTPUT, f"{_choices(COLUMN_SETS)}: every column (texts, ids, any scores), or only "
+                                 "what a trainer consumes (the texts; a labeled list's labels).")] = D.columns,
     allow_empty: Annotated[bool, _opt(OUTPUT, "Write the output even when every candidate was dropped (by default "
                                       "a run that writes no negative fails, naming the rule that dropped most).",
                                       "--allow-empty")] = D.allow_empty,

@@ -32,7 +32,7 @@ from negmine.score import (
     lazy_select,
     load_judge,
 )
-from negmine.write import Selection, build_candidates_table, build_table, negatives_in
+from negmine.write import Selection, build_candidates_table, build_table, negatives_in, select_columns
 
 logger = logging.getLogger("negmine")
 
@@ -314,6 +314,7 @@ def mine(
         _rescore(sel, retriever, qtexts, mined)
     table = build_table(sel, inputs.queries, inputs.corpus, config.output_format, config.num_negatives,
                         config.output_scores)
+    table = select_columns(table, config.output_format, config.columns)
     seconds["filter+score+sample"] = time.perf_counter() - t
 
     _finish_stats(stats, config, inputs, hits, reasons, sel, table, scored if rules.need_scores else None,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 from typing_extensions import Annotated
 
 from negmine import __version__
@@ -44,6 +44,30 @@ class _Group(TyperGroup):
         if option is not None and option.default is None:
             option.default = False
         return option
+
+
+class _Command(TyperCommand):
+    """A command whose ``--help`` lists the options under their groups (``rich_help_panel``), as plain text: rich's
+    help renderer would cost more import time than the rest of ``--help``."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        for title, records in option_groups(self, ctx):
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+
+def option_groups(command: Any, ctx: Any) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(group title, [(flags, help)]) of a command's parameters, in order of each group's first option: arguments
+    first, options without a group ("Options": --help) last."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        title = "Arguments" if param.param_type_name == "argument" else getattr(param, "rich_help_panel", None)
+        groups.setdefault(title or "Options", []).append(record)
+    order = sorted(groups, key=lambda t: (t != "Arguments", t == "Options"))
+    return [(title, groups[title]) for title in order]
 
 
 app = typer.Typer(
@@ -123,7 +147,7 @@ Quiet = Annotated[bool, _opt(OUTPUT, "No progress and no summary (warnings and e
 Verbose = Annotated[bool, _opt(OUTPUT, "Also show timings per stage and debug logs.", "--verbose", "-v")]
 
 
-@app.command()
+@app.command(cls=_Command)
 def mine(
     ctx: typer.Context,
     output: Annotated[Path, _opt(INPUTS, "Parquet file to write (atomically).", "--output", "-o",
@@ -222,9 +246,11 @@ def mine(
 ) -> None:
     """Mine hard negatives for each query and write them as a training table.
 
-    Example:
-
-        negmine mine --corpus corpus.parquet --queries queries.parquet --qrels qrels.parquet -o negatives.parquet
+    \b
+    Examples:
+      negmine mine --corpus corpus.parquet --queries queries.parquet --qrels qrels.parquet \\
+          -o negatives.parquet
+      negmine mine --pairs pairs.parquet --columns training -o train.parquet
 
     Prints the output path on stdout; progress and a summary go to stderr.
     """
@@ -247,7 +273,7 @@ def mine(
     typer.echo(str(output))
 
 
-@app.command()
+@app.command(cls=_Command)
 def index(
     corpus: Annotated[Path, _opt(INPUTS, "Corpus Parquet file (ids, texts, optional titles).", show_default=False)],
     index_dir: Annotated[Path, _opt(INPUTS, "Directory to build the indexes in (created if missing).",
@@ -273,9 +299,9 @@ def index(
 ) -> None:
     """Build the BM25 and dense indexes of a corpus into a directory, for 'negmine mine --index-dir'.
 
+    \b
     Example:
-
-        negmine index --corpus corpus.parquet --index-dir idx/ && negmine mine --index-dir idx/ ...
+      negmine index --corpus corpus.parquet --index-dir idx/ && negmine mine --index-dir idx/ ...
 
     Re-running it after the corpus changed encodes only the documents whose text changed. Use the same retriever,
     model and BM25 settings as the later 'mine' runs. Prints the index directory on stdout.
@@ -294,7 +320,7 @@ def index(
     typer.echo(str(index_dir))
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     path: Annotated[Path, typer.Argument(help="A Parquet file written by negmine mine (output or candidates).",
                                          show_default=False)],
@@ -307,9 +333,9 @@ def report(
     """Summarise a mining run from its output file: counts per rule, score quantiles, short queries, and a picture
     of positive vs negative scores and drops per rule (PNG and a self-contained HTML page).
 
+    \b
     Example:
-
-        negmine report negatives.parquet
+      negmine report negatives.parquet
 
     Prints the paths of the PNG and the HTML page on stdout.
     """

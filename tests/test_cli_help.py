@@ -1,15 +1,21 @@
-"""``negmine --help`` answers at once: importing the CLI (or the package) loads no numpy, pyarrow or torch."""
+"""``negmine --help`` answers at once and shows the options in their groups; importing the CLI (or the package)
+loads no numpy, pyarrow or torch."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from helpers import ROOT
 
+Cli = Callable[..., Any]
 HEAVY = ("numpy", "pyarrow", "torch", "sentence_transformers", "faiss", "bm25s", "matplotlib")
+GROUPS = ["Inputs:", "Input columns (detected from the usual names when not given):", "Mining:", "BM25:",
+          "Dense retrieval:", "False-negative filters:", "Output:", "Options:"]
 
 
 def python(code: str) -> str:
@@ -81,3 +87,28 @@ def test_help_answers_quickly(args: list[str]) -> None:
         assert proc.stderr == ""
     assert best < 1.5, f"negmine {' '.join(args)} took {best:.2f} s"
 
+
+def test_mine_help_shows_the_groups_and_an_example_first(cli: Cli) -> None:
+    result = cli("mine", "--help")
+    assert result.exit_code == 0
+    text = result.stdout
+    positions = [text.index(f"\n{title}\n") for title in GROUPS]
+    assert positions == sorted(positions)
+    assert text.index("Examples:") < positions[0]
+    assert "  negmine mine --corpus corpus.parquet --queries queries.parquet --qrels qrels.parquet \\\n" in text
+
+    def group_of(option: str) -> str:
+        at = text.index(f"  {option} ")
+        return max((text.index(f"\n{t}\n"), t) for t in GROUPS if text.index(f"\n{t}\n") < at)[1]
+
+    expected = {"--corpus": "Inputs:", "--corpus-id-column": GROUPS[1], "--bm25-k1": "BM25:",
+                "--model": "Dense retrieval:", "--relative-margin": "False-negative filters:",
+                "-n, --num-negatives": "Mining:", "--columns": "Output:", "--help": "Options:"}
+    assert {option: group_of(option) for option in expected} == expected
+
+
+@pytest.mark.parametrize("command", ["index", "report"])
+def test_every_command_has_an_example(cli: Cli, command: str) -> None:
+    result = cli(*command.split(), "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.stdout and "\n    negmine " in result.stdout

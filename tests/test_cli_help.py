@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,13 +102,21 @@ def test_mine_help_shows_the_groups_and_an_example_first(cli: Cli) -> None:
         at = text.index(f"  {option} ")
         return max((text.index(f"\n{t}\n"), t) for t in GROUPS if text.index(f"\n{t}\n") < at)[1]
 
-    expected = {"--corpus": "Inputs:", "--corpus-id-column": GROUPS[1], "--bm25-k1": "BM25:",
+    expected = {"--config": "Inputs:", "--corpus": "Inputs:", "--corpus-id-column": GROUPS[1], "--bm25-k1": "BM25:",
                 "--model": "Dense retrieval:", "--relative-margin": "False-negative filters:",
                 "-n, --num-negatives": "Mining:", "--columns": "Output:", "--help": "Options:"}
     assert {option: group_of(option) for option in expected} == expected
 
 
-@pytest.mark.parametrize("command", ["index", "report"])
+def test_help_shows_the_config_files_values_as_defaults(cli: Cli, tmp_path: Path) -> None:
+    config = tmp_path / "negmine.toml"
+    config.write_text('num-negatives = 3\nretriever = "bm25"\n')
+    text = cli("mine", "--config", config, "--help").stdout
+    assert "Negatives per query-positive pair.  [default: 3]" in text
+    assert "[default: bm25]" in text
+
+
+@pytest.mark.parametrize("command", ["index", "report", "config show", "config from"])
 def test_every_command_has_an_example(cli: Cli, command: str) -> None:
     result = cli(*command.split(), "--help")
     assert result.exit_code == 0

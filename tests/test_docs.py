@@ -28,7 +28,8 @@ def test_every_command_and_option_is_documented() -> None:
     text = (ROOT / "docs" / "cli.md").read_text().replace("\\|", "|")
     root = typer.main.get_command(app)
     commands = dict(_commands(root, "negmine"))
-    assert {"negmine mine", "negmine index", "negmine report"} <= set(commands)
+    assert {"negmine mine", "negmine index", "negmine report", "negmine config show", "negmine config from"} <= \
+        set(commands)
     for path, cmd in commands.items():
         section = text.split(f"\n## {path}\n", 1)[1].split("\n## ", 1)[0]
         for param in cmd.params:

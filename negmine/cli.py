@@ -283,6 +283,9 @@ def mine(
     output_scores: Annotated[bool, _opt(OUTPUT, "Add score columns.", "--output-scores")] = D.output_scores,
     columns: Annotated[str, _opt(OUTPUT, f"{_choices(COLUMN_SETS)}: every column (texts, ids, any scores), or only "
                                  "what a trainer consumes (the texts; a labeled list's labels).")] = D.columns,
+    dataset_card: Annotated[bool, _opt(OUTPUT, "Also write README.md beside the output: a Hugging Face dataset "
+                                       "card (features, inputs, models, settings, statistics). Replaces only a "
+                                       "README.md negmine wrote.", "--dataset-card")] = False,
     allow_empty: Annotated[bool, _opt(OUTPUT, "Write the output even when every candidate was dropped (by default "
                                       "a run that writes no negative fails, naming the rule that dropped most).",
                                       "--allow-empty")] = D.allow_empty,
@@ -303,16 +306,24 @@ def mine(
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
     from negmine.mine import mine as run_mine
 
+    inputs = (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
     with _reporting(quiet, verbose) as progress:
         settings = _mine_config(ctx, options)
+        if dataset_card:
+            from negmine.card import check_card_path, write_dataset_card
+
+            check_card_path(output, inputs)  # before the work, not after it
         result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=settings, progress=progress,
                           cache_dir=cache_dir, index_dir=index_dir, corpus_embeddings=corpus_embeddings,
                           query_embeddings=query_embeddings, candidates_output=candidates_output,
                           explicit=_given(ctx, options))
+        card = write_dataset_card(output, result.metadata, inputs) if dataset_card else None
     if not quiet:
         from negmine.report import summary_rows
 
         rows = summary_rows(result.stats, settings.num_negatives)
+        if card is not None:
+            rows.append(("dataset card", str(card)))
         _print_table("negmine mine", rows, result.seconds if verbose else {}, result.output)
     typer.echo(str(output))
 
@@ -492,7 +503,7 @@ def _plain(value: Any) -> Any:
 
 
 _NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbose", "cache_dir", "index_dir",
-               "corpus_embeddings", "query_embeddings", "candidates_output", "ctx", "config"}
+               "corpus_embeddings", "query_embeddings", "candidates_output", "ctx", "config", "dataset_card"}
 _OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity")
 
 

@@ -104,7 +104,8 @@ def test_mine_help_shows_the_groups_and_an_example_first(cli: Cli) -> None:
 
     expected = {"--config": "Inputs:", "--corpus": "Inputs:", "--corpus-id-column": GROUPS[1], "--bm25-k1": "BM25:",
                 "--model": "Dense retrieval:", "--relative-margin": "False-negative filters:",
-                "-n, --num-negatives": "Mining:", "--columns": "Output:", "--help": "Options:"}
+                "-n, --num-negatives": "Mining:", "--columns": "Output:", "--dataset-card": "Output:",
+                "--help": "Options:"}
     assert {option: group_of(option) for option in expected} == expected
 
 

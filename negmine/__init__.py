@@ -6,19 +6,41 @@ Python use mirrors the CLI::
     result = negmine.mine("corpus.parquet", "queries.parquet", "qrels.parquet", output="negatives.parquet",
                           num_negatives=5)
     result.table, result.stats
+
+The public names are imported on first use (PEP 562), so that ``import negmine`` (and ``negmine --help``) does not
+load numpy and pyarrow until something needs them.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from negmine.config import MineConfig
-from negmine.data import Corpus, Qrels, Queries
-from negmine.errors import ConfigError, EmptyResultError, InputError, NegmineError, StorageError
-from negmine.io import read_corpus, read_metadata, read_pairs, read_qrels, read_queries
-from negmine.mine import IndexResult, MineResult, build_index, mine
-from negmine.progress import Progress
-from negmine.report import MineStats
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
+    from negmine.config import MineConfig
+    from negmine.data import Corpus, Qrels, Queries
+    from negmine.errors import ConfigError, EmptyResultError, InputError, NegmineError, StorageError
+    from negmine.io import read_corpus, read_metadata, read_pairs, read_qrels, read_queries
+    from negmine.mine import IndexResult, MineResult, build_index, mine
+    from negmine.progress import Progress
+    from negmine.report import MineStats
+
+#: Public name -> the module that defines it.
+_LAZY = {
+    "MineConfig": "negmine.config",
+    "Corpus": "negmine.data", "Qrels": "negmine.data", "Queries": "negmine.data",
+    "ConfigError": "negmine.errors", "EmptyResultError": "negmine.errors", "InputError": "negmine.errors",
+    "NegmineError": "negmine.errors", "StorageError": "negmine.errors",
+    "read_corpus": "negmine.io", "read_metadata": "negmine.io", "read_pairs": "negmine.io",
+    "read_qrels": "negmine.io", "read_queries": "negmine.io",
+    "IndexResult": "negmine.mine", "MineResult": "negmine.mine", "build_index": "negmine.mine", "mine": "negmine.mine",
+    "Progress": "negmine.progress",
+    "MineStats": "negmine.report",
+}
 
 __all__ = [
     "__version__",
@@ -43,3 +65,29 @@ __all__ = [
     "read_qrels",
     "read_queries",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'negmine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """``negmine.mine`` is the function, as it was when this package imported everything eagerly. Importing the
+    submodule ``negmine.mine`` (the CLI does, lazily) would otherwise rebind the name to the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "mine" and isinstance(value, types.ModuleType):
+            value = value.mine
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

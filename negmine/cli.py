@@ -1,21 +1,26 @@
 """The ``negmine`` command: parse options into a MineConfig, call the library, render the result.
 
-Stdout carries data (the output path); progress, summaries, warnings and errors go to stderr.
+Stdout carries data (the output path); progress, summaries, warnings and errors go to stderr. Importing this
+module loads neither numpy, pyarrow nor torch, so that ``--help`` answers at once; commands import the library
+when they run.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 from typing_extensions import Annotated
 
 from negmine import __version__
 from negmine.config import (
     BM25_METHODS,
+    COLUMN_SETS,
     FUSIONS,
     MARGIN_REFERENCES,
     OUTPUT_FORMATS,
@@ -29,6 +34,43 @@ from negmine.progress import Advance, LineProgress, Progress
 
 D = MineConfig()  # defaults live in the config; the options below show them
 
+
+class _Group(TyperGroup):
+    """A group of commands (negmine, negmine config). Its ``--help`` defaults to False rather than None, so that
+    running a command does not have typer coerce that None through pydantic (imported for it: a tenth of a second
+    on every run, --help included)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
+
+class _Command(TyperCommand):
+    """A command whose ``--help`` lists the options under their groups (``rich_help_panel``), as plain text: rich's
+    help renderer would cost more import time than the rest of ``--help``."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        for title, records in option_groups(self, ctx):
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+
+def option_groups(command: Any, ctx: Any) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(group title, [(flags, help)]) of a command's parameters, in order of each group's first option: arguments
+    first, options without a group ("Options": --help) last."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        title = "Arguments" if param.param_type_name == "argument" else getattr(param, "rich_help_panel", None)
+        groups.setdefault(title or "Options", []).append(record)
+    order = sorted(groups, key=lambda t: (t != "Arguments", t == "Options"))
+    return [(title, groups[title]) for title in order]
+
+
 app = typer.Typer(
     name="negmine",
     help="Mine hard negatives for training retrieval models (embedders, rerankers).",
@@ -36,7 +78,18 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
+config_app = typer.Typer(
+    name="config",
+    help="Settings as TOML config files: show the resolved settings of a run, or those an output was mined with.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    cls=_Group,
+)
+app.add_typer(config_app)
 
 INPUTS = "Inputs"
 COLUMNS = "Input columns (detected from the usual names when not given)"
@@ -101,16 +154,50 @@ MaxSeqLength = Annotated[Optional[int], _opt(DENSE, "Truncate texts to this many
 Device = Annotated[str, _opt(DENSE, "auto (CUDA when available), cpu, cuda, cuda:N, mps.")]
 FaissIndex = Annotated[str, _opt(DENSE, "Flat (exact search) or a faiss index factory string such as IVF1024,Flat "
                                  "or HNSW32 for large corpora.")]
+
+
+def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
+    """``--config FILE``: load the file into the command's default_map, so that its values stand in for the
+    defaults and flags given on the command line still win. Eager: it runs before the other options are read."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    from negmine import configfile
+
+    names = {p.name for p in ctx.command.params if p.name and p.name != "config"}
+    try:
+        values = configfile.load_config_file(value, allowed=names, ignored=configfile.option_kinds())
+    except ConfigError as exc:
+        typer.echo(f"negmine: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    ctx.default_map = {**(ctx.default_map or {}), **{k: _cli_value(k, v) for k, v in values.items()}}
+    ctx.meta[_CONFIG_FILE] = str(value)
+    return value
+
+
+def _cli_value(name: str, value: Any) -> Any:
+    """A config file's value as the option takes it on the command line: the optional numbers are strings there
+    (``none``, ``auto``, ``0.1``)."""
+    if name in _OPTIONAL_FLOATS:
+        return "none" if value is None else value if isinstance(value, str) else repr(value)
+    return value
+
+
+_CONFIG_FILE = "negmine.config_file"
+Config = Annotated[Optional[Path], typer.Option(
+    "--config", help="TOML file of options, under their flag names without dashes (num-negatives = 5, "
+    'relative-margin = "none"); flags given here override it.', is_eager=True, callback=_load_config,
+    rich_help_panel=INPUTS, show_default=False)]
 Quiet = Annotated[bool, _opt(OUTPUT, "No progress and no summary (warnings and errors still show).", "--quiet",
                              "-q")]
 Verbose = Annotated[bool, _opt(OUTPUT, "Also show timings per stage and debug logs.", "--verbose", "-v")]
 
 
-@app.command()
+@app.command(cls=_Command)
 def mine(
     ctx: typer.Context,
     output: Annotated[Path, _opt(INPUTS, "Parquet file to write (atomically).", "--output", "-o",
                                  show_default=False)],
+    config: Config = None,
     corpus: Corpus = None,
     queries: Annotated[Optional[Path], _opt(INPUTS, "Query Parquet file (ids, texts).")] = None,
     qrels: Annotated[Optional[Path], _opt(INPUTS, "Relevance judgments Parquet file; rows with score <= 0 are not "
@@ -213,6 +300,11 @@ def mine(
                                                       "it).")] = None,
     output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}.")] = D.output_format,
     output_scores: Annotated[bool, _opt(OUTPUT, "Add score columns.", "--output-scores")] = D.output_scores,
+    columns: Annotated[str, _opt(OUTPUT, f"{_choices(COLUMN_SETS)}: every column (texts, ids, any scores), or only "
+                                 "what a trainer consumes (the texts; a labeled list's labels).")] = D.columns,
+    dataset_card: Annotated[bool, _opt(OUTPUT, "Also write README.md beside the output: a Hugging Face dataset "
+                                       "card (features, inputs, models, settings, statistics). Replaces only a "
+                                       "README.md negmine wrote.", "--dataset-card")] = False,
     allow_empty: Annotated[bool, _opt(OUTPUT, "Write the output even when every candidate was dropped (by default "
                                       "a run that writes no negative fails, naming the rule that dropped most).",
                                       "--allow-empty")] = D.allow_empty,
@@ -221,36 +313,64 @@ def mine(
 ) -> None:
     """Mine hard negatives for each query and write them as a training table.
 
-    Example:
-
-        negmine mine --corpus corpus.parquet --queries queries.parquet --qrels qrels.parquet -o negatives.parquet
+    \b
+    Examples:
+      negmine mine --corpus corpus.parquet --queries queries.parquet --qrels qrels.parquet \\
+          -o negatives.parquet
+      negmine mine --pairs pairs.parquet --columns training -o train.parquet
+      negmine mine --config negmine.toml -n 10 -o negatives.parquet   # flags override the file
 
     Prints the output path on stdout; progress and a summary go to stderr.
     """
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
     from negmine.mine import mine as run_mine
 
+    inputs = (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
     with _reporting(quiet, verbose) as progress:
-        for name in _OPTIONAL_FLOATS:
-            options[name] = _optional_float(options[name], name)
-        config = MineConfig(**options)
-        result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=config, progress=progress,
+        settings = _mine_config(ctx, options)
+        if dataset_card:
+            from negmine.card import check_card_path, write_dataset_card
+
+            check_card_path(output, inputs)  # before the work, not after it
+        result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=settings, progress=progress,
                           cache_dir=cache_dir, index_dir=index_dir, corpus_embeddings=corpus_embeddings,
                           query_embeddings=query_embeddings, candidates_output=candidates_output,
                           explicit=_given(ctx, options))
+        card = write_dataset_card(output, result.metadata, inputs) if dataset_card else None
     if not quiet:
         from negmine.report import summary_rows
 
-        rows = summary_rows(result.stats, config.num_negatives)
+        rows = summary_rows(result.stats, settings.num_negatives)
+        if card is not None:
+            rows.append(("dataset card", str(card)))
         _print_table("negmine mine", rows, result.seconds if verbose else {}, result.output)
     typer.echo(str(output))
 
 
-@app.command()
+def _mine_config(ctx: Any, options: dict[str, Any]) -> MineConfig:
+    """The MineConfig of a command's options; an invalid value that came from the --config file is reported
+    with the file's name."""
+    options = dict(options)
+    try:
+        for name in _OPTIONAL_FLOATS:
+            if name in options:
+                options[name] = _optional_float(options[name], name)
+        return MineConfig(**options)
+    except ConfigError as exc:
+        source = ctx.meta.get(_CONFIG_FILE)
+        named = set(re.findall(r"--[a-z0-9-]+", str(exc)))
+        if source and any(flag(n) in named and _source(ctx, n) == "DEFAULT_MAP" for n in options):
+            raise ConfigError(f"{source}: {exc}") from None
+        raise
+
+
+@app.command(cls=_Command)
 def index(
+    ctx: typer.Context,
     corpus: Annotated[Path, _opt(INPUTS, "Corpus Parquet file (ids, texts, optional titles).", show_default=False)],
     index_dir: Annotated[Path, _opt(INPUTS, "Directory to build the indexes in (created if missing).",
                                     show_default=False)],
+    config: Config = None,
     corpus_id_column: CorpusIdColumn = None,
     corpus_text_column: CorpusTextColumn = None,
     corpus_title_column: CorpusTitleColumn = None,
@@ -272,19 +392,19 @@ def index(
 ) -> None:
     """Build the BM25 and dense indexes of a corpus into a directory, for 'negmine mine --index-dir'.
 
+    \b
     Example:
-
-        negmine index --corpus corpus.parquet --index-dir idx/ && negmine mine --index-dir idx/ ...
+      negmine index --corpus corpus.parquet --index-dir idx/ && negmine mine --index-dir idx/ ...
 
     Re-running it after the corpus changed encodes only the documents whose text changed. Use the same retriever,
-    model and BM25 settings as the later 'mine' runs. Prints the index directory on stdout.
+    model and BM25 settings as the later 'mine' runs: one --config file can serve both (index skips the options
+    only mine takes). Prints the index directory on stdout.
     """
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
     from negmine.mine import build_index
 
     with _reporting(quiet, verbose) as progress:
-        config = MineConfig(**options)
-        result = build_index(corpus, index_dir, config=config, progress=progress)
+        result = build_index(corpus, index_dir, config=_mine_config(ctx, options), progress=progress)
     if not quiet:
         rows = [("documents", f"{result.documents:,}"),
                 ("texts encoded / from cache", f"{result.texts_encoded:,} / {result.texts_cached:,}"),
@@ -293,7 +413,7 @@ def index(
     typer.echo(str(index_dir))
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     path: Annotated[Path, typer.Argument(help="A Parquet file written by negmine mine (output or candidates).",
                                          show_default=False)],
@@ -306,9 +426,9 @@ def report(
     """Summarise a mining run from its output file: counts per rule, score quantiles, short queries, and a picture
     of positive vs negative scores and drops per rule (PNG and a self-contained HTML page).
 
+    \b
     Example:
-
-        negmine report negatives.parquet
+      negmine report negatives.parquet
 
     Prints the paths of the PNG and the HTML page on stdout.
     """
@@ -322,18 +442,110 @@ def report(
     typer.echo(str(html))
 
 
+@config_app.command("show", cls=_Command, context_settings={"ignore_unknown_options": True,
+                                                           "allow_extra_args": True})
+def config_show(ctx: typer.Context) -> None:
+    """Print the settings of a 'negmine mine' run as TOML, after the --config file and the flags: every option,
+    'none' for an unset number, a comment for an unset name or path. It takes every option of 'negmine mine'
+    (--output is optional here) and runs nothing; warnings about options without effect go to stderr.
+
+    \b
+    Examples:
+      negmine config show --config negmine.toml -n 10
+      negmine config show --retriever bm25 > negmine.toml && negmine mine --config negmine.toml -o neg.parquet
+    """
+    from negmine import configfile
+
+    command = _mine_command(output_required=False)
+    sub = command.make_context("show", list(ctx.args), parent=ctx.parent)  # errors read "negmine config show"
+    options = {k: v for k, v in sub.params.items() if k not in _NOT_CONFIG}
+    with _reporting(True, False):
+        settings = _mine_config(sub, options)
+        for message in settings.ineffective(_given(sub, options)):
+            logging.getLogger("negmine").warning(message)
+    resolved = settings.to_dict()
+    values = {p.name: resolved[p.name] if p.name in resolved else _plain(sub.params.get(p.name))
+              for p in command.params if p.name in sub.params and p.name != "config"}
+    header = ["negmine mine settings" + (f", from {sub.meta[_CONFIG_FILE]} and the command line"
+                                         if _CONFIG_FILE in sub.meta else ", from the command line")]
+    typer.echo(configfile.config_to_toml(values, _groups(command), header), nl=False)
+
+
+@config_app.command("from", cls=_Command)
+def config_from(
+    path: Annotated[Path, typer.Argument(help="A Parquet file written by negmine mine.", show_default=False)],
+) -> None:
+    """Print as TOML the settings an output was mined with (from its provenance): the input paths as they were
+    given, and every option. Rerun it, byte for byte, from the same directory:
+
+    \b
+    Example:
+      negmine mine --config <(negmine config from old.parquet) -o new.parquet
+    """
+    from negmine import configfile
+    from negmine.io import read_metadata
+
+    with _reporting(True, False):
+        meta = read_metadata(path)
+        values = configfile.config_from_metadata(meta, str(path))
+    inputs = meta.get("inputs") or {}
+    header = [f"negmine mine settings of {path} (negmine {meta.get('negmine_version', '?')})",
+              *(f"{role} fingerprint when mined: {item.get('fingerprint')}" for role, item in inputs.items())]
+    command = _mine_command()
+    order = {p.name: i for i, p in enumerate(command.params)}
+    values = dict(sorted(values.items(), key=lambda kv: order.get(kv[0], len(order))))
+    typer.echo(configfile.config_to_toml(values, _groups(command), header), nl=False)
+
+
+def _mine_command(output_required: bool = True) -> Any:
+    """The click command of 'negmine mine'; a copy whose --output is optional for ``output_required=False``."""
+    import copy
+
+    command = typer.main.get_command(app).commands["mine"]  # type: ignore[attr-defined]
+    if output_required:
+        return command
+    command = copy.copy(command)
+    command.params = [copy.copy(p) for p in command.params]
+    for p in command.params:
+        if p.name == "output":
+            p.required = False
+    return command
+
+
+def _groups(command: Any) -> dict[str, str]:
+    """Option name -> its help group, for the comments of a TOML config."""
+    return {p.name: p.rich_help_panel for p in command.params if getattr(p, "rich_help_panel", None)}
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
 _NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbose", "cache_dir", "index_dir",
-               "corpus_embeddings", "query_embeddings", "candidates_output", "ctx"}
+               "corpus_embeddings", "query_embeddings", "candidates_output", "ctx", "config", "dataset_card"}
 _OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity",
                     "lexical_overlap", "cross_query", "percentile_margin")
 
 
+def _source(ctx: Any, name: str) -> str:
+    """Where an option's value came from: COMMANDLINE, ENVIRONMENT, DEFAULT_MAP (the --config file), DEFAULT."""
+    return getattr(ctx.get_parameter_source(name), "name", "")
+
+
 def _given(ctx: Any, names: Any) -> list[str]:
-    """The options among ``names`` that were set on the command line (not left at their defaults)."""
+    """The options among ``names`` that were set on purpose: on the command line, or in the --config file to a
+    value other than the default (a file written by ``negmine config show`` or ``config from`` lists every
+    option; its defaults are not choices to warn about)."""
     if ctx is None:
         return []
-    sources = {n: getattr(ctx.get_parameter_source(n), "name", "") for n in names}
-    return [n for n, source in sources.items() if source in ("COMMANDLINE", "ENVIRONMENT")]
+    defaults = {p.name: p.default for p in ctx.command.params}
+    given = []
+    for name in names:
+        source = _source(ctx, name)
+        if source in ("COMMANDLINE", "ENVIRONMENT") or (
+                source == "DEFAULT_MAP" and ctx.params.get(name) != defaults.get(name)):
+            given.append(name)
+    return given
 
 
 def _optional_float(value: str, name: str) -> Union[float, str, None]:

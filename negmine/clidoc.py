@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from negmine.cli import app
+from negmine.cli import app, option_groups
 
 HEADER = """# CLI reference
 
@@ -27,34 +27,51 @@ most every 10 seconds with done/total, rate and time left. `-q` silences both (w
 """
 
 
-def _option_row(param: Any, ctx: Any) -> str:
-    record = param.get_help_record(ctx)
-    if record is None:  # pragma: no cover - hidden options
-        return ""
+def _row(record: tuple[str, str]) -> str:
     flags, help_text = record
     escaped = help_text.replace("|", "\\|")
     return f"| `{flags}` | {escaped} |"
 
 
+def _help_text(text: str) -> str:
+    """A command's help as markdown: a paragraph marked ``\\b`` (kept as written by --help: examples) becomes its
+    title line and a code block of its indented lines."""
+    out = []
+    for para in inspect.cleandoc(text).partition("\f")[0].split("\n\n"):
+        lines = para.split("\n")
+        if lines[0].strip() != "\b":
+            out.append(para)
+            continue
+        body = lines[1:]
+        title = [body.pop(0)] if body and not body[0].startswith(" ") else []
+        code = inspect.cleandoc("\n".join(body))
+        out.append("\n\n".join([*title, f"```\n{code}\n```"]))
+    return "\n\n".join(out) + "\n"
+
+
+def _command(path: str, cmd: Any, ctx: Any) -> list[str]:
+    """The section of one command: usage, help, and a table of options per group."""
+    lines = [f"\n## {path}\n", f"```\n{cmd.get_usage(ctx)}\n```\n", _help_text(cmd.help or "")]
+    groups = option_groups(cmd, ctx)
+    if len(groups) > 1 and [r[0] for r in groups[-1][1]] == ["--help"]:
+        groups = groups[:-1]  # every command has --help; the page says it once, for negmine itself
+    for title, records in groups:
+        lines.append(f"### {title}\n" if len(groups) > 1 or title != "Options" else "")
+        lines.append("| option | description |\n| --- | --- |")
+        lines.extend(_row(r) for r in records)
+        lines.append("")
+    for name in getattr(cmd, "commands", {}):  # a group: its commands, in the order they were added
+        sub = cmd.commands[name]
+        lines.extend(_command(f"{path} {name}", sub, sub.make_context(name, [], parent=ctx, resilient_parsing=True)))
+    return lines
+
+
 def render() -> str:
     """The markdown reference of every command."""
     root = typer.main.get_command(app)
-    lines = [HEADER]
     root_ctx = root.make_context("negmine", [], resilient_parsing=True)
-    lines.append("## negmine\n")
-    lines.append(f"```\n{root.get_usage(root_ctx)}\n```\n")
-    lines.append(inspect.cleandoc(root.help or "") + "\n")
-    lines.append("| option | description |\n| --- | --- |")
-    lines.extend(r for p in root.get_params(root_ctx) if (r := _option_row(p, root_ctx)))
-    for name in sorted(root.commands):  # type: ignore[attr-defined]
-        cmd = root.commands[name]  # type: ignore[attr-defined]
-        ctx = cmd.make_context(name, [], parent=root_ctx, resilient_parsing=True)
-        lines.append(f"\n## negmine {name}\n")
-        lines.append(f"```\n{cmd.get_usage(ctx)}\n```\n")
-        lines.append(inspect.cleandoc(cmd.help or "") + "\n")
-        lines.append("| option | description |\n| --- | --- |")
-        lines.extend(r for p in cmd.get_params(ctx) if (r := _option_row(p, ctx)))
-    return "\n".join(lines) + "\n"
+    lines = [HEADER, *_command("negmine", root, root_ctx)]
+    return "\n".join(lines).replace("\n\n\n", "\n\n").rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":

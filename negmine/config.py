@@ -24,6 +24,8 @@ AUTO_MARGIN_OTHER_JUDGE = 0.05
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 SAMPLING_STRATEGIES = ("top", "random")
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-list")
+#: ``all`` columns, or only those a trainer consumes (texts, and the labeled list's labels: no ids, no scores).
+COLUMN_SETS = ("all", "training")
 #: Devices torch knows by these names (an index after a colon where several exist).
 DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu|hpu)(:\d+)?)$")
 
@@ -106,6 +108,9 @@ class MineConfig:
         seed: Seed of the random generator (``random`` sampling).
         output_format: ``triplet``, ``n-tuple`` or ``labeled-list``.
         output_scores: Add score columns to the output.
+        columns: ``all`` (texts, ids and any scores) or ``training``: only what a trainer consumes (``anchor``,
+            ``positive``, ``negative`` or ``negative_1`` .. ``negative_N``; ``anchor``, ``docs``, ``labels`` for
+            ``labeled-list``), so that the table trains as it is.
         strict: Fail, instead of warning and skipping, on qrels that name unknown queries or documents, and on
             queries with empty text.
         allow_empty: Accept a run that writes no negatives at all (by default it is an error that names the rule
@@ -166,6 +171,7 @@ class MineConfig:
 
     output_format: str = "triplet"
     output_scores: bool = False
+    columns: str = "all"
     strict: bool = False
     allow_empty: bool = False
 
@@ -214,6 +220,7 @@ class MineConfig:
             raise ConfigError(f"{flag('rrf_k')} must be >= 0, got {self.rrf_k}")
         _choice("sampling_strategy", self.sampling_strategy, SAMPLING_STRATEGIES)
         _choice("output_format", self.output_format, OUTPUT_FORMATS)
+        _choice("columns", self.columns, COLUMN_SETS)
         if self.bm25_k1 < 0:
             raise ConfigError(f"{flag('bm25_k1')} must be >= 0, got {self.bm25_k1}")
         if not 0 <= self.bm25_b <= 1:
@@ -262,12 +269,15 @@ class MineConfig:
             ("reranker_batch_size", self.reranker is None, f"without {flag('reranker')}"),
             ("reranker_max_length", self.reranker is None, f"without {flag('reranker')}"),
             ("margin_reference", not margins, "without a margin"),
+            ("output_scores", self.columns == "training", f"with {flag('columns')} training (no score columns)"),
             ("score_all", not (margins or self.max_score is not None or self.min_score is not None
                                or self.percentile_cap < 1),
              "without a score rule (margins, --max-score, --min-score, --percentile-cap)"),
             ("percentile_floor", self.percentile_margin is None, f"without {flag('percentile_margin')}"),
         ]
-        checks += [(f"bm25_{p}", self.retriever == "dense", f"with {flag('retriever')} dense")
+        no_bm25 = self.retriever == "dense" and self.lexical_overlap is None and not self.agreement
+        checks += [(f"bm25_{p}", no_bm25, f"with {flag('retriever')} dense and the BM25 rules off "
+                    f"({flag('lexical_overlap')} none, --no-agreement)")
                    for p in ("k1", "b", "method", "stemmer", "stopwords")]
         return [f"{flag(name)} has no effect {why}" for name, useless, why in checks if name in given and useless]
 

@@ -32,7 +32,7 @@ from negmine.score import (
     lazy_select,
     load_judge,
 )
-from negmine.write import Selection, build_candidates_table, build_table, negatives_in
+from negmine.write import Selection, build_candidates_table, build_table, negatives_in, select_columns
 
 logger = logging.getLogger("negmine")
 
@@ -329,6 +329,7 @@ def mine(
         _rescore(sel, retriever, qtexts, mined)
     table = build_table(sel, inputs.queries, inputs.corpus, config.output_format, config.num_negatives,
                         config.output_scores)
+    table = select_columns(table, config.output_format, config.columns)
     seconds["filter+score+sample"] = time.perf_counter() - t
 
     _finish_stats(stats, config, inputs, hits, reasons, sel, table, scored if rules.need_scores else None,
@@ -510,7 +511,12 @@ def _why_empty(stats: MineStats) -> str:
              "near_duplicate": f"raise {flag('max_positive_similarity')}",
              "rank_window": f"raise {flag('range_max')} or lower {flag('range_min')}",
              "positive": "the corpus holds little besides the positives: add documents",
-             "duplicate_text": "the candidates repeat the positives' texts"}
+             "duplicate_text": "the candidates repeat the positives' texts",
+             "duplicate_candidate": "the candidates repeat each other's texts",
+             "cross_query": f"raise {flag('cross_query')} (or none)",
+             "lexical_overlap": f"raise {flag('lexical_overlap')} (or none)",
+             "agreement": "--no-agreement",
+             "percentile_gate": f"raise {flag('percentile_margin')} or {flag('percentile_cap')}"}
     return (f"no negatives written: every candidate was dropped, most by the {rule.replace('_', ' ')} rule "
             f"({count:,} of {stats.candidates_seen:,}); {knobs.get(rule, 'loosen that rule')}, or pass "
             "--allow-empty to write an empty file anyway")

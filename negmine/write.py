@@ -1,7 +1,7 @@
 """Lay the mined negatives out as a training table, in the column names sentence-transformers training expects.
 
-The text columns come first (``anchor``, ``positive``, ``negative`` ...), so that
-``dataset.select_columns([...])`` or dropping the id columns gives a dataset a trainer takes as it is.
+The text columns come first (``anchor``, ``positive``, ``negative`` ...), then ids and scores; ``select_columns``
+with ``training`` keeps only what a trainer consumes, so the file trains as it is.
 """
 
 from __future__ import annotations
@@ -108,6 +108,24 @@ def build_table(
     else:  # pragma: no cover - the config validates the format
         raise ValueError(output_format)
     return pa.table(cols)
+
+
+def training_columns(output_format: str, column_names: Sequence[str]) -> list[str]:
+    """The columns of an output table that a trainer consumes: the texts (and a labeled list's labels), in order."""
+    if output_format == "labeled-list":
+        return ["anchor", "docs", "labels"]
+    texts = ["anchor", "positive", "negative"] if output_format == "triplet" else ["anchor", "positive"]
+    return texts + [c for c in column_names if c.startswith("negative_") and c[9:].isdigit()]
+
+
+def select_columns(table: pa.Table, output_format: str, columns: str) -> pa.Table:
+    """``table`` with the columns of the ``columns`` set: ``all`` keeps it whole; ``training`` keeps only
+    ``training_columns`` (no id or score columns), so that a sentence-transformers trainer takes it as it is."""
+    if columns == "all":
+        return table
+    if columns != "training":  # pragma: no cover - the config validates it
+        raise ValueError(columns)
+    return table.select(training_columns(output_format, table.column_names))
 
 
 def negatives_in(table: pa.Table, output_format: str) -> int:

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from negmine.config import BM25_METHODS, OUTPUT_FORMATS, SAMPLING_STRATEGIES, MineConfig, flag
+from negmine.config import BM25_METHODS, COLUMN_SETS, OUTPUT_FORMATS, SAMPLING_STRATEGIES, MineConfig, flag
 from negmine.errors import ConfigError, InputError, NegmineError
 
 
@@ -16,7 +16,7 @@ def test_defaults() -> None:
     assert (c.bm25_stemmer, c.bm25_stopwords) == ("english", "en")
     assert (c.range_min, c.range_max, c.num_negatives) == (0, 200, 5)
     assert (c.sampling_strategy, c.seed, c.output_format) == ("top", 42, "triplet")
-    assert c.output_scores is False and c.strict is False
+    assert c.output_scores is False and c.strict is False and c.columns == "all"
     column_fields = [f.name for f in dataclasses.fields(c) if f.name.endswith("_column")]
     assert len(column_fields) == 10
     assert all(getattr(c, name) is None for name in column_fields)
@@ -41,6 +41,7 @@ def test_exit_codes_of_error_classes() -> None:
         ("bm25_method", "okapi", BM25_METHODS),
         ("sampling_strategy", "bottom", SAMPLING_STRATEGIES),
         ("output_format", "quadruplet", OUTPUT_FORMATS),
+        ("columns", "ids", COLUMN_SETS),
     ],
 )
 def test_bad_choice(field: str, value: str, choices: tuple[str, ...]) -> None:

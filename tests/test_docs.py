@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import typer
 from helpers import ROOT
 
@@ -14,17 +17,27 @@ def test_cli_reference_is_up_to_date() -> None:
     assert (ROOT / "docs" / "cli.md").read_text() == render(), "docs/cli.md is stale: run `make docs`"
 
 
+def _commands(cmd: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every command under ``cmd`` (groups and their commands), with its path: ``negmine config show``."""
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield f"{path} {name}", sub
+        yield from _commands(sub, f"{path} {name}")
+
+
 def test_every_command_and_option_is_documented() -> None:
     text = (ROOT / "docs" / "cli.md").read_text().replace("\\|", "|")
     root = typer.main.get_command(app)
-    for name, cmd in root.commands.items():  # type: ignore[attr-defined]
-        assert f"## negmine {name}" in text
+    commands = dict(_commands(root, "negmine"))
+    assert {"negmine mine", "negmine index", "negmine report", "negmine config show", "negmine config from"} <= \
+        set(commands)
+    for path, cmd in commands.items():
+        section = text.split(f"\n## {path}\n", 1)[1].split("\n## ", 1)[0]
         for param in cmd.params:
             for opt in param.opts:
                 if opt.startswith("-"):
-                    assert f"{opt}" in text, f"{name} {opt} is not in docs/cli.md"
+                    assert f"{opt}" in section, f"{path} {opt} is not in its section of docs/cli.md"
             if param.help:
-                assert param.help.split(";")[0][:40] in text
+                assert param.help.split(";")[0][:40] in section
 
 
 def test_readme_commands_exist() -> None:
@@ -34,3 +47,14 @@ def test_readme_commands_exist() -> None:
     assert "\ndemo:" in makefile and "\ntest:" in makefile
     for doc in ("docs/cli.md", "docs/python-api.md", "docs/formats.md", "docs/mining.md"):
         assert (ROOT / doc).is_file() and doc in readme
+
+
+def test_cli_reference_groups_the_options() -> None:
+    text = (ROOT / "docs" / "cli.md").read_text()
+    mine = text.split("\n## negmine mine\n", 1)[1].split("\n## ", 1)[0]
+    titles = [line[4:] for line in mine.splitlines() if line.startswith("### ")]
+    assert titles == ["Inputs", "Input columns (detected from the usual names when not given)", "Mining", "BM25",
+                      "Dense retrieval", "False-negative filters", "Output"]
+    bm25 = mine.split("### BM25\n", 1)[1].split("### ", 1)[0]
+    assert "`--bm25-k1 <float>`" in bm25 and "--model" not in bm25
+    assert "```\nnegmine mine --corpus corpus.parquet" in mine  # the example, as a code block

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from negmine.data import Corpus, Queries
-from negmine.write import Selection, build_table, negatives_in
+from negmine.write import Selection, build_table, negatives_in, select_columns, training_columns
 
 QUERIES = Queries(["qa", "qb"], ["query a", "query b"])
 CORPUS = Corpus(["d0", "d1", "d2", "d3", "d4"], ["doc 0", "doc 1", "doc 2", "doc 3", "doc 4"])
@@ -122,3 +122,32 @@ def test_empty_selection(fmt: str) -> None:
     t = build_table(sel, QUERIES, CORPUS, fmt, 2)
     assert t.num_rows == 0
     assert t.column_names[0] == "anchor"
+
+
+# --- select_columns: what a trainer consumes -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fmt", "expected"), [
+    ("triplet", ["anchor", "positive", "negative"]),
+    ("n-tuple", ["anchor", "positive", "negative_1", "negative_2"]),
+    ("labeled-list", ["anchor", "docs", "labels"]),
+])
+def test_training_columns_keep_only_what_a_trainer_consumes(fmt: str, expected: list[str]) -> None:
+    full = build_table(_selection(), QUERIES, CORPUS, fmt, 2, output_scores=True)
+    training = select_columns(full, fmt, "training")
+    assert training.column_names == expected
+    assert training.num_rows == full.num_rows
+    for name in expected:  # the same values, in the same order
+        assert training.column(name).equals(full.column(name))
+    assert negatives_in(training, fmt) == negatives_in(full, fmt)
+    assert select_columns(full, fmt, "all") is full
+
+
+def test_training_columns_of_many_negatives() -> None:
+    sel = _selection()
+    sel.negatives = [np.array([3, 0, 2]), np.array([3, 0, 1]), np.array([2, 0, 1])]
+    sel.negative_scores = [np.zeros(3, np.float32)] * 3
+    t = build_table(sel, QUERIES, CORPUS, "n-tuple", 3)
+    assert select_columns(t, "n-tuple", "training").column_names == ["anchor", "positive", "negative_1",
+                                                                      "negative_2", "negative_3"]
+    assert training_columns("n-tuple", ["anchor", "positive", "negative_10", "negative_ids"]) == [
+        "anchor", "positive", "negative_10"]

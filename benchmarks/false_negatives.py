@@ -87,10 +87,15 @@ def negmine_families(quick: bool) -> dict[str, list[tuple[str, dict[str, Any]]]]
     New rules or config fields: add a family (or entries) here, or pass them with --negmine-runs ({family: {knob:
     options}} or {label: options}, see ``with_extra``); nothing else changes.
     """
-    off = {"relative_margin": None, "max_positive_similarity": None}
+    off = {"relative_margin": None, "max_positive_similarity": None, "lexical_overlap": None, "agreement": False,
+           "cross_query": None}
+    rules_off = {"lexical_overlap": None, "agreement": False, "cross_query": None}
     fam: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "plain top-k": [("dense", {"retriever": "dense", **off})],
         "negmine defaults": [("defaults", {})],
+        # the defaults before the evidence rules: hybrid candidates, the bi-encoder's 15% relative margin
+        "negmine previous defaults": [("hybrid rm=0.15", {"retriever": "hybrid", "relative_margin": 0.15,
+                                                          **rules_off})],
         "blind: dense top-k from rank R": [(f"R={r}", {"retriever": "dense", "range_min": r, **off})
                                            for r in ((5, 20, 50) if quick else (5, 10, 20, 30, 50, 100, 150))],
         "random: dense top-W": [(f"W={w}", {"retriever": "dense", "range_max": w, "sampling_strategy": "random",
@@ -99,19 +104,24 @@ def negmine_families(quick: bool) -> dict[str, list[tuple[str, dict[str, Any]]]]
     if quick:
         return fam
     fam.update({
-        "negmine hybrid rm": [(f"rm={rm}", {"relative_margin": rm}) for rm in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)],
-        "negmine dense rm": [(f"rm={rm}", {"retriever": "dense", "relative_margin": rm})
-                             for rm in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)],
-        "negmine bm25 rm": [(f"rm={rm}", {"retriever": "bm25", "relative_margin": rm})
-                            for rm in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)],
-        "negmine hybrid rm=0.15 range_min": [(f"min={m}", {"relative_margin": 0.15, "range_min": m})
-                                             for m in (3, 10, 20)],
-        "negmine hybrid rm=0.15 range_max": [(f"max={m}", {"relative_margin": 0.15, "range_max": m})
-                                             for m in (30, 50, 100)],
-        "negmine hybrid random rm": [(f"rm={rm}", {"relative_margin": rm, "sampling_strategy": "random"})
-                                     for rm in (0.05, 0.15)],
-        # the lead's new rules go here, e.g.
-        # "negmine + positive-aware": [("d=0.1", {"positive_aware_margin": 0.1}), ...],
+        "negmine lexical overlap (+ agreement)": [(f"t={t}", {"lexical_overlap": t})
+                                                  for t in (0.05, 0.1, 0.15, 0.2, 0.3)],
+        "negmine lexical overlap alone": [(f"t={t}", {"lexical_overlap": t, "agreement": False})
+                                          for t in (0.05, 0.1, 0.2)],
+        "negmine agreement alone": [("agreement", {"lexical_overlap": None})],
+        "negmine defaults + percentile gate": [
+            ("m=0.1", {"percentile_margin": 0.1}), ("m=0.1 floor=0.3", {"percentile_margin": 0.1,
+                                                                          "percentile_floor": 0.3}),
+            ("cap=0.75", {"percentile_cap": 0.75}), ("cap=0.9", {"percentile_cap": 0.9})],
+        "negmine defaults + relative margin": [(f"rm={rm}", {"relative_margin": rm}) for rm in (0.05, 0.15)],
+        "negmine defaults, other candidates": [("hybrid", {"retriever": "hybrid"}), ("bm25", {"retriever": "bm25"})],
+        "negmine defaults range_max": [(f"max={m}", {"range_max": m}) for m in (50, 100, 300)],
+        "negmine defaults random": [("random", {"sampling_strategy": "random"}),
+                                    ("random max=50", {"sampling_strategy": "random", "range_max": 50})],
+        "negmine dense rm (rules off)": [(f"rm={rm}", {"retriever": "dense", "relative_margin": rm, **rules_off})
+                                         for rm in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)],
+        "negmine hybrid rm (rules off)": [(f"rm={rm}", {"retriever": "hybrid", "relative_margin": rm, **rules_off})
+                                          for rm in (0.05, 0.15, 0.3)],
     })
     return fam
 

@@ -179,6 +179,7 @@ class _Segment:
     prefix: np.ndarray  # (n,) uint64, sorted
     dim: int
     verified: bool = False  # the vectors file checked against the manifest
+    rows: Optional[np.ndarray] = None  # a shard of negmine 0.1 holds unsorted keys: sorted position -> its row
 
     @property
     def count(self) -> int:
@@ -236,7 +237,11 @@ class EmbeddingCache:
         if keys.ndim != 2 or keys.shape[1] != 16 or keys.shape[0] != entry.get("count"):
             self._drop(name, "corrupt")
             return None
-        return _Segment(name, keys, _prefix(keys), int(entry["dim"]))
+        prefix = _prefix(keys)
+        if np.any(prefix[1:] < prefix[:-1]):  # written unsorted by negmine 0.1: look up through an order
+            order = _sort_keys(keys)
+            return _Segment(name, keys[order], prefix[order], int(entry["dim"]), rows=order)
+        return _Segment(name, keys, prefix, int(entry["dim"]))
 
     def _drop(self, name: str, why: str) -> None:
         if not (self.dir / f"{name}.json").exists():  # merged away by another process: nothing to report
@@ -271,7 +276,8 @@ class EmbeddingCache:
 
     @staticmethod
     def _lookup(segments: Sequence[_Segment], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each key, the index of a segment holding it and its row there (-1, -1 where none does)."""
+        """For each key, the index of a segment holding it and its row in the segment's files (-1, -1 where none
+        does)."""
         n = keys.shape[0]
         seg_of = np.full(n, -1, dtype=np.int64)
         row_of = np.full(n, -1, dtype=np.int64)
@@ -294,6 +300,10 @@ class EmbeddingCache:
                         seg_of[i], row_of[i] = s, j
                         break
                     j += 1
+        for s, seg in enumerate(segments):
+            if seg.rows is not None:
+                here = seg_of == s
+                row_of[here] = seg.rows[row_of[here]]
         return seg_of, row_of
 
     # --- the public operations ---------------------------------------------------------------------------------
@@ -466,7 +476,7 @@ class EmbeddingCache:
             return
         keys = np.concatenate([seg.keys for seg, _ in sources])
         src = np.repeat(np.arange(len(sources)), [seg.count for seg, _ in sources])
-        row = np.concatenate([np.arange(seg.count) for seg, _ in sources])
+        row = np.concatenate([np.arange(seg.count) if seg.rows is None else seg.rows for seg, _ in sources])
         order = _sort_keys(keys)
         keys, src, row = keys[order], src[order], row[order]
         keep = np.ones(len(keys), dtype=bool)

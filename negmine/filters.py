@@ -253,6 +253,25 @@ def score_rules(
     return codes
 
 
+def dominant_drop(reasons: np.ndarray) -> np.ndarray:
+    """Per row, the code of the rule that dropped most of its candidates (known positives aside; ties go to the
+    earlier rule), -1 where no rule dropped any."""
+    codes = np.array([c for c in DROP_RULES if c != POSITIVE])
+    counts = np.stack([(reasons == c).sum(axis=1) for c in codes], axis=1)
+    return np.where(counts.max(axis=1) > 0, codes[counts.argmax(axis=1)], -1)
+
+
+def weak_positive(indices: np.ndarray, positives: Sequence[Sequence[int]]) -> np.ndarray:
+    """Per row, whether even its best positive ranks below most of the row's candidates (or was not retrieved at
+    all): the query's own wording matches other documents better than its positive."""
+    out = np.zeros(indices.shape[0], dtype=bool)
+    for q, (row, pos) in enumerate(zip(indices, positives)):
+        n = int((row >= 0).sum())
+        where = np.flatnonzero(np.isin(row, np.asarray(pos, dtype=row.dtype)))
+        out[q] = where.size == 0 or where[0] >= n / 2
+    return out
+
+
 def count_reasons(reasons: np.ndarray) -> dict[str, int]:
     """How many candidates each rule dropped (every rule listed, zeros included)."""
     counts = np.bincount(reasons.ravel().astype(np.int64), minlength=len(REASONS))

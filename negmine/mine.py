@@ -333,7 +333,7 @@ def mine(
     seconds["filter+score+sample"] = time.perf_counter() - t
 
     _finish_stats(stats, config, inputs, hits, reasons, sel, table, scored if rules.need_scores else None,
-                  scorer_name)
+                  scorer_name, mined, pos_lists)
     if stats.negatives_written == 0 and not config.allow_empty:
         raise EmptyResultError(_why_empty(stats))
 
@@ -429,9 +429,11 @@ def _retrieve(
 
 def _finish_stats(
     stats: MineStats, config: MineConfig, inputs: Inputs, hits: Hits, reasons: np.ndarray, sel: Selection,
-    table: pa.Table, scored: Optional[ScoredCandidates], scorer_name: Optional[str],
+    table: pa.Table, scored: Optional[ScoredCandidates], scorer_name: Optional[str], mined: list[int],
+    pos_lists: list[list[int]],
 ) -> None:
-    """Fill in what the filters dropped, what was written, who came up short, and the score distributions."""
+    """Fill in what the filters dropped, what was written, who came up short and why, and the score
+    distributions."""
     stats.candidates_seen = int((hits.indices >= 0).sum())
     stats.dropped = filters.count_reasons(reasons)
     stats.not_scored = int((reasons == filters.NOT_SCORED).sum())
@@ -442,6 +444,13 @@ def _finish_stats(
     stats.short_pairs = len(short)
     stats.short_queries = len(short_q)
     stats.short_examples = [str(inputs.queries.ids[q]) for q in short_q[:3]]
+    row_of = {q: r for r, q in enumerate(mined)}
+    rows = np.array([row_of[q] for q in short_q], dtype=np.int64)
+    if rows.size:
+        for code in filters.dominant_drop(reasons[rows]):
+            name = filters.REASONS[code] if code >= 0 else "no_candidates"
+            stats.short_by_rule[name] = stats.short_by_rule.get(name, 0) + 1
+        stats.short_weak_positive = int(filters.weak_positive(hits.indices[rows], [pos_lists[r] for r in rows]).sum())
     if scored is not None:
         dropped = np.isin(scored.reasons, filters.SCORE_RULES)
         stats.scores = score_summary(scorer_name or "", np.concatenate(scored.positive_scores),

@@ -40,6 +40,8 @@ class MineStats:
     short_pairs: int = 0
     short_queries: int = 0
     short_examples: list[str] = field(default_factory=list)
+    short_by_rule: dict[str, int] = field(default_factory=dict)
+    short_weak_positive: int = 0
     scores: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,7 +78,47 @@ def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True
     if stats.short_examples:
         short += f", e.g. {', '.join(stats.short_examples)}"
     rows.append(("short", short))
+    why = starvation(stats)
+    if why:
+        rows.append(("why short", why))
     return rows
+
+
+#: What to change when a rule starves queries.
+KNOBS = {
+    "rank_window": "raise --range-max (or lower --range-min)",
+    "duplicate_text": "nothing: those candidates copy a positive",
+    "duplicate_candidate": "nothing: those candidates copy each other",
+    "cross_query": "raise --cross-query (or none)",
+    "lexical_overlap": "raise --lexical-overlap (or none)",
+    "near_duplicate": "raise --max-positive-similarity",
+    "agreement": "--no-agreement, or a deeper --range-max",
+    "max_score": "raise --max-score",
+    "min_score": "lower --min-score",
+    "absolute_margin": "lower --absolute-margin",
+    "relative_margin": "lower --relative-margin",
+    "percentile_gate": "raise --percentile-margin or --percentile-cap",
+    "no_candidates": "use --retriever dense or hybrid (BM25 finds only documents sharing a word)",
+}
+#: Below this share of queries served, the summary says why the others starved.
+SERVED_ENOUGH = 0.95
+
+
+def starvation(stats: MineStats) -> str:
+    """Why queries starved, when fewer than SERVED_ENOUGH of them got all their negatives: the rule that dropped
+    most for most of them and the knob to turn, and how many have a weak positive; '' otherwise."""
+    if not stats.queries_mined or not stats.short_by_rule:
+        return ""
+    if 1 - stats.short_queries / stats.queries_mined >= SERVED_ENOUGH:
+        return ""
+    rule, n = max(stats.short_by_rule.items(), key=lambda kv: kv[1])
+    served = 1 - stats.short_queries / stats.queries_mined
+    text = (f"{served:.0%} of queries served; for {n:,} of the {stats.short_queries:,} short ones the "
+            f"{rule.replace('_', ' ')} rule dropped most candidates: {KNOBS.get(rule, 'loosen it')}")
+    if stats.short_weak_positive:
+        text += (f". {stats.short_weak_positive / stats.short_queries:.0%} of them have a weak positive (it ranks "
+                 "below most of their candidates): their positive may be mislabelled, or the query ambiguous")
+    return text
 
 
 QUANTILES = (0, 5, 25, 50, 75, 95, 100)

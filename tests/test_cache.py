@@ -466,3 +466,22 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cache_mod.default_cache_dir() == tmp_path / "home" / ".cache" / "negmine"
+
+
+def test_a_shard_of_negmine_0_1_with_unsorted_keys_is_read(tmp_path: Path) -> None:
+    """negmine 0.1 wrote shards in encoding order; they are still found, and merged like any segment."""
+    enc = Recorder()
+    c = make_cache(tmp_path)
+    c.dir.mkdir(parents=True)
+    keys = text_hashes(TEXTS)
+    assert not (np.diff(keys[:, 0].astype(int)) >= 0).all()  # not sorted
+    files = [c.dir / "old.keys.npy", c.dir / "old.vecs.npy"]
+    np.save(files[0], keys)
+    np.save(files[1], enc.fresh(TEXTS))
+    cache_mod.write_manifest(c.dir, files, {"count": len(TEXTS), "dim": enc.encoder.dim}, "old.json")
+    vecs, encoded, cached = make_cache(tmp_path).get(list(reversed(TEXTS)), enc)
+    assert (encoded, cached) == (0, len(TEXTS)) and np.array_equal(vecs, enc.fresh(list(reversed(TEXTS))))
+    make_cache(tmp_path).get(["a new text"], enc)
+    c.merge_all()
+    vecs, encoded, cached = make_cache(tmp_path).get(TEXTS + ["a new text"], enc)
+    assert (encoded, cached) == (0, len(TEXTS) + 1) and np.array_equal(vecs, enc.fresh(TEXTS + ["a new text"]))

@@ -11,7 +11,7 @@ import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
@@ -95,71 +95,133 @@ def _first_bad_row(mask: pa.Array | pa.ChunkedArray) -> Optional[int]:
     return int(hits[0]) if hits.size else None
 
 
-def _ids(table: pa.Table, column: str, path: PathLike) -> list[Any]:
+def _ids(table: Any, column: str, path: PathLike, offset: int = 0) -> Any:
+    """The id column of a table (or record batch), checked: strings or integers, none null or empty. Row numbers in
+    messages count from the file's first row (``offset``: the rows before this batch)."""
     col = table.column(column)
     t = col.type
     if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)):
         raise InputError(f"{path}: column {column!r} holds {t}; ids must be strings or integers")
     row = _first_bad_row(col.is_null())
     if row is not None:
-        raise InputError(f"{path}: column {column!r} row {row}: id is null")
+        raise InputError(f"{path}: column {column!r} row {offset + row}: id is null")
     if not pa.types.is_integer(t):
         row = _first_bad_row(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0))
         if row is not None:
-            raise InputError(f"{path}: column {column!r} row {row}: id is empty")
-    return col.to_pylist()
+            raise InputError(f"{path}: column {column!r} row {offset + row}: id is empty")
+        if pa.types.is_large_string(t):
+            col = pc.cast(col, pa.string())
+    return col
 
 
-def _texts(table: pa.Table, column: str, path: PathLike) -> list[str]:
+def _texts(table: Any, column: str, path: PathLike, offset: int = 0) -> Any:
     col = table.column(column)
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         raise InputError(f"{path}: column {column!r} holds {col.type}; texts must be strings")
     row = _first_bad_row(col.is_null())
     if row is not None:
-        raise InputError(f"{path}: column {column!r} row {row}: text is null")
-    return col.to_pylist()
+        raise InputError(f"{path}: column {column!r} row {offset + row}: text is null")
+    return pc.cast(col, pa.string()) if pa.types.is_large_string(col.type) else col
 
 
-def _join_titles(table: pa.Table, title: Optional[str], texts: list[str], path: PathLike) -> list[str]:
+def _join_titles(table: Any, title: Optional[str], texts: Any, path: PathLike) -> Any:
+    """``title + " " + text`` (whitespace trimmed at both ends) where a title is given, else the text."""
     if title is None:
         return texts
     titles = table.column(title)
     if not (pa.types.is_string(titles.type) or pa.types.is_large_string(titles.type)):
         raise InputError(f"{path}: column {title!r} holds {titles.type}; titles must be strings "
                          "(--corpus-title-column '' ignores it)")
-    return [f"{t} {x}".strip() if t else x for t, x in zip(titles.to_pylist(), texts)]
+    titles = pc.cast(titles, pa.string())
+    has_title = pc.and_kleene(pc.is_valid(titles), pc.not_equal(titles, ""))
+    joined = pc.utf8_trim_whitespace(pc.binary_join_element_wise(titles, texts, " "))
+    return pc.if_else(has_title, joined, texts)
+
+
+#: Rows read at a time when an input file is converted for the input cache.
+READ_BATCH = 65536
+
+
+def _collection_table(path: PathLike, columns: list[str], convert: Callable[[Any, int], dict[str, Any]],
+                      role: str, cache_dir: Optional[PathLike]) -> pa.Table:
+    """An input file's checked columns as an Arrow table: read into memory, or (with ``cache_dir``) converted
+    batch by batch into an Arrow IPC file in the cache, keyed by the file's fingerprint and the columns, and
+    memory-mapped from there (no private memory for the texts, and no conversion next time)."""
+    if cache_dir is None:
+        table = _read_columns(path, columns)
+        if table.num_rows == 0:
+            raise InputError(f"{path}: the {role} is empty (no rows)")
+        return pa.table(convert(table, 0))
+    from negmine.cache import cached_dir, digest_of
+
+    key = digest_of("inputs-v1", role, fingerprint(path), json.dumps(columns))[:32]
+
+    def build(folder: Path) -> None:
+        writer = None
+        offset = 0
+        try:
+            parquet = pq.ParquetFile(path)
+            for batch in parquet.iter_batches(batch_size=READ_BATCH, columns=columns):
+                part = pa.record_batch(convert(batch, offset))
+                if writer is None:
+                    writer = pa.ipc.new_file(str(folder / "table.arrow"), part.schema)
+                writer.write_batch(part)
+                offset += batch.num_rows
+        except (pa.ArrowInvalid, OSError) as exc:
+            if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowException) and exc.errno is not None:
+                raise
+            raise InputError(f"{path}: could not read columns {', '.join(columns)} ({_first_line(exc)})") from exc
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise InputError(f"{path}: the {role} is empty (no rows)")
+
+    folder = cached_dir(Path(cache_dir), "inputs", key, build, {"path": str(path), "columns": columns})
+    return pa.ipc.open_file(pa.memory_map(str(folder / "table.arrow"))).read_all()
 
 
 def read_corpus(
     path: PathLike, id_column: Optional[str] = None, text_column: Optional[str] = None,
-    title_column: Optional[str] = None,
+    title_column: Optional[str] = None, cache_dir: Optional[PathLike] = None,
 ) -> Corpus:
-    """Read and check a corpus file. A title column, when there is one, is joined before the text."""
+    """Read and check a corpus file. A title column, when there is one, is joined before the text.
+
+    With ``cache_dir`` the corpus is converted once into a memory-mapped Arrow file there (see
+    ``_collection_table``): texts then take no private memory, whatever the corpus's size.
+    """
     schema = read_schema(path, "corpus")
     idc = pick_column(schema, path, id_column, CORPUS_ID, "id", "--corpus-id-column")
     txc = pick_column(schema, path, text_column, CORPUS_TEXT, "text", "--corpus-text-column")
     tic = pick_column(schema, path, title_column, TITLE, "title", "--corpus-title-column", required=False)
     assert idc is not None and txc is not None
-    table = _read_columns(path, list(dict.fromkeys(c for c in (idc, txc, tic) if c)))
-    if table.num_rows == 0:
-        raise InputError(f"{path}: the corpus is empty (no rows)")
-    ids = _ids(table, idc, path)
-    bodies = _texts(table, txc, path)
-    corpus = Corpus(ids, _join_titles(table, tic, bodies, path), f"{path}: column {idc!r}")
-    corpus.bodies = bodies
-    return corpus
+
+    def convert(batch: Any, offset: int) -> dict[str, Any]:
+        bodies = _texts(batch, txc, path, offset)
+        out = {"id": _ids(batch, idc, path, offset), "text": _join_titles(batch, tic, bodies, path)}
+        if tic is not None:
+            out["body"] = bodies
+        return out
+
+    table = _collection_table(path, list(dict.fromkeys(c for c in (idc, txc, tic) if c)), convert, "corpus",
+                              cache_dir)
+    return Corpus(table.column("id"), table.column("text"), f"{path}: column {idc!r}",
+                  table.column("body") if "body" in table.column_names else None)
 
 
-def read_queries(path: PathLike, id_column: Optional[str] = None, text_column: Optional[str] = None) -> Queries:
-    """Read and check a query file."""
+def read_queries(path: PathLike, id_column: Optional[str] = None, text_column: Optional[str] = None,
+                 cache_dir: Optional[PathLike] = None) -> Queries:
+    """Read and check a query file (memory-mapped from ``cache_dir`` when given, as ``read_corpus``)."""
     schema = read_schema(path, "queries")
     idc = pick_column(schema, path, id_column, QUERY_ID, "id", "--query-id-column")
     txc = pick_column(schema, path, text_column, QUERY_TEXT, "text", "--query-text-column")
     assert idc is not None and txc is not None
-    table = _read_columns(path, list(dict.fromkeys((idc, txc))))
-    if table.num_rows == 0:
-        raise InputError(f"{path}: the query file is empty (no rows)")
-    return Queries(_ids(table, idc, path), _texts(table, txc, path), f"{path}: column {idc!r}")
+
+    def convert(batch: Any, offset: int) -> dict[str, Any]:
+        return {"id": _ids(batch, idc, path, offset), "text": _texts(batch, txc, path, offset)}
+
+    table = _collection_table(path, list(dict.fromkeys((idc, txc))), convert, "query file", cache_dir)
+    return Queries(table.column("id"), table.column("text"), f"{path}: column {idc!r}")
 
 
 def read_qrels(
@@ -178,7 +240,7 @@ def read_qrels(
     qids = _ids(table, qc, path)
     dids = _ids(table, dc, path)
     if sc is None:
-        scores = [1.0] * table.num_rows
+        scores: Any = np.ones(table.num_rows)
     else:
         col = table.column(sc)
         if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
@@ -190,7 +252,7 @@ def read_qrels(
             row = _first_bad_row(pc.is_nan(col))
             if row is not None:
                 raise InputError(f"{path}: column {sc!r} row {row}: score is NaN")
-        scores = [float(s) for s in col.to_pylist()]
+        scores = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     return Qrels(qids, dids, scores, str(path))
 
 
@@ -207,7 +269,7 @@ def read_pairs(
     table = _read_columns(path, [ac, pc_])
     if table.num_rows == 0:
         raise InputError(f"{path}: the pairs file is empty (no rows)")
-    return _texts(table, ac, path), _texts(table, pc_, path)
+    return _texts(table, ac, path).to_pylist(), _texts(table, pc_, path).to_pylist()
 
 
 def file_sha256(path: PathLike) -> str:
@@ -219,9 +281,17 @@ def file_sha256(path: PathLike) -> str:
     return digest.hexdigest()
 
 
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
 def fingerprint(path: PathLike) -> str:
-    """SHA-256 of a file's bytes, as ``sha256:<hex>`` (an input's fingerprint in the provenance)."""
-    return "sha256:" + file_sha256(path)
+    """SHA-256 of a file's bytes, as ``sha256:<hex>`` (an input's fingerprint in the provenance); computed once
+    per process for a file of unchanged size and modification time."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = "sha256:" + file_sha256(path)
+    return _FINGERPRINTS[key]
 
 
 def check_output_path(output: PathLike, inputs: Sequence[Optional[PathLike]], option: str = "--output") -> Path:

@@ -65,6 +65,20 @@ def default_cache_dir() -> Path:
     return Path(base) / "negmine"
 
 
+def resolve_cache_dir(cache_dir: Optional[Union[str, Path]], index_dir: Optional[Union[str, Path]]) -> Path:
+    """The directory indexes and embeddings are cached in: ``index_dir`` (which must exist), ``cache_dir``, or
+    the default cache."""
+    from negmine.errors import ConfigError
+
+    if index_dir is not None:
+        if cache_dir is not None:
+            raise ConfigError("give --index-dir or --cache-dir, not both")
+        if not Path(index_dir).is_dir():
+            raise ConfigError(f"--index-dir {index_dir}: no such directory; build it with negmine index")
+        return Path(index_dir)
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir()
+
+
 def prepare_cache_dir(root: Path, option: str = "--cache-dir") -> Path:
     """Create the cache folder if needed and check, before any work, that negmine can write there.
 

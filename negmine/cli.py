@@ -305,6 +305,11 @@ def mine(
     dataset_card: Annotated[bool, _opt(OUTPUT, "Also write README.md beside the output: a Hugging Face dataset "
                                        "card (features, inputs, models, settings, statistics). Replaces only a "
                                        "README.md negmine wrote.", "--dataset-card")] = False,
+    query_batch_size: Annotated[int, _opt(MINING, "Queries mined at a time: memory follows the batch, not the query "
+                                          "set; the output is the same whatever it is.")] = D.query_batch_size,
+    resume: Annotated[bool, _opt(MINING, "Keep finished query batches in the cache until the run completes, and "
+                                 "continue after them when the same run is started again after a crash.",
+                                 "--resume/--no-resume")] = D.resume,
     allow_empty: Annotated[bool, _opt(OUTPUT, "Write the output even when every candidate was dropped (by default "
                                       "a run that writes no negative fails, naming the rule that dropped most).",
                                       "--allow-empty")] = D.allow_empty,

@@ -30,6 +30,10 @@ COLUMN_SETS = ("all", "training")
 DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu|hpu)(:\d+)?)$")
 
 
+#: Fields that say how a run is carried out, not what it produces: the provenance leaves them out.
+RUN_ONLY = ("query_batch_size", "resume")
+
+
 def flag(field: str) -> str:
     """The CLI flag of a config field: ``range_max`` -> ``--range-max``."""
     return "--" + field.replace("_", "-")
@@ -115,6 +119,10 @@ class MineConfig:
             queries with empty text.
         allow_empty: Accept a run that writes no negatives at all (by default it is an error that names the rule
             that dropped most candidates).
+        query_batch_size: Queries mined at a time: retrieval, rules, scoring and sampling run a batch at a time,
+            so memory follows the batch, not the query set; the output does not depend on it.
+        resume: Keep each finished batch in the cache until the run completes, and continue from them when the
+            same run (same inputs and settings) is started again after a crash; ``False`` starts over.
     """
 
     corpus_id_column: Optional[str] = None
@@ -174,6 +182,8 @@ class MineConfig:
     columns: str = "all"
     strict: bool = False
     allow_empty: bool = False
+    query_batch_size: int = 4096
+    resume: bool = True
 
     def __post_init__(self) -> None:
         _choice("retriever", self.retriever, RETRIEVERS)
@@ -214,6 +224,8 @@ class MineConfig:
                               f"({self.max_score}): every candidate would be dropped")
         if self.batch_size < 1:
             raise ConfigError(f"{flag('batch_size')} must be at least 1, got {self.batch_size}")
+        if self.query_batch_size < 1:
+            raise ConfigError(f"{flag('query_batch_size')} must be at least 1, got {self.query_batch_size}")
         if self.max_seq_length is not None and self.max_seq_length < 1:
             raise ConfigError(f"{flag('max_seq_length')} must be at least 1, got {self.max_seq_length}")
         if self.rrf_k < 0:
@@ -288,9 +300,14 @@ class MineConfig:
             raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved settings as a plain dict (recorded in the output's provenance)."""
-        return dataclasses.asdict(self)
+    def to_dict(self, provenance: bool = False) -> dict[str, Any]:
+        """The settings as a plain dict; with ``provenance``, without RUN_ONLY (how a run is carried out, not what
+        it produces), so that outputs are byte-identical whatever those are."""
+        out = dataclasses.asdict(self)
+        if provenance:
+            for name in RUN_ONLY:
+                out.pop(name, None)
+        return out
 
 
 def _choice(field: str, value: str, choices: tuple[str, ...]) -> None:

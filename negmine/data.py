@@ -344,12 +344,13 @@ def pairs_to_inputs(
     queries = Queries.from_texts(anchors, "q_", source)
     if corpus is None:
         corpus = Corpus.from_texts(positives, "d_", source)
-        doc_key = {t: corpus.ids[i] for i, t in enumerate(corpus.texts)}
+        doc_key = dict(zip(corpus.texts, corpus.ids))
     else:
         doc_key = {}
-        for texts in (corpus.texts, corpus.bodies or []):
-            for i, t in enumerate(texts):
-                doc_key.setdefault(t, corpus.ids[i])
+        ids = list(corpus.ids)
+        for texts in (corpus.texts, corpus.bodies):
+            for i, t in enumerate(texts or []):
+                doc_key.setdefault(t, ids[i])
         extra = [p for p in dict.fromkeys(positives) if p not in doc_key]
         if extra:
             ids = list(corpus.ids)

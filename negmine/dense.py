@@ -242,8 +242,9 @@ class DenseRetriever:
         self._given_docs = False
 
     def embed(self, texts: Sequence[str], kind: str, progress: Optional[Progress] = None,
-              out: Optional[np.ndarray] = None) -> np.ndarray:
-        """Embeddings of ``texts`` through the cache; counts what was encoded and what was cached."""
+              out: Optional[np.ndarray] = None, count: bool = True) -> np.ndarray:
+        """Embeddings of ``texts`` through the cache; counts what was encoded and what was cached (unless
+        ``count`` is false: a second look at texts already counted)."""
         if self.encoder is None:
             option = "--query-embeddings" if kind == "query" else "--corpus-embeddings"
             raise ConfigError(f"no model to embed {kind} texts: give --model or {option}")
@@ -254,8 +255,9 @@ class DenseRetriever:
             cache = self._caches[identity] = EmbeddingCache(self.cache_dir, identity)
         label = f"encoding {'queries' if kind == 'query' else 'documents'} ({getattr(enc, 'name', 'model')})"
         vecs, encoded, cached = cache.get(texts, encode_stream(enc, kind), out, progress, label)
-        self.encoded += encoded
-        self.cached += cached
+        if count:
+            self.encoded += encoded
+            self.cached += cached
         return vecs
 
     def missing(self, texts: Sequence[str], kind: str) -> int:

@@ -14,7 +14,7 @@ Computed here from the retrievers and the inputs (the effects), then handed to t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class Owners:
 
 
 def twin_similarity(
-    indices: np.ndarray, rows: np.ndarray, owners: Owners, normalized_queries: Sequence[str],
+    indices: np.ndarray, rows: np.ndarray, owners: Owners, normalized_queries: Union[Sequence[str], np.ndarray],
     query_vectors: Optional[Callable[[np.ndarray], np.ndarray]],
 ) -> np.ndarray:
     """Per candidate, how alike this query is to another query that has the candidate as a positive: ``inf`` when
@@ -57,7 +57,7 @@ def twin_similarity(
         indices: ``(n, k)`` candidate corpus indices of a batch (-1: none).
         rows: The batch's query rows (positions in the run's mined queries), one per row of ``indices``.
         owners: The run's positives by document.
-        normalized_queries: Every mined query's normalised text.
+        normalized_queries: Every mined query's normalised text (or a digest of it).
         query_vectors: Vectors of mined query rows (L2-normalised), or ``None``.
     """
     out = np.full(indices.shape, -np.inf, dtype=np.float32)
@@ -155,7 +155,8 @@ class Evidence:
 def gather(
     indices: np.ndarray, rows: np.ndarray, positives: Sequence[Sequence[int]], *, bm25: Any = None,
     query_texts: Sequence[str] = (), doc_texts: Sequence[str] = (), owners: Optional[Owners] = None,
-    normalized_queries: Sequence[str] = (), query_vectors: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    normalized_queries: Union[Sequence[str], np.ndarray] = (),
+    query_vectors: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     cross_query: bool = False, lexical: bool = False, agreement: bool = False, reference: str = "min",
 ) -> Evidence:
     """The evidence the enabled rules read, for the candidates ``indices`` of query rows ``rows`` (positions in

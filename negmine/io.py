@@ -10,6 +10,7 @@ import shutil
 import socket
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from negmine.data import Corpus, Qrels, Queries
+from negmine.data import Corpus, Qrels, Queries, pairs_to_inputs
 from negmine.errors import ConfigError, InputError, storage_error
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -272,6 +273,61 @@ def read_pairs(
     return _texts(table, ac, path).to_pylist(), _texts(table, pc_, path).to_pylist()
 
 
+@dataclass
+class Inputs:
+    """The loaded inputs of a run and where they came from (role -> path, for the provenance)."""
+
+    corpus: Corpus
+    queries: Queries
+    qrels: Qrels
+    files: dict[str, str]
+
+
+def load_inputs(
+    config: Any, corpus: Any = None, queries: Any = None, qrels: Any = None, pairs: Any = None,
+    cache_dir: Optional[PathLike] = None,
+) -> Inputs:
+    """Read (or take as given) the corpus, queries and qrels of a run; a pairs file stands for queries and qrels.
+    Files are read as the config's column options say, memory-mapped from ``cache_dir`` when given."""
+    files: dict[str, str] = {}
+
+    def path_of(role: str, value: Any) -> Optional[str]:
+        if isinstance(value, (str, Path)):
+            files[role] = str(value)
+            return str(value)
+        return None
+
+    if pairs is not None:
+        if queries is not None or qrels is not None:
+            raise ConfigError("--pairs replaces --queries and --qrels: give either pairs or queries and qrels")
+    elif queries is None or qrels is None:
+        raise ConfigError("give --queries and --qrels (with --corpus), or --pairs")
+    elif corpus is None:
+        raise ConfigError("--corpus is required with --queries and --qrels")
+
+    c: Optional[Corpus] = None
+    if corpus is not None:
+        p = path_of("corpus", corpus)
+        c = read_corpus(p, config.corpus_id_column, config.corpus_text_column, config.corpus_title_column,
+                        cache_dir) if p else corpus
+    if pairs is not None:
+        p = path_of("pairs", pairs)
+        if p:
+            anchors, positives = read_pairs(p, config.pairs_anchor_column, config.pairs_positive_column)
+        else:
+            rows = list(pairs)
+            anchors, positives = [a for a, _ in rows], [b for _, b in rows]
+        q, c, r = pairs_to_inputs(anchors, positives, p or "<pairs>", c)
+    else:
+        p = path_of("queries", queries)
+        q = read_queries(p, config.query_id_column, config.query_text_column, cache_dir) if p else queries
+        p = path_of("qrels", qrels)
+        r = read_qrels(p, config.qrels_query_column, config.qrels_doc_column, config.qrels_score_column) \
+            if p else qrels
+    assert c is not None
+    return Inputs(c, q, r, files)
+
+
 def file_sha256(path: PathLike) -> str:
     """SHA-256 hex digest of a file's bytes, read in blocks."""
     digest = hashlib.sha256()
@@ -429,9 +485,84 @@ def atomic_write_text(path: PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+class ParquetSink:
+    """A Parquet file written as tables arrive, in row groups of exactly ``row_group_size`` rows whatever the
+    sizes of the tables (so the file's bytes depend on its rows alone, not on how they were batched), into a
+    temporary file beside ``path`` that ``commit`` renames into place and ``abort`` removes.
+
+    An ``OSError`` (a full disk, no permission) becomes a one-line ``StorageError`` naming ``path``.
+    """
+
+    def __init__(self, path: PathLike, row_group_size: int = 16384) -> None:
+        self.target = Path(path)
+        self.row_group_size = row_group_size
+        try:
+            self.tmp = temp_path(self.target.parent, self.target.name)
+        except OSError as exc:
+            raise storage_error(self.target, exc) from exc
+        self.writer: Optional[pq.ParquetWriter] = None
+        self.pending: list[pa.Table] = []
+        self.n_pending = 0
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        """Add rows; full row groups are written at once."""
+        self.pending.append(table)
+        self.n_pending += table.num_rows
+        while self.n_pending >= self.row_group_size:
+            self._flush(self.row_group_size)
+
+    def _flush(self, n: int) -> None:
+        table = pa.concat_tables(self.pending) if len(self.pending) > 1 else self.pending[0]
+        head, rest = table.slice(0, n), table.slice(n)
+        try:
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.tmp, head.schema, compression="zstd")
+            self.writer.write_table(head, row_group_size=max(n, 1))
+        except OSError as exc:
+            self.abort()
+            raise storage_error(self.target, exc) from exc
+        self.pending, self.n_pending = [rest], rest.num_rows
+        self.rows += n
+
+    def commit(self, metadata: Optional[dict[str, Any]] = None, empty: Optional[pa.Table] = None) -> Path:
+        """Write what is left, the ``negmine`` metadata entry, and rename the file into place. ``empty`` gives the
+        schema of a file no row was written to."""
+        try:
+            if self.n_pending or self.writer is None:
+                if not self.pending:
+                    self.pending = [empty if empty is not None else pa.table({})]
+                self._flush(self.n_pending)
+            assert self.writer is not None
+            if metadata is not None:
+                self.writer.add_key_value_metadata(
+                    {METADATA_KEY: json.dumps(metadata, sort_keys=True, default=str).encode("utf-8")})
+            self.writer.close()
+            os.chmod(self.tmp, 0o666 & ~_umask())
+            os.replace(self.tmp, self.target)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(self.target, exc) from exc
+        except BaseException:
+            self.abort()
+            raise
+        return self.target
+
+    def abort(self) -> None:
+        """Remove the temporary file (nothing was published)."""
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except Exception:  # noqa: BLE001 - already failing; the file goes anyway
+                pass
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
+
+
 def read_metadata(path: PathLike) -> dict[str, Any]:
-    """The provenance negmine stored in a Parquet file it wrote."""
-    meta = read_schema(path, "negmine output", None).metadata or {}
+    """The provenance negmine stored in a Parquet file it wrote (the file's ``negmine`` key-value entry)."""
+    read_schema(path, "negmine output", None)
+    meta = pq.read_metadata(path).metadata or {}
     if METADATA_KEY not in meta:
         raise InputError(f"{path}: no negmine metadata; was it written by negmine mine?")
     return json.loads(meta[METADATA_KEY])

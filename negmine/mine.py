@@ -1,27 +1,42 @@
-"""The mining pipeline: read -> retrieve -> filter -> sample -> write. The only module that knows the order."""
+"""The mining pipeline, and the only module that knows the order of its stages:
+
+```
+plan      read the inputs (Arrow, memory-mapped), match qrels to rows, load the judge, build or open the indexes
+calibrate score every positive once, when a rule reads the run's score distribution
+per batch retrieve -> rules -> evidence -> lazy scoring -> sample  (a BatchResult, kept for a resumed run)
+finish    lay each batch out as rows of the output (fixed row groups), merge the statistics, write the
+          provenance, rename the files into place
+```
+
+Nothing per query outlives its batch but the statistics; a batch's result does not depend on the other queries of
+its batch, so the output is the same bytes whatever the batch size, and after a resume.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union, cast
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
 
 from negmine import evidence, filters, io
-from negmine.cache import prepare_cache_dir
-from negmine.config import MineConfig, flag
-from negmine.data import Corpus, Positives, Qrels, Queries, match_positives, pairs_to_inputs
+from negmine.cache import digest_of, prepare_cache_dir, resolve_cache_dir
+from negmine.config import MineConfig
+from negmine.data import Corpus, Positives, Qrels, Queries, match_positives
 from negmine.dense import DenseRetriever, read_embeddings
 from negmine.errors import ConfigError, EmptyResultError, InputError
+from negmine.io import Inputs, load_inputs
 from negmine.models import Encoder, check_device, identity_record
 from negmine.progress import Progress
-from negmine.report import MineStats, score_summary
-from negmine.retrieve import Hits, Retriever
-from negmine.sample import sampling_orders, take_first
+from negmine.report import MineStats, score_summary, why_empty
+from negmine.resume import RunStore
+from negmine.retrieve import Retriever
+from negmine.sample import sampling_orders, selection, take_first
 from negmine.score import (
     BiEncoderScorer,
     Judge,
@@ -29,91 +44,59 @@ from negmine.score import (
     Scorer,
     ScoreRules,
     Vectors,
+    judge_scores,
     lazy_select,
     load_judge,
+    retriever_scores,
 )
-from negmine.write import Selection, build_candidates_table, build_table, negatives_in, select_columns
+from negmine.write import (
+    BatchResult,
+    build_candidates_table,
+    build_table,
+    candidate_columns,
+    negatives_in,
+    provenance,
+    select_columns,
+)
 
 logger = logging.getLogger("negmine")
 
 Source = Union[str, Path]
+#: Rows per row group of the output and of the candidates file.
+OUTPUT_ROW_GROUP = 16384
+CANDIDATES_ROW_GROUP = 65536
 
 
-@dataclass
 class MineResult:
     """What a run produced.
 
     Attributes:
-        table: The training table (also written to ``output`` when one was given).
         stats: Counts of what was read, dropped and written.
         metadata: The provenance stored in the output file.
         output: Where the table was written, if anywhere.
         seconds: Wall time per stage (not part of the provenance, so outputs stay byte-identical).
+        warnings: What was warned about.
     """
 
-    table: pa.Table
-    stats: MineStats
-    metadata: dict[str, Any]
-    output: Optional[Path] = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    def __init__(self, table: Optional[pa.Table], stats: MineStats, metadata: dict[str, Any],
+                 output: Optional[Path] = None, seconds: Optional[dict[str, float]] = None,
+                 warnings: Optional[list[str]] = None) -> None:
+        self._table = table
+        self.stats = stats
+        self.metadata = metadata
+        self.output = output
+        self.seconds = seconds or {}
+        self.warnings = warnings or []
 
+    @property
+    def table(self) -> pa.Table:
+        """The training table: the one kept in memory (no ``output``), else read back from ``output``."""
+        if self._table is None and self.output is not None:
+            import pyarrow.parquet as pq
 
-@dataclass
-class Inputs:
-    """The loaded inputs of a run and where they came from."""
-
-    corpus: Corpus
-    queries: Queries
-    qrels: Qrels
-    files: dict[str, str]
-
-
-def load_inputs(
-    config: MineConfig,
-    corpus: Union[Source, Corpus, None] = None,
-    queries: Union[Source, Queries, None] = None,
-    qrels: Union[Source, Qrels, None] = None,
-    pairs: Union[Source, Sequence[tuple[str, str]], None] = None,
-) -> Inputs:
-    """Read (or take as given) the corpus, queries and qrels of a run; a pairs file stands for queries and qrels."""
-    files: dict[str, str] = {}
-
-    def path_of(role: str, value: Any) -> Optional[str]:
-        if isinstance(value, (str, Path)):
-            files[role] = str(value)
-            return str(value)
-        return None
-
-    if pairs is not None:
-        if queries is not None or qrels is not None:
-            raise ConfigError("--pairs replaces --queries and --qrels: give either pairs or queries and qrels")
-    elif queries is None or qrels is None:
-        raise ConfigError("give --queries and --qrels (with --corpus), or --pairs")
-    elif corpus is None:
-        raise ConfigError("--corpus is required with --queries and --qrels")
-
-    c: Optional[Corpus] = None
-    if corpus is not None:
-        p = path_of("corpus", corpus)
-        c = io.read_corpus(p, config.corpus_id_column, config.corpus_text_column, config.corpus_title_column) \
-            if p else corpus  # type: ignore[assignment]
-    if pairs is not None:
-        p = path_of("pairs", pairs)
-        if p:
-            anchors, positives = io.read_pairs(p, config.pairs_anchor_column, config.pairs_positive_column)
-        else:
-            rows = list(cast("Sequence[tuple[str, str]]", pairs))
-            anchors, positives = [a for a, _ in rows], [b for _, b in rows]
-        q, c, r = pairs_to_inputs(anchors, positives, p or "<pairs>", c)
-    else:
-        p = path_of("queries", queries)
-        q = io.read_queries(p, config.query_id_column, config.query_text_column) if p else queries  # type: ignore
-        p = path_of("qrels", qrels)
-        r = io.read_qrels(p, config.qrels_query_column, config.qrels_doc_column, config.qrels_score_column) \
-            if p else qrels  # type: ignore[assignment]
-    assert c is not None
-    return Inputs(c, q, r, files)
+            self._table = pq.read_table(self.output)
+        assert self._table is not None
+        return self._table
 
 
 def make_encoder(config: MineConfig, model: Optional[str] = None) -> Encoder:
@@ -136,7 +119,6 @@ def make_retriever(
 ) -> Retriever:
     """Build the retriever the config names over the corpus (indexes come from ``cache_dir`` when present)."""
     from negmine.bm25 import BM25Retriever
-    from negmine.dense import DenseRetriever
     from negmine.fusion import HybridRetriever
 
     parts: dict[str, Retriever] = {}
@@ -152,15 +134,26 @@ def make_retriever(
     return HybridRetriever(parts, config.fusion, config.rrf_k)
 
 
-def _dense_part(retriever: Retriever) -> Any:
-    from negmine.dense import DenseRetriever
-    from negmine.fusion import HybridRetriever
+@dataclass
+class Run:
+    """A run's plan: its inputs, the mined queries, and the stages made ready (indexes open, models loaded)."""
 
-    if isinstance(retriever, DenseRetriever):
-        return retriever
-    if isinstance(retriever, HybridRetriever):
-        return retriever.retrievers.get("dense")
-    return None
+    config: MineConfig
+    inputs: Inputs
+    positives: Positives
+    mined: np.ndarray  # input rows of the queries mined, in input order
+    rules: ScoreRules
+    judge: Judge
+    retriever: Retriever
+    dense: Optional[DenseRetriever]  # the retrieval bi-encoder (also for the rules), if any is needed
+    bm25: Any  # the BM25 index the evidence rules read, if any
+    given_queries: Optional[np.ndarray]  # --query-embeddings, one row per input query
+    owners: evidence.Owners  # positives by document, over the mined queries
+    query_hashes: np.ndarray  # a digest of each mined query's normalised text (twin queries)
+    depth: int  # candidates retrieved per query
+    cache: Path
+    calibration: Optional[np.ndarray] = None  # the judge's scores of every positive, sorted
+    warnings: list[str] = field(default_factory=list)
 
 
 def mine(
@@ -181,7 +174,8 @@ def mine(
     explicit: Optional[Sequence[str]] = None,
     **options: Any,
 ) -> MineResult:
-    """Mine hard negatives: retrieve candidates for each query, drop its positives, sample, lay out for training.
+    """Mine hard negatives: retrieve candidates for each query, drop its positives and likely false negatives,
+    sample, lay out for training.
 
     Args:
         corpus: Corpus Parquet path (or a ``Corpus``).
@@ -189,10 +183,11 @@ def mine(
         qrels: Relevance judgments Parquet path (or ``Qrels``); rows with score <= 0 are not positives.
         pairs: Instead of queries and qrels: a Parquet file (or a list) of (anchor, positive) text pairs; the corpus
             then defaults to the positives.
-        output: Where to write the Parquet output (atomically). ``None`` writes nothing.
+        output: Where to write the Parquet output (atomically). ``None`` keeps the table in memory.
         config: Settings; ``options`` override its fields by name (``num_negatives=10``).
         progress: Receives progress reports; the default shows nothing.
-        cache_dir: Where embeddings and indexes are cached (default: ``$NEGMINE_CACHE_DIR`` or the XDG cache).
+        cache_dir: Where embeddings, indexes, the inputs' Arrow copies and unfinished runs are kept (default:
+            ``$NEGMINE_CACHE_DIR`` or the XDG cache).
         index_dir: A directory built by ``negmine index``; used as the cache (it must exist).
         corpus_embeddings: Precomputed corpus vectors: ``.npy`` in corpus row order, or Parquet with an id and a
             vector column.
@@ -217,13 +212,8 @@ def mine(
     progress = progress or Progress()
     seconds: dict[str, float] = {}
     warnings: list[str] = []
-
-    def warn(message: str) -> None:
-        warnings.append(message)
-        logger.warning(message)
-
     for message in config.ineffective(set(options) if explicit is None else explicit):
-        warn(message)
+        _warn(warnings, message)
     paths = [x for x in (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
              if isinstance(x, (str, Path))]
     out_path = io.check_output_path(output, paths) if output is not None else None
@@ -235,125 +225,288 @@ def mine(
                               "--index-dir" if index_dir is not None else "--cache-dir")
 
     t = time.perf_counter()
+    run, stats = plan(config, corpus, queries, qrels, pairs, cache, encoder, corpus_embeddings, query_embeddings,
+                      index_dir is not None, progress, warnings)
+    seconds["plan"] = time.perf_counter() - t
+    store = RunStore(cache, run_key(run, cand_path is not None) if config.resume else None)
+    if not config.resume:
+        RunStore(cache, run_key(run, cand_path is not None)).clear()
+    sinks = Sinks(out_path, cand_path)
+    positive_scores: list[np.ndarray] = []
+    negative_scores: list[np.ndarray] = []
+    dropped_scores: list[np.ndarray] = []
+    try:
+        t = time.perf_counter()
+        batches = np.array_split(np.arange(len(run.mined)), max(1, -(-len(run.mined) // config.query_batch_size)))
+        resumed = store.finished()
+        if resumed:
+            _warn(warnings, f"resuming an interrupted run: {min(resumed, len(batches)):,} of {len(batches):,} query "
+                            f"batches were finished before (--no-resume starts over)")
+        inner, outer = (progress, Progress()) if len(batches) == 1 else (Progress(), progress)
+        with outer.stage("mining query batches", total=len(run.mined)) as advance:
+            for i, positions in enumerate(batches):
+                kept = store.load(i)
+                result = BatchResult.from_store(*kept) if kept else mine_batch(run, positions, cand_path is not None,
+                                                                               inner)
+                if kept is None:
+                    store.save(i, *result.to_store())
+                sinks.write(result, run)
+                stats.add(result.stats)
+                positive_scores.append(result.positive_scores)
+                negative_scores.extend(result.selection.negative_scores)
+                dropped_scores.append(result.dropped_scores)
+                advance(len(positions))
+        seconds["mine"] = time.perf_counter() - t
+        if run.rules.need_scores:
+            stats.scores = score_summary(_scorer_name(run), _concat(positive_scores), _concat(negative_scores),
+                                         _concat(dropped_scores))
+        if run.dense is not None:
+            stats.texts_encoded, stats.texts_cached = run.dense.encoded, run.dense.cached
+        if stats.negatives_written == 0 and not config.allow_empty:
+            raise EmptyResultError(why_empty(stats))
+        metadata = provenance(config, run.inputs.files, stats,
+                              identity_record(run.dense.encoder) if run.dense and run.dense.encoder else None,
+                              _judge_identity(run), run.rules.relative_margin)
+        t = time.perf_counter()
+        with progress.stage("writing output"):
+            table = sinks.commit(metadata, run)
+        seconds["write"] = time.perf_counter() - t
+    except BaseException:
+        sinks.abort()
+        raise
+    store.clear()
+    warnings.extend(run.warnings)
+    return MineResult(table, stats, metadata, out_path, seconds, warnings)
+
+
+def plan(
+    config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, cache: Path, encoder: Optional[Encoder],
+    corpus_embeddings: Optional[Source], query_embeddings: Optional[Source], index_dir: bool, progress: Progress,
+    warnings: list[str],
+) -> tuple[Run, MineStats]:
+    """Read the inputs, match the qrels, check the options against them, load the judge, make the indexes ready,
+    and calibrate: everything that happens once per run."""
+    from negmine.report import input_stats
+
     with progress.stage("reading inputs"):
-        inputs = load_inputs(config, corpus, queries, qrels, pairs)
+        inputs = load_inputs(config, corpus, queries, qrels, pairs, cache)
         positives = match_positives(inputs.qrels, inputs.queries, inputs.corpus, config.strict)
-    seconds["read"] = time.perf_counter() - t
-    stats = _input_stats(inputs, positives)
     if positives.unknown_query_rows or positives.unknown_doc_rows:
-        warn(f"{inputs.qrels.source}: skipped {positives.unknown_query_rows:,} rows naming unknown queries and "
-             f"{positives.unknown_doc_rows:,} naming unknown documents, e.g. {', '.join(positives.unknown_examples)} "
-             "(--strict makes this an error)")
-    empty = [i for i, p in enumerate(positives.by_query) if p and not inputs.queries.texts[i].strip()]
+        _warn(warnings, f"{inputs.qrels.source}: skipped {positives.unknown_query_rows:,} rows naming unknown queries "
+                        f"and {positives.unknown_doc_rows:,} naming unknown documents, e.g. "
+                        f"{', '.join(positives.unknown_examples)} (--strict makes this an error)")
+    with_positives = np.flatnonzero(positives.counts() > 0)
+    empty = [int(q) for q in with_positives if not inputs.queries.texts[int(q)].strip()] \
+        if len(with_positives) <= 1_000_000 else _empty_texts(inputs.queries, with_positives)
+    stats = input_stats(inputs, positives)
     if empty:
         where = f"{inputs.queries.source}: row {empty[0]} (id {str(inputs.queries.ids[empty[0]])!r})"
-        if config.strict or len(empty) == stats.queries_mined:
+        if config.strict or len(empty) == len(with_positives):
             raise InputError(f"{where}: the query text is empty" + (
                 "" if config.strict else "; every query with positives has an empty text, so there is nothing to mine"))
-        warn(f"{where}: the query text is empty; skipped {len(empty):,} such queries (--strict makes this an error)")
-        for i in empty:
-            positives.by_query[i] = []
+        _warn(warnings, f"{where}: the query text is empty; skipped {len(empty):,} such queries (--strict makes this "
+                        "an error)")
+        positives = positives.without(empty)
         stats.queries_empty_text = len(empty)
         stats.queries_mined -= len(empty)
-
-    mined = [i for i, p in enumerate(positives.by_query) if p]
-    pos_lists = [positives.by_query[i] for i in mined]
+    mined = np.flatnonzero(positives.counts() > 0)
+    counts = positives.counts()[mined]
     n_docs = len(inputs.corpus)
-    fewest_pos = min(len(p) for p in pos_lists)
-    if config.num_negatives > n_docs - fewest_pos:
+    if config.num_negatives > n_docs - int(counts.min()):
         raise InputError(
             f"{inputs.corpus.source.split(':')[0]}: {config.num_negatives} negatives per query asked, but the corpus "
-            f"has {n_docs} documents, so no query can get that many besides its positives; lower --num-negatives"
-        )
+            f"has {n_docs} documents, so no query can get that many besides its positives; lower --num-negatives")
 
-    qtexts = [inputs.queries.texts[i] for i in mined]
     rules = score_rules_of(config)
-    if config.retriever != "bm25" or rules.active or config.reranker:
+    if config.retriever != "bm25" or rules.active or config.reranker or config.cross_query is not None:
         check_device(config.device)
-    judge = load_judge(config.reranker, lambda model: make_encoder(config, model), qtexts, inputs.corpus.texts,
+    judge = load_judge(config.reranker, lambda model: make_encoder(config, model), [], [],
                        config.reranker_batch_size, config.reranker_max_length, config.device) \
         if rules.need_scores else Judge()
     rules = score_rules_of(config, judge.kind)
-    if index_dir is not None:
+    if index_dir:
         for message in _index_dir_gaps(config, inputs.corpus, cache, encoder, corpus_embeddings is not None):
-            warn(message)
+            _warn(warnings, message)
 
-    t = time.perf_counter()
-    retriever, dense, hits = _retrieve(config, inputs, mined, pos_lists, cache, encoder, corpus_embeddings,
-                                       query_embeddings, progress)
-    seconds["retrieve"] = time.perf_counter() - t
-    if dense is not None:
-        stats.texts_encoded, stats.texts_cached = dense.encoded, dense.cached
+    corpus_vectors = given = None
+    if corpus_embeddings is not None:
+        inputs.files["corpus_embeddings"] = str(corpus_embeddings)
+        corpus_vectors = read_embeddings(Path(corpus_embeddings), inputs.corpus.ids, "corpus")
+    if query_embeddings is not None:
+        inputs.files["query_embeddings"] = str(query_embeddings)
+        given = read_embeddings(Path(query_embeddings), inputs.queries.ids, "query")
+    if config.retriever == "bm25" and (corpus_vectors is not None or given is not None):
+        raise ConfigError("--corpus-embeddings / --query-embeddings need --retriever dense or hybrid")
+    retriever = make_retriever(config, inputs.corpus, progress, cache, encoder, corpus_vectors)
+    dense = _dense_part(retriever)
+    if dense is None and (rules.active or config.cross_query is not None):
+        dense = DenseRetriever(encoder or make_encoder(config), cache, config.faiss_index, config.device)
+    bm25 = _bm25_part(retriever, config, inputs.corpus, cache, progress)
+    with progress.stage("planning"):
+        owners = evidence.Owners.of([positives.of(int(q)).tolist() for q in mined], n_docs)
+        hashes = _text_hashes(inputs.queries, mined) if config.cross_query is not None else np.empty(0, np.uint64)
+    run = Run(config, inputs, positives, mined, rules, judge, retriever, dense, bm25, given, owners, hashes,
+              min(n_docs, config.range_max + int(counts.max())), cache)
+    if rules.percentile_gate:
+        run.calibration = calibrate(run, progress)
+    return run, stats
 
-    t = time.perf_counter()
-    normalized = _normalized_texts(inputs.corpus, hits.indices, pos_lists)
+
+def calibrate(run: Run, progress: Progress) -> np.ndarray:
+    """The judge's scores of every positive of the run, sorted: what the percentile gate compares with."""
+    scores = []
+    with progress.stage("calibrating: scoring every positive", total=len(run.mined)) as advance:
+        for positions in np.array_split(np.arange(len(run.mined)),
+                                        max(1, -(-len(run.mined) // run.config.query_batch_size))):
+            rows = run.mined[positions]
+            texts = run.inputs.queries.texts.take(rows)
+            scorer = make_scorer(run, texts, _vectors(run, texts, rows))
+            pos = [run.positives.of(int(q)) for q in rows]
+            q = np.concatenate([np.full(len(p), i) for i, p in enumerate(pos)]).astype(np.int64)
+            scores.append(scorer.score(q, np.concatenate(pos).astype(np.int64)))
+            advance(len(rows))
+    return np.sort(_concat(scores).astype(np.float64))
+
+
+def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress) -> BatchResult:
+    """One query batch through retrieval, the rules, lazy scoring and sampling (``positions``: into
+    ``run.mined``). The result of a query depends on that query alone, not on the others of its batch."""
+    config, corpus = run.config, run.inputs.corpus
+    rows = run.mined[positions]
+    qtexts = run.inputs.queries.texts.take(rows)
+    pos_lists = [run.positives.of(int(q)).tolist() for q in rows]
+
+    if run.dense is not None:
+        run.dense.given_query_vectors = run.given_queries[rows] if run.given_queries is not None else None
+    hits = run.retriever.search(qtexts, run.depth, progress)
+    normalized = _normalized_texts(corpus, hits.indices, pos_lists)
     reasons = filters.apply_rules(hits.indices, pos_lists, config.range_min, config.range_max, normalized)
-    vectors = None
-    if rules.active or config.cross_query is not None:
-        if dense is None:
-            dense = DenseRetriever(encoder or make_encoder(config), cache, config.faiss_index, config.device)
-        vectors = Vectors(dense, qtexts, inputs.corpus.texts)
+    vectors = _vectors(run, qtexts, rows)
     with progress.stage("gathering evidence"):
         found = evidence.gather(
-            hits.indices, np.arange(len(mined)), pos_lists, bm25=_bm25_part(retriever, config, inputs.corpus, cache,
-                                                                            progress),
-            query_texts=qtexts, doc_texts=inputs.corpus.texts, owners=evidence.Owners.of(pos_lists, n_docs),
-            normalized_queries=[filters.normalize_text(t) for t in qtexts],
-            query_vectors=vectors.queries if vectors is not None else None,
+            hits.indices, positions, pos_lists, bm25=run.bm25, query_texts=qtexts, doc_texts=corpus.texts,
+            owners=run.owners, normalized_queries=run.query_hashes,
+            query_vectors=(lambda p: _query_vectors(run, p)) if config.cross_query is not None else None,
             cross_query=config.cross_query is not None, lexical=config.lexical_overlap is not None,
             agreement=config.agreement, reference=config.margin_reference)
     reasons = filters.evidence_rules(reasons, found.twin_similarity, config.cross_query, found.overlap,
                                      config.lexical_overlap)
     orders = sampling_orders([np.flatnonzero(row == filters.KEPT) for row in reasons], [len(p) for p in pos_lists],
-                             config.sampling_strategy, config.seed)
+                             config.sampling_strategy, config.seed, rows)
     scored: Optional[ScoredCandidates] = None
-    scorer_name = None
-    if rules.active:
-        assert dense is not None and vectors is not None
-        scorer = make_scorer(judge, vectors, cache, qtexts, inputs.corpus.texts)
-        scorer_name = scorer.name
-        scored = lazy_select(hits.indices, reasons, pos_lists, orders, config.num_negatives, scorer, rules, vectors,
-                             config.score_all, progress, bm25_margin=found.bm25_margin,
-                             cosine=BiEncoderScorer(vectors))
+    if run.rules.active:
+        assert vectors is not None
+        scored = lazy_select(hits.indices, reasons, pos_lists, orders, config.num_negatives,
+                             make_scorer(run, qtexts, vectors), run.rules, vectors, config.score_all, progress,
+                             bm25_margin=found.bm25_margin, cosine=BiEncoderScorer(vectors),
+                             calibration=run.calibration)
         reasons, picks = scored.reasons, scored.picks
-        stats.pairs_scored, stats.positive_pairs_scored = scored.pairs_scored, scored.positive_pairs_scored
-        stats.texts_encoded, stats.texts_cached = dense.encoded, dense.cached
     else:
         picks = take_first(orders, config.num_negatives)
     if config.output_format == "n-tuple":  # a pair short of N negatives has no row: none of its picks is written
         picks = [[p if len(p) == config.num_negatives else p[:0] for p in per_q] for per_q in picks]
-    sel = _selection(mined, pos_lists, picks, hits)
-    if scored is not None and rules.need_scores:
-        _scores_from(sel, scored, mined)
+    sel = selection(rows, pos_lists, picks, hits)
+    judged = scored is not None and run.rules.need_scores
+    if judged:
+        assert scored is not None
+        judge_scores(sel, scored)
     elif config.output_scores:
-        _rescore(sel, retriever, qtexts, mined)
-    table = build_table(sel, inputs.queries, inputs.corpus, config.output_format, config.num_negatives,
-                        config.output_scores)
-    table = select_columns(table, config.output_format, config.columns)
-    seconds["filter+score+sample"] = time.perf_counter() - t
+        retriever_scores(sel, run.retriever, qtexts)
 
-    _finish_stats(stats, config, inputs, hits, reasons, sel, table, scored if rules.need_scores else None,
-                  scorer_name, mined, pos_lists)
-    if stats.negatives_written == 0 and not config.allow_empty:
-        raise EmptyResultError(_why_empty(stats))
+    from negmine.report import batch_stats
 
-    candidates_table = None
-    if candidates_output is not None:
-        judged = scored is not None and rules.need_scores
-        candidates_table = build_candidates_table(inputs.queries, inputs.corpus, mined, hits, reasons, picks,
-                                                  scored.scores if judged else None,  # type: ignore[union-attr]
-                                                  scored.reference if judged else None)  # type: ignore[union-attr]
-    metadata = provenance(config, inputs, stats, dense.encoder if dense is not None else None,
-                          scorer.identity() if scored is not None and rules.need_scores else None,
-                          rules.relative_margin)
-    t = time.perf_counter()
-    with progress.stage("writing output"):
-        if candidates_table is not None:
-            io.write_parquet(candidates_table, cand_path, metadata)  # type: ignore[arg-type]
-        if out_path is not None:
-            io.write_parquet(table, out_path, metadata)
-    seconds["write"] = time.perf_counter() - t
-    return MineResult(table, stats, metadata, out_path, seconds, warnings)
+    stats = batch_stats(config, run.inputs.queries, hits, reasons, sel, scored, rows, pos_lists)
+    dropped = np.isin(reasons, filters.SCORE_RULES)
+    return BatchResult(
+        sel, stats,
+        _concat(scored.positive_scores) if judged else np.empty(0, np.float32),  # type: ignore[union-attr]
+        scored.scores[dropped] if judged else np.empty(0, np.float32),  # type: ignore[union-attr]
+        candidate_columns(rows, hits, reasons, picks, scored.scores if judged else None,  # type: ignore[union-attr]
+                          scored.reference if judged else None) if audit else None)  # type: ignore[union-attr]
+
+
+class Sinks:
+    """Where the batches' rows go: the output and the candidates file, each written in fixed row groups into a
+    temporary file (or, without an output path, kept in memory)."""
+
+    def __init__(self, output: Optional[Path], candidates: Optional[Path]) -> None:
+        self.output = io.ParquetSink(output, OUTPUT_ROW_GROUP) if output is not None else None
+        self.candidates = io.ParquetSink(candidates, CANDIDATES_ROW_GROUP) if candidates is not None else None
+        self.tables: list[pa.Table] = []
+
+    def write(self, result: BatchResult, run: Run) -> None:
+        config, inputs = run.config, run.inputs
+        table = select_columns(build_table(result.selection, inputs.queries, inputs.corpus, config.output_format,
+                                           config.num_negatives, config.output_scores),
+                               config.output_format, config.columns)
+        assert result.stats.negatives_written == negatives_in(table, config.output_format)
+        if self.output is not None:
+            self.output.write(table)
+        else:
+            self.tables.append(table)
+        if self.candidates is not None and result.candidates is not None:
+            self.candidates.write(build_candidates_table(result.candidates, inputs.queries, inputs.corpus))
+
+    def commit(self, metadata: dict[str, Any], run: Run) -> Optional[pa.Table]:
+        """Publish the files; the in-memory table when there is no output file."""
+        empty = select_columns(build_table(_empty_selection(), run.inputs.queries, run.inputs.corpus,
+                                           run.config.output_format, run.config.num_negatives,
+                                           run.config.output_scores), run.config.output_format, run.config.columns)
+        if self.candidates is not None:
+            self.candidates.commit(metadata)
+        if self.output is not None:
+            self.output.commit(metadata, empty)
+            return None
+        table = pa.concat_tables(self.tables) if self.tables else empty
+        meta = dict(table.schema.metadata or {})
+        meta[io.METADATA_KEY] = json.dumps(metadata, sort_keys=True, default=str).encode("utf-8")
+        return table.replace_schema_metadata(meta)
+
+    def abort(self) -> None:
+        for sink in (self.output, self.candidates):
+            if sink is not None:
+                sink.abort()
+
+
+def run_key(run: Run, audit: bool) -> Optional[str]:
+    """What identifies a run for resuming it: negmine's version, the settings, the inputs' fingerprints and the
+    models; ``None`` (no resuming) when an input is an in-memory object."""
+    from negmine import __version__
+
+    if "corpus" not in run.inputs.files and "pairs" not in run.inputs.files:
+        return None
+    if "pairs" not in run.inputs.files and not {"queries", "qrels"} <= set(run.inputs.files):
+        return None
+    settings = run.config.to_dict()
+    settings.pop("resume")
+    settings.pop("allow_empty")
+    parts = {
+        "version": __version__, "config": settings, "audit": audit,
+        "inputs": {role: io.fingerprint(path) for role, path in sorted(run.inputs.files.items())},
+        "embedder": identity_record(run.dense.encoder) if run.dense is not None and run.dense.encoder else None,
+        "judge": _judge_identity(run),
+    }
+    return digest_of(json.dumps(parts, sort_keys=True, default=str))[:32]
+
+
+def score_rules_of(config: MineConfig, judge_kind: Optional[str] = None) -> ScoreRules:
+    """The score rules of the config; ``judge_kind`` resolves ``relative_margin="auto"`` (default: decided by
+    whether ``--reranker`` is given)."""
+    return ScoreRules(config.max_positive_similarity, config.max_score, config.min_score, config.absolute_margin,
+                      config.relative_margin_for(judge_kind), config.margin_reference, config.agreement,
+                      config.percentile_margin, config.percentile_floor, config.percentile_cap)
+
+
+def make_scorer(run: Run, query_texts: Sequence[str], vectors: Optional[Vectors]) -> Scorer:
+    """The judge's scorer for a batch of queries: the cross-encoder, another bi-encoder (through the cache), or
+    the retrieval bi-encoder's own vectors."""
+    if run.judge.cross is not None:
+        return run.judge.cross.for_texts(query_texts, run.inputs.corpus.texts)
+    if run.judge.encoder is not None:
+        return BiEncoderScorer(Vectors(DenseRetriever(run.judge.encoder, run.cache), query_texts,
+                                       run.inputs.corpus.texts))
+    assert vectors is not None
+    return BiEncoderScorer(vectors)
 
 
 @dataclass
@@ -392,7 +545,7 @@ def build_index(
     t = time.perf_counter()
     with progress.stage("reading corpus"):
         c = corpus if isinstance(corpus, Corpus) else io.read_corpus(
-            corpus, config.corpus_id_column, config.corpus_text_column, config.corpus_title_column)
+            corpus, config.corpus_id_column, config.corpus_text_column, config.corpus_title_column, folder)
     retriever = make_retriever(config, c, progress, folder, encoder)
     _bm25_part(retriever, config, c, folder, progress)
     dense = _dense_part(retriever)
@@ -403,82 +556,84 @@ def build_index(
                        {"index": time.perf_counter() - t})
 
 
-def _retrieve(
-    config: MineConfig, inputs: Inputs, mined: list[int], pos_lists: list[list[int]], cache: Path,
-    encoder: Optional[Encoder], corpus_embeddings: Optional[Source], query_embeddings: Optional[Source],
-    progress: Progress,
-) -> tuple[Retriever, Optional[DenseRetriever], Hits]:
-    """Build the retriever (with any precomputed vectors) and fetch every mined query's candidates."""
-    corpus_vectors = query_vectors = None
-    if corpus_embeddings is not None:
-        inputs.files["corpus_embeddings"] = str(corpus_embeddings)
-        corpus_vectors = read_embeddings(Path(corpus_embeddings), inputs.corpus.ids, "corpus")
-    if query_embeddings is not None:
-        inputs.files["query_embeddings"] = str(query_embeddings)
-        query_vectors = read_embeddings(Path(query_embeddings), inputs.queries.ids, "query")[mined]
-    if config.retriever == "bm25" and (corpus_vectors is not None or query_vectors is not None):
-        raise ConfigError("--corpus-embeddings / --query-embeddings need --retriever dense or hybrid")
-    retriever = make_retriever(config, inputs.corpus, progress, cache, encoder, corpus_vectors)
-    dense = _dense_part(retriever)
-    if dense is not None:
-        dense.given_query_vectors = query_vectors
-    depth = min(len(inputs.corpus), config.range_max + max(len(p) for p in pos_lists))
-    hits = retriever.search([inputs.queries.texts[i] for i in mined], depth, progress)
-    return retriever, dense, hits
+# --- helpers of the plan and the batch -----------------------------------------------------------------------------
+
+def _warn(warnings: list[str], message: str) -> None:
+    warnings.append(message)
+    logger.warning(message)
 
 
-def _finish_stats(
-    stats: MineStats, config: MineConfig, inputs: Inputs, hits: Hits, reasons: np.ndarray, sel: Selection,
-    table: pa.Table, scored: Optional[ScoredCandidates], scorer_name: Optional[str], mined: list[int],
-    pos_lists: list[list[int]],
-) -> None:
-    """Fill in what the filters dropped, what was written, who came up short and why, and the score
-    distributions."""
-    stats.candidates_seen = int((hits.indices >= 0).sum())
-    stats.dropped = filters.count_reasons(reasons)
-    stats.not_scored = int((reasons == filters.NOT_SCORED).sum())
-    stats.negatives_written = negatives_in(table, config.output_format)
-    stats.rows_written = table.num_rows
-    short = [r for r, n in enumerate(sel.negatives) if len(n) < config.num_negatives]
-    short_q = sorted({int(sel.query[r]) for r in short})
-    stats.short_pairs = len(short)
-    stats.short_queries = len(short_q)
-    stats.short_examples = [str(inputs.queries.ids[q]) for q in short_q[:3]]
-    row_of = {q: r for r, q in enumerate(mined)}
-    rows = np.array([row_of[q] for q in short_q], dtype=np.int64)
-    if rows.size:
-        for code in filters.dominant_drop(reasons[rows]):
-            name = filters.REASONS[code] if code >= 0 else "no_candidates"
-            stats.short_by_rule[name] = stats.short_by_rule.get(name, 0) + 1
-        stats.short_weak_positive = int(filters.weak_positive(hits.indices[rows], [pos_lists[r] for r in rows]).sum())
-    if scored is not None:
-        dropped = np.isin(scored.reasons, filters.SCORE_RULES)
-        stats.scores = score_summary(scorer_name or "", np.concatenate(scored.positive_scores),
-                                     np.concatenate(sel.negative_scores) if sel.negative_scores else np.empty(0),
-                                     scored.scores[dropped])
+def _concat(parts: Sequence[np.ndarray]) -> np.ndarray:
+    return np.concatenate(list(parts)).astype(np.float32) if len(parts) else np.empty(0, np.float32)
 
 
-def _input_stats(inputs: Inputs, positives: Positives) -> MineStats:
-    n_mined = sum(1 for p in positives.by_query if p)
-    return MineStats(
-        queries=len(inputs.queries),
-        queries_mined=n_mined,
-        queries_without_positives=len(inputs.queries) - n_mined,
-        positives=positives.count,
-        documents=len(inputs.corpus),
-        qrels_rows=len(inputs.qrels.query_ids),
-        qrels_nonpositive=positives.nonpositive_rows,
-        qrels_unknown_query=positives.unknown_query_rows,
-        qrels_unknown_doc=positives.unknown_doc_rows,
-    )
+def _empty_texts(queries: Queries, rows: np.ndarray) -> list[int]:
+    """Rows whose query text is empty or blank (checked with Arrow, for large query sets)."""
+    import pyarrow.compute as pc
+
+    texts = queries.text_array.take(pa.array(rows))
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(texts)), 0).to_numpy(zero_copy_only=False)
+    return [int(r) for r in rows[np.asarray(blank, dtype=bool)]]
 
 
-def score_rules_of(config: MineConfig, judge_kind: Optional[str] = None) -> ScoreRules:
-    """The score rules of the config; ``judge_kind`` resolves ``relative_margin="auto"`` (default: decided by
-    whether ``--reranker`` is given)."""
-    return ScoreRules(config.max_positive_similarity, config.max_score, config.min_score, config.absolute_margin,
-                      config.relative_margin_for(judge_kind), config.margin_reference, config.agreement,
-                      config.percentile_margin, config.percentile_floor, config.percentile_cap)
+def _text_hashes(queries: Queries, rows: np.ndarray) -> np.ndarray:
+    """An 8-byte digest of each query's normalised text: twin queries have equal digests."""
+    import hashlib
+
+    out = np.empty(len(rows), dtype=np.uint64)
+    for start in range(0, len(rows), 8192):
+        for i, text in enumerate(queries.texts.take(rows[start : start + 8192])):
+            digest = hashlib.blake2b(filters.normalize_text(text).encode("utf-8"), digest_size=8).digest()
+            out[start + i] = int.from_bytes(digest, "little")
+    return out
+
+
+def _vectors(run: Run, query_texts: Sequence[str], rows: np.ndarray) -> Optional[Vectors]:
+    """The retrieval bi-encoder's vectors of a batch's queries and of corpus documents, when a rule needs them."""
+    if run.dense is None:
+        return None
+    return Vectors(run.dense, query_texts, run.inputs.corpus.texts)
+
+
+def _query_vectors(run: Run, positions: np.ndarray) -> np.ndarray:
+    """The retrieval bi-encoder's vectors of mined queries (``positions`` into ``run.mined``), from the given
+    embeddings or through the embedding cache."""
+    rows = run.mined[np.asarray(positions, dtype=np.int64)]
+    if run.given_queries is not None:
+        return np.asarray(run.given_queries[rows], dtype=np.float32)
+    assert run.dense is not None
+    return run.dense.embed(run.inputs.queries.texts.take(rows), "query", count=False)
+
+
+def _scorer_name(run: Run) -> str:
+    if run.judge.cross is not None:
+        return run.judge.cross.name
+    return "bi-encoder"
+
+
+def _judge_identity(run: Run) -> Optional[dict[str, Any]]:
+    if not run.rules.need_scores:
+        return None
+    if run.judge.cross is not None:
+        return run.judge.cross.identity()
+    encoder = run.judge.encoder or (run.dense.encoder if run.dense is not None else None)
+    return {"type": "bi-encoder", "model": identity_record(encoder) if encoder else None}
+
+
+def _empty_selection() -> Any:
+    from negmine.write import Selection
+
+    return Selection(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32), [], [], [])
+
+
+def _dense_part(retriever: Retriever) -> Any:
+    from negmine.fusion import HybridRetriever
+
+    if isinstance(retriever, DenseRetriever):
+        return retriever
+    if isinstance(retriever, HybridRetriever):
+        return retriever.retrievers.get("dense")
+    return None
 
 
 def _bm25_part(retriever: Retriever, config: MineConfig, corpus: Corpus, cache: Path, progress: Progress) -> Any:
@@ -495,40 +650,6 @@ def _bm25_part(retriever: Retriever, config: MineConfig, corpus: Corpus, cache: 
         return retriever.retrievers["bm25"]
     return BM25Retriever(config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer,
                          config.bm25_stopwords).index(corpus.texts, progress, cache)
-
-
-def make_scorer(judge: Judge, vectors: Vectors, cache: Path, query_texts: list[str], doc_texts: list[str]) -> Scorer:
-    """The scorer of a loaded judge: the cross-encoder, another bi-encoder (through the cache), or the retrieval
-    bi-encoder's own vectors."""
-    if judge.cross is not None:
-        return judge.cross
-    if judge.encoder is not None:
-        return BiEncoderScorer(Vectors(DenseRetriever(judge.encoder, cache), query_texts, doc_texts))
-    return BiEncoderScorer(vectors)
-
-
-def _why_empty(stats: MineStats) -> str:
-    """The message of a run that would write nothing: the rule that dropped most, and the knob to turn."""
-    if stats.candidates_seen == stats.dropped.get("positive", 0):
-        return ("no negatives written: no query retrieved a candidate besides its positives (BM25 needs words "
-                "shared with the query: check the texts, or use --retriever dense or hybrid); --allow-empty writes "
-                "an empty file anyway")
-    rule, count = max(((r, n) for r, n in stats.dropped.items() if r != "positive"), key=lambda kv: kv[1])
-    knobs = {"relative_margin": f"lower {flag('relative_margin')} (or none)",
-             "absolute_margin": f"lower {flag('absolute_margin')} (or none)",
-             "max_score": f"raise {flag('max_score')}", "min_score": f"lower {flag('min_score')}",
-             "near_duplicate": f"raise {flag('max_positive_similarity')}",
-             "rank_window": f"raise {flag('range_max')} or lower {flag('range_min')}",
-             "positive": "the corpus holds little besides the positives: add documents",
-             "duplicate_text": "the candidates repeat the positives' texts",
-             "duplicate_candidate": "the candidates repeat each other's texts",
-             "cross_query": f"raise {flag('cross_query')} (or none)",
-             "lexical_overlap": f"raise {flag('lexical_overlap')} (or none)",
-             "agreement": "--no-agreement",
-             "percentile_gate": f"raise {flag('percentile_margin')} or {flag('percentile_cap')}"}
-    return (f"no negatives written: every candidate was dropped, most by the {rule.replace('_', ' ')} rule "
-            f"({count:,} of {stats.candidates_seen:,}); {knobs.get(rule, 'loosen that rule')}, or pass "
-            "--allow-empty to write an empty file anyway")
 
 
 def _index_dir_gaps(config: MineConfig, corpus: Corpus, folder: Path, encoder: Optional[Encoder],
@@ -556,89 +677,10 @@ def _index_dir_gaps(config: MineConfig, corpus: Corpus, folder: Path, encoder: O
 
 
 def _normalized_texts(corpus: Corpus, indices: np.ndarray, positives: list[list[int]]) -> dict[int, str]:
-    """Normalised texts of the documents the duplicate rule compares (candidates and positives only)."""
+    """Normalised texts of the documents the duplicate rules compare (a batch's candidates and positives)."""
     wanted = set(np.unique(indices[indices >= 0]).tolist())
     for p in positives:
         wanted.update(p)
-    return {d: filters.normalize_text(corpus.texts[d]) for d in wanted}
+    docs = sorted(wanted)
+    return {d: filters.normalize_text(t) for d, t in zip(docs, corpus.texts.take(docs))}
 
-
-def _scores_from(sel: Selection, scored: ScoredCandidates, mined: list[int]) -> None:
-    """Reranker scores of the selected positives and negatives."""
-    row_of = {q: r for r, q in enumerate(mined)}
-    j_of: dict[int, int] = {}
-    for i, q in enumerate(sel.query):
-        row = row_of[int(q)]
-        j = j_of.get(row, 0)
-        j_of[row] = j + 1
-        sel.positive_score[i] = scored.positive_scores[row][j]
-        sel.negative_scores[i] = scored.scores[row, sel.negative_positions[i]]
-
-
-def _selection(mined: list[int], pos_lists: list[list[int]], picks: list[list[np.ndarray]], hits: Hits) -> Selection:
-    query, positive, negs, nscores, positions = [], [], [], [], []
-    for row, q in enumerate(mined):
-        for j, pos in enumerate(pos_lists[row]):
-            cols = picks[row][j]
-            query.append(q)
-            positive.append(pos)
-            negs.append(hits.indices[row, cols])
-            nscores.append(hits.scores[row, cols])
-            positions.append(cols)
-    return Selection(np.array(query, dtype=np.int64), np.array(positive, dtype=np.int64),
-                     np.full(len(query), np.nan, dtype=np.float32), negs, nscores, positions)
-
-
-def _rescore(sel: Selection, retriever: Retriever, texts: list[str], mined: list[int]) -> None:
-    """Score positives and negatives with the retriever's own pair score (BM25 score, or the bi-encoder's cosine
-    for dense and hybrid, whose fused scores exist only for retrieved documents)."""
-    row_of = {q: r for r, q in enumerate(mined)}
-    docs: list[list[int]] = [[] for _ in mined]
-    for i, q in enumerate(sel.query):
-        docs[row_of[int(q)]].extend([int(sel.positive[i]), *map(int, sel.negatives[i])])
-    scores = retriever.pair_scores(texts, docs)
-    lookup = [dict(zip(d, s)) for d, s in zip(docs, scores)]
-    for i, q in enumerate(sel.query):
-        table = lookup[row_of[int(q)]]
-        sel.positive_score[i] = table[int(sel.positive[i])]
-        sel.negative_scores[i] = np.array([table[int(d)] for d in sel.negatives[i]], dtype=np.float32)
-
-
-def resolve_cache_dir(cache_dir: Optional[Source], index_dir: Optional[Source]) -> Path:
-    """The directory indexes and embeddings are cached in: ``index_dir`` (which must exist), ``cache_dir``, or
-    the default cache."""
-    from negmine.cache import default_cache_dir
-
-    if index_dir is not None:
-        if cache_dir is not None:
-            raise ConfigError("give --index-dir or --cache-dir, not both")
-        if not Path(index_dir).is_dir():
-            raise ConfigError(f"--index-dir {index_dir}: no such directory; build it with negmine index")
-        return Path(index_dir)
-    return Path(cache_dir) if cache_dir is not None else default_cache_dir()
-
-
-def provenance(config: MineConfig, inputs: Inputs, stats: MineStats, encoder: Optional[Encoder] = None,
-               reranker: Optional[dict[str, Any]] = None, relative_margin: Optional[float] = None) -> dict[str, Any]:
-    """What produced an output: negmine's and its libraries' versions, the config, input fingerprints, stats."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from negmine import __version__
-
-    libs: dict[str, str] = {}
-    for lib in ("bm25s", "pyarrow", "numpy", "faiss-cpu", "faiss-gpu", "sentence-transformers", "torch"):
-        try:
-            libs[lib] = version(lib)
-        except PackageNotFoundError:  # an optional one (faiss-gpu, say) is not installed
-            pass
-    return {
-        "negmine_version": __version__,
-        "libraries": libs,
-        "config": config.to_dict(),
-        "resolved": {"relative_margin": relative_margin},
-        "inputs": {role: {"path": path, "fingerprint": io.fingerprint(path)} for role, path in inputs.files.items()},
-        "models": {"embedder": identity_record(encoder) if encoder is not None else None,
-                   "reranker": reranker},
-        # cache hits depend on what earlier runs left in the cache, not on the inputs: kept out of the file
-        "stats": {k: v for k, v in stats.to_dict().items() if k not in ("texts_encoded", "texts_cached")},
-    }

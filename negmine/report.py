@@ -47,6 +47,62 @@ class MineStats:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def add(self, other: "MineStats") -> None:
+        """Add a query batch's counts to these (the run's)."""
+        for name in ("candidates_seen", "pairs_scored", "positive_pairs_scored", "not_scored", "negatives_written",
+                     "rows_written", "short_pairs", "short_queries", "short_weak_positive"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for target, extra in ((self.dropped, other.dropped), (self.short_by_rule, other.short_by_rule)):
+            for key, n in extra.items():
+                target[key] = target.get(key, 0) + n
+        self.short_examples = (self.short_examples + other.short_examples)[:3]
+
+
+def input_stats(inputs: Any, positives: Any) -> MineStats:
+    """The statistics known once the inputs are read and matched."""
+    n_mined = int((positives.counts() > 0).sum())
+    return MineStats(
+        queries=len(inputs.queries),
+        queries_mined=n_mined,
+        queries_without_positives=len(inputs.queries) - n_mined,
+        positives=positives.count,
+        documents=len(inputs.corpus),
+        qrels_rows=len(inputs.qrels),
+        qrels_nonpositive=positives.nonpositive_rows,
+        qrels_unknown_query=positives.unknown_query_rows,
+        qrels_unknown_doc=positives.unknown_doc_rows,
+    )
+
+
+def batch_stats(config: Any, queries: Any, hits: Any, reasons: np.ndarray, sel: Any, scored: Any, rows: np.ndarray,
+                positives: list[list[int]]) -> MineStats:
+    """A query batch's counts: candidates seen and dropped per rule, pairs scored, negatives and rows written,
+    the pairs that came up short and why."""
+    from negmine import filters
+
+    stats = MineStats(candidates_seen=int((hits.indices >= 0).sum()), dropped=filters.count_reasons(reasons),
+                      not_scored=int((reasons == filters.NOT_SCORED).sum()))
+    if scored is not None:
+        stats.pairs_scored, stats.positive_pairs_scored = scored.pairs_scored, scored.positive_pairs_scored
+    counts = np.array([len(n) for n in sel.negatives], dtype=np.int64)
+    stats.negatives_written = int(counts.sum())
+    stats.rows_written = int(counts.sum() if config.output_format == "triplet" else
+                             (counts == config.num_negatives).sum() if config.output_format == "n-tuple" else
+                             (counts > 0).sum())
+    short = np.flatnonzero(counts < config.num_negatives)
+    short_q = sorted({int(sel.query[r]) for r in short})
+    stats.short_pairs = int(short.size)
+    stats.short_queries = len(short_q)
+    stats.short_examples = [str(q) for q in queries.ids.take(short_q[:3])]
+    if short_q:
+        row_of = {int(q): r for r, q in enumerate(rows)}
+        at = np.array([row_of[q] for q in short_q], dtype=np.int64)
+        for code in filters.dominant_drop(reasons[at]):
+            name = filters.REASONS[code] if code >= 0 else "no_candidates"
+            stats.short_by_rule[name] = stats.short_by_rule.get(name, 0) + 1
+        stats.short_weak_positive = int(filters.weak_positive(hits.indices[at], [positives[r] for r in at]).sum())
+    return stats
+
 
 def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True) -> list[tuple[str, str]]:
     """(label, value) lines for a human summary of a run. ``cache_counts=False`` leaves out the texts encoded and
@@ -84,7 +140,7 @@ def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True
     return rows
 
 
-#: What to change when a rule starves queries.
+#: What to change when a rule drops too much.
 KNOBS = {
     "rank_window": "raise --range-max (or lower --range-min)",
     "duplicate_text": "nothing: those candidates copy a positive",
@@ -95,13 +151,26 @@ KNOBS = {
     "agreement": "--no-agreement, or a deeper --range-max",
     "max_score": "raise --max-score",
     "min_score": "lower --min-score",
-    "absolute_margin": "lower --absolute-margin",
-    "relative_margin": "lower --relative-margin",
+    "absolute_margin": "lower --absolute-margin (or none)",
+    "relative_margin": "lower --relative-margin (or none)",
     "percentile_gate": "raise --percentile-margin or --percentile-cap",
     "no_candidates": "use --retriever dense or hybrid (BM25 finds only documents sharing a word)",
+    "positive": "the corpus holds little besides the positives: add documents",
 }
 #: Below this share of queries served, the summary says why the others starved.
 SERVED_ENOUGH = 0.95
+
+
+def why_empty(stats: MineStats) -> str:
+    """The message of a run that would write nothing: the rule that dropped most, and the knob to turn."""
+    if stats.candidates_seen == stats.dropped.get("positive", 0):
+        return ("no negatives written: no query retrieved a candidate besides its positives (BM25 needs words "
+                "shared with the query: check the texts, or use --retriever dense or hybrid); --allow-empty writes "
+                "an empty file anyway")
+    rule, count = max(((r, n) for r, n in stats.dropped.items() if r != "positive"), key=lambda kv: kv[1])
+    return (f"no negatives written: every candidate was dropped, most by the {rule.replace('_', ' ')} rule "
+            f"({count:,} of {stats.candidates_seen:,}); {KNOBS.get(rule, 'loosen that rule')}, or pass "
+            "--allow-empty to write an empty file anyway")
 
 
 def starvation(stats: MineStats) -> str:

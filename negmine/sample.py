@@ -3,18 +3,21 @@
 Sampling is expressed as an order over a query's candidates: the picks are the first N candidates of that order
 that pass every filter, put back in rank order. ``top`` walks candidates in rank order (the same picks for every
 positive of a query); ``random`` walks a seeded random permutation per positive, which yields a uniform sample
-without replacement of the eligible candidates, and lets the reranker score them lazily, in that order.
+without replacement of the eligible candidates, and lets the reranker score them lazily, in that order. Each query
+draws from its own generator, seeded by (seed, the query's row), so its picks do not depend on which other
+queries share its batch.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 
 def sampling_orders(
-    candidates: Sequence[np.ndarray], n_positives: Sequence[int], strategy: str, seed: int
+    candidates: Sequence[np.ndarray], n_positives: Sequence[int], strategy: str, seed: int,
+    query_rows: Optional[Sequence[int]] = None,
 ) -> list[list[np.ndarray]]:
     """For each query and each of its positives, the order in which its candidate positions are considered.
 
@@ -22,14 +25,17 @@ def sampling_orders(
         candidates: Per query, the candidate positions (columns) still eligible before scoring, in rank order.
         n_positives: Number of positives of each query.
         strategy: ``top`` or ``random``.
-        seed: Seed of the generator; the same seed gives the same orders.
+        seed: Seed of the generators; the same seed gives the same orders.
+        query_rows: Each query's row in the input (default: its position here); with ``seed`` it seeds the
+            query's own generator.
     """
-    rng = np.random.default_rng(seed)
+    rows = range(len(candidates)) if query_rows is None else query_rows
     orders: list[list[np.ndarray]] = []
-    for positions, n_pos in zip(candidates, n_positives):
+    for positions, n_pos, row in zip(candidates, n_positives, rows):
         if strategy == "top":
             orders.append([positions] * n_pos)
         else:
+            rng = np.random.default_rng([seed, int(row)])
             orders.append([rng.permutation(positions) for _ in range(n_pos)])
     return orders
 
@@ -57,3 +63,22 @@ def sample_negatives(
     """
     candidates = [np.flatnonzero(row) for row in eligible]
     return take_first(sampling_orders(candidates, n_positives, strategy, seed), num_negatives)
+
+
+def selection(query_rows: Sequence[int], positives: Sequence[Sequence[int]], picks: list[list[np.ndarray]],
+              hits: Any) -> Any:
+    """The picks as a ``Selection``: one entry per query-positive pair, its negatives' corpus rows, retrieval
+    scores and positions in the candidate list."""
+    from negmine.write import Selection
+
+    query, positive, negs, nscores, positions = [], [], [], [], []
+    for row, q in enumerate(query_rows):
+        for j, pos in enumerate(positives[row]):
+            cols = picks[row][j]
+            query.append(int(q))
+            positive.append(int(pos))
+            negs.append(hits.indices[row, cols])
+            nscores.append(hits.scores[row, cols])
+            positions.append(cols)
+    return Selection(np.array(query, dtype=np.int64), np.array(positive, dtype=np.int64),
+                     np.full(len(query), np.nan, dtype=np.float32), negs, nscores, positions)

@@ -7,6 +7,7 @@ cached embeddings). Positives are scored by the same reranker, so margins compar
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
 
@@ -134,12 +135,43 @@ class CrossEncoderScorer:
         length = getattr(ce, "max_seq_length", None) or getattr(ce, "max_length", None)
         return {"type": self.name, "model": self.model, "weights": digest, "max_length": length}
 
+    def for_texts(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> "CrossEncoderScorer":
+        """This scorer (the model loaded once) over other texts: a query batch's."""
+        other = dataclasses.replace(self, query_texts=query_texts, doc_texts=doc_texts)
+        other._ce = self._ce
+        return other
+
     def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        """Scores of (query, document) pairs, predicted in batches of pairs of the same token length: no batch
+        holds padding, so a pair's score does not depend on the pairs scored with it."""
         if len(docs) == 0:
             return np.empty(0, dtype=np.float32)
+        ce = self.load()
         pairs = [(self.query_texts[int(q)], self.doc_texts[int(d)]) for q, d in zip(query_rows, docs)]
-        out = self.load().predict(pairs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True)
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+        lengths = _pair_lengths(ce, pairs)
+        out = np.empty(len(pairs), dtype=np.float32)
+        order = np.lexsort((np.arange(len(pairs)), -lengths))
+        for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
+            for start in range(0, group.size, self.batch_size):
+                rows = group[start : start + self.batch_size]
+                scores = ce.predict([pairs[i] for i in rows], batch_size=self.batch_size, show_progress_bar=False,
+                                    convert_to_numpy=True)
+                out[rows] = np.asarray(scores, dtype=np.float32).reshape(-1)
+        return out
+
+
+def _pair_lengths(ce: Any, pairs: list[tuple[str, str]]) -> np.ndarray:
+    """The token length of each (query, document) input of a CrossEncoder (all zero when its tokenizer cannot
+    say: then it batches as it would)."""
+    tokenizer = getattr(ce, "tokenizer", None)
+    if tokenizer is None:
+        return np.zeros(len(pairs), dtype=np.int64)
+    length = getattr(ce, "max_seq_length", None) or getattr(ce, "max_length", None)
+    try:
+        ids = tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=True, max_length=length)["input_ids"]
+    except Exception:  # noqa: BLE001 - an exotic tokenizer: the model's own batching
+        return np.zeros(len(pairs), dtype=np.int64)
+    return np.array([len(x) for x in ids], dtype=np.int64)
 
 
 @dataclass
@@ -365,3 +397,33 @@ def lazy_select(
         pairs_scored = 0
     return ScoredCandidates(reasons, scores, pos_scores, reference, picks, pairs_scored,
                             len(pos_d) if rules.need_scores else 0)
+
+
+def judge_scores(sel: Any, scored: ScoredCandidates) -> None:
+    """Fill a batch's ``Selection`` with the judge's scores of its positives and negatives (``sel.query`` rows are
+    the batch's rows in order)."""
+    row_of: dict[int, int] = {}
+    j_of: dict[int, int] = {}
+    for i, q in enumerate(sel.query):
+        row = row_of.setdefault(int(q), len(row_of))
+        j = j_of.get(row, 0)
+        j_of[row] = j + 1
+        sel.positive_score[i] = scored.positive_scores[row][j]
+        sel.negative_scores[i] = scored.scores[row, sel.negative_positions[i]]
+
+
+def retriever_scores(sel: Any, retriever: Any, texts: Sequence[str]) -> None:
+    """Fill a batch's ``Selection`` with the retriever's own pair scores (BM25's, or the bi-encoder's cosine for
+    dense and hybrid, whose fused scores exist only for retrieved documents); ``texts``: the batch's queries."""
+    row_of: dict[int, int] = {}
+    for q in sel.query:
+        row_of.setdefault(int(q), len(row_of))
+    docs: list[list[int]] = [[] for _ in row_of]
+    for i, q in enumerate(sel.query):
+        docs[row_of[int(q)]].extend([int(sel.positive[i]), *map(int, sel.negatives[i])])
+    scores = retriever.pair_scores(list(texts), docs)
+    lookup = [dict(zip(d, s)) for d, s in zip(docs, scores)]
+    for i, q in enumerate(sel.query):
+        table = lookup[row_of[int(q)]]
+        sel.positive_score[i] = table[int(sel.positive[i])]
+        sel.negative_scores[i] = np.array([table[int(d)] for d in sel.negatives[i]], dtype=np.float32)

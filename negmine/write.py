@@ -35,9 +35,39 @@ class Selection:
     negative_scores: list[np.ndarray]
     negative_positions: list[np.ndarray]
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flat arrays (the negatives concatenated, with offsets), to store."""
+        counts = np.array([len(n) for n in self.negatives], dtype=np.int64)
+
+        def flat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+
+        return {"query": self.query, "positive": self.positive, "positive_score": self.positive_score,
+                "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                "negatives": flat(self.negatives, np.int64), "negative_scores": flat(self.negative_scores, np.float32),
+                "negative_positions": flat(self.negative_positions, np.int64)}
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "Selection":
+        o = a["offsets"]
+        cut = [(int(o[i]), int(o[i + 1])) for i in range(len(o) - 1)]
+        return cls(a["query"], a["positive"], a["positive_score"], [a["negatives"][i:j] for i, j in cut],
+                   [a["negative_scores"][i:j] for i, j in cut], [a["negative_positions"][i:j] for i, j in cut])
+
 
 def _list_array(offsets: np.ndarray, values: pa.Array) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), values)
+
+
+class _Take:
+    """``take`` of rows from an Arrow array (possibly memory-mapped, possibly chunked) into one plain array."""
+
+    def __init__(self, array: pa.ChunkedArray) -> None:
+        self.array = array
+
+    def take(self, rows: Any) -> pa.Array:
+        taken = self.array.take(pa.array(np.asarray(rows, dtype=np.int64)))
+        return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
 
 
 def build_table(
@@ -48,10 +78,10 @@ def build_table(
 
     ``n-tuple`` rows need exactly ``num_negatives`` negatives: a pair with fewer is left out (and counted short).
     """
-    q_text = pa.array(queries.texts, type=pa.string())
-    q_ids = pa.array(queries.ids)
-    d_text = pa.array(corpus.texts, type=pa.string())
-    d_ids = pa.array(corpus.ids)
+    q_text = _Take(queries.text_array)
+    q_ids = _Take(queries.id_array)
+    d_text = _Take(corpus.text_array)
+    d_ids = _Take(corpus.id_array)
     counts = np.array([len(n) for n in sel.negatives], dtype=np.int64)
     flat_neg = np.concatenate(sel.negatives).astype(np.int64) if sel.negatives else np.empty(0, np.int64)
     flat_score = (
@@ -139,39 +169,123 @@ def negatives_in(table: pa.Table, output_format: str) -> int:
 
 
 
-def build_candidates_table(
-    queries: Queries, corpus: Corpus, mined: Sequence[int], hits: Any, reasons: np.ndarray,
-    picks: Sequence[Sequence[np.ndarray]], scores: Optional[np.ndarray], reference: Optional[np.ndarray],
-) -> pa.Table:
-    """Every candidate of every mined query: ranks, scores, and its fate.
+def candidate_columns(
+    query_rows: np.ndarray, hits: Any, reasons: np.ndarray, picks: Sequence[Sequence[np.ndarray]],
+    scores: Optional[np.ndarray], reference: Optional[np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Every candidate of a batch, as compact columns (query and corpus rows, ranks, scores, a status code).
+
+    ``status`` is a reason code of ``negmine.filters`` or SELECTED (written as a negative).
+    """
+    q, cols = np.nonzero(hits.indices >= 0)
+    status = reasons[q, cols].astype(np.int8)
+    selected = np.zeros(hits.indices.shape, dtype=bool)
+    for row, per_pos in enumerate(picks):
+        for chosen in per_pos:
+            selected[row, chosen] = True
+    status[selected[q, cols]] = SELECTED
+    out = {"query": np.asarray(query_rows, dtype=np.int64)[q], "doc": hits.indices[q, cols].astype(np.int64),
+           "rank": cols.astype(np.int32), "retrieval_score": hits.scores[q, cols].astype(np.float32),
+           "status": status}
+    for name, ranks in getattr(hits, "source_ranks", {}).items():
+        out[f"{name}_rank"] = ranks[q, cols].astype(np.int32)
+    if scores is not None:
+        out["reranker_score"] = scores[q, cols].astype(np.float32)
+        out["positive_score"] = (reference[q] if reference is not None
+                                 else np.full(len(q), np.nan)).astype(np.float32)
+    return out
+
+
+#: The status code of a candidate written as a negative (beside the reason codes of negmine.filters).
+SELECTED = -2
+
+
+def build_candidates_table(columns: dict[str, np.ndarray], queries: Queries, corpus: Corpus) -> pa.Table:
+    """The candidates file's rows for ``candidate_columns``: ranks, scores, and each candidate's fate.
 
     ``status`` is ``selected`` (written as a negative), ``kept`` (passed every rule, not needed), ``not_scored``
     (lazy scoring stopped before it), or the name of the rule that dropped it.
     """
     from negmine.filters import REASONS
 
-    q_rows, cols = np.nonzero(hits.indices >= 0)
-    status = np.array(REASONS, dtype=object)[reasons[q_rows, cols]]
-    selected = np.zeros(hits.indices.shape, dtype=bool)
-    for row, per_pos in enumerate(picks):
-        for chosen in per_pos:
-            selected[row, chosen] = True
-    status[selected[q_rows, cols]] = "selected"
-    mined_arr = np.asarray(mined, dtype=np.int64)
-    docs = hits.indices[q_rows, cols]
+    names = np.array([*REASONS, "selected"], dtype=object)
     table = {
-        "query_id": pa.array(queries.ids).take(mined_arr[q_rows]),
-        "doc_id": pa.array(corpus.ids).take(docs),
-        "rank": pa.array(cols.astype(np.int32)),
-        "retrieval_score": pa.array(hits.scores[q_rows, cols].astype(np.float32)),
+        "query_id": _Take(queries.id_array).take(columns["query"]),
+        "doc_id": _Take(corpus.id_array).take(columns["doc"]),
+        "rank": pa.array(columns["rank"]),
+        "retrieval_score": pa.array(columns["retrieval_score"]),
     }
-    for name, ranks in getattr(hits, "source_ranks", {}).items():
-        r = ranks[q_rows, cols]
-        table[f"{name}_rank"] = pa.array(r, mask=r < 0)
-    if scores is not None:
-        s = scores[q_rows, cols]
-        table["reranker_score"] = pa.array(s, mask=np.isnan(s))
-        ref = reference[q_rows] if reference is not None else np.full(len(q_rows), np.nan, np.float32)
-        table["positive_score"] = pa.array(ref.astype(np.float32), mask=np.isnan(ref))
-    table["status"] = pa.array(status.tolist(), type=pa.string())
+    for name in ("bm25", "dense"):
+        if f"{name}_rank" in columns:
+            r = columns[f"{name}_rank"]
+            table[f"{name}_rank"] = pa.array(r, mask=r < 0)
+    if "reranker_score" in columns:
+        for col in ("reranker_score", "positive_score"):
+            v = columns[col]
+            table[col] = pa.array(v, mask=np.isnan(v))
+    codes = columns["status"].astype(np.int64)
+    table["status"] = pa.array(names[np.where(codes == SELECTED, len(REASONS), codes)].tolist(), type=pa.string())
     return pa.table(table)
+
+
+def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = None,
+               reranker: Optional[dict[str, Any]] = None, relative_margin: Optional[float] = None) -> dict[str, Any]:
+    """What produced an output: negmine's and its libraries' versions, the config (what it produces, not how it
+    was run: batch size and resumption are left out), the inputs' fingerprints, the models, and the statistics."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from negmine import __version__
+    from negmine.io import fingerprint
+
+    libs: dict[str, str] = {}
+    for lib in ("bm25s", "pyarrow", "numpy", "faiss-cpu", "faiss-gpu", "sentence-transformers", "torch"):
+        try:
+            libs[lib] = version(lib)
+        except PackageNotFoundError:  # an optional one (faiss-gpu, say) is not installed
+            pass
+    return {
+        "negmine_version": __version__,
+        "libraries": libs,
+        "config": config.to_dict(provenance=True),
+        "resolved": {"relative_margin": relative_margin},
+        "inputs": {role: {"path": path, "fingerprint": fingerprint(path)} for role, path in files.items()},
+        "models": {"embedder": embedder, "reranker": reranker},
+        # cache hits depend on what earlier runs left in the cache, not on the inputs: kept out of the file
+        "stats": {k: v for k, v in stats.to_dict().items() if k not in ("texts_encoded", "texts_cached")},
+    }
+
+
+@dataclass
+class BatchResult:
+    """What one query batch produced, as compact arrays (corpus and query rows, not texts): kept for a resumed
+    run, laid out as the rows of the output and of the candidates file, merged into the run's statistics.
+
+    Attributes:
+        selection: The picks, one entry per query-positive pair.
+        stats: The batch's counts.
+        positive_scores: The judge's scores of the batch's positives (empty when no judge scored).
+        dropped_scores: The judge's scores of the candidates the score rules dropped.
+        candidates: ``candidate_columns`` of the batch, when a candidates file is written.
+    """
+
+    selection: Selection
+    stats: Any
+    positive_scores: np.ndarray
+    dropped_scores: np.ndarray
+    candidates: Optional[dict[str, np.ndarray]] = None
+
+    def to_store(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {f"sel.{k}": v for k, v in self.selection.to_arrays().items()}
+        arrays["positive_scores"] = self.positive_scores
+        arrays["dropped_scores"] = self.dropped_scores
+        for k, v in (self.candidates or {}).items():
+            arrays[f"cand.{k}"] = v
+        return arrays, {"stats": self.stats.to_dict(), "candidates": self.candidates is not None}
+
+    @classmethod
+    def from_store(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> "BatchResult":
+        from negmine.report import MineStats
+
+        sel = Selection.from_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("sel.")})
+        cand = {k[5:]: v for k, v in arrays.items() if k.startswith("cand.")} if meta["candidates"] else None
+        return cls(sel, MineStats(**meta["stats"]), arrays["positive_scores"], arrays["dropped_scores"], cand)

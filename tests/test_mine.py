@@ -268,7 +268,7 @@ def test_output_file_and_provenance(tiny: dict[str, Path], out_dir: Path) -> Non
     meta = negmine.read_metadata(out)
     assert meta == result.metadata
     assert meta["negmine_version"] == negmine.__version__
-    assert meta["config"] == MineConfig(num_negatives=3, seed=9, **NO_SCORING_OPTIONS).to_dict()
+    assert meta["config"] == MineConfig(num_negatives=3, seed=9, **NO_SCORING_OPTIONS).to_dict(provenance=True)
     assert set(meta["inputs"]) == {"corpus", "queries", "qrels"}
     for role in ("corpus", "queries", "qrels"):
         assert meta["inputs"][role]["path"] == str(tiny[role])

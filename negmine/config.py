@@ -182,7 +182,7 @@ class MineConfig:
     columns: str = "all"
     strict: bool = False
     allow_empty: bool = False
-    query_batch_size: int = 4096
+    query_batch_size: int = 1024
     resume: bool = True
 
     def __post_init__(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Mapping, Optional, Sequence, Union
+from typing import Hashable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def positive_mask(indices: np.ndarray, positives: Sequence[Sequence[int]]) -> np
 
 
 def duplicate_text_mask(
-    indices: np.ndarray, positives: Sequence[Sequence[int]], normalized: Mapping[int, str]
+    indices: np.ndarray, positives: Sequence[Sequence[int]], normalized: Mapping[int, Hashable]
 ) -> np.ndarray:
     """True where a candidate's normalised text equals the normalised text of one of its query's positives."""
     mask = np.zeros(indices.shape, dtype=bool)
@@ -69,13 +69,13 @@ def duplicate_text_mask(
     return mask
 
 
-def repeated_text_mask(indices: np.ndarray, eligible: np.ndarray, normalized: Mapping[int, str]) -> np.ndarray:
+def repeated_text_mask(indices: np.ndarray, eligible: np.ndarray, normalized: Mapping[int, Hashable]) -> np.ndarray:
     """True where an ``eligible`` candidate's normalised text equals that of a better-ranked eligible candidate of
     the same query: a query's negatives never repeat a text (up to case, punctuation and spacing), nor the text of
     a candidate skipped as too good (``range_min``)."""
     mask = np.zeros(indices.shape, dtype=bool)
     for q in range(indices.shape[0]):
-        seen: set[str] = set()
+        seen: set[Hashable] = set()
         for r in np.flatnonzero(eligible[q]):
             text = normalized[int(indices[q, r])]
             if text in seen:
@@ -155,7 +155,7 @@ def percentile_gate_mask(scores: np.ndarray, reference: Union[float, np.ndarray]
 
 def apply_rules(
     indices: np.ndarray, positives: Sequence[Sequence[int]], range_min: int, range_max: int,
-    normalized: Optional[Mapping[int, str]] = None,
+    normalized: Optional[Mapping[int, Hashable]] = None,
 ) -> np.ndarray:
     """The code of every candidate under the rules that need no model: the first rule that drops it, or KEPT.
 

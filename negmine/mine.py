@@ -14,6 +14,7 @@ its batch, so the output is the same bytes whatever the batch size, and after a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -154,6 +155,8 @@ class Run:
     cache: Path
     calibration: Optional[np.ndarray] = None  # the judge's scores of every positive, sorted
     warnings: list[str] = field(default_factory=list)
+    doc_digests: Optional[np.ndarray] = None  # per document, a digest of its normalised text (0: not computed yet)
+    seconds: dict[str, float] = field(default_factory=dict)  # time per stage, summed over the batches
 
 
 def mine(
@@ -257,6 +260,7 @@ def mine(
                 dropped_scores.append(result.dropped_scores)
                 advance(len(positions))
         seconds["mine"] = time.perf_counter() - t
+        seconds.update({f"mine: {k}": v for k, v in run.seconds.items()})
         if run.rules.need_scores:
             stats.scores = score_summary(_scorer_name(run), _concat(positive_scores), _concat(negative_scores),
                                          _concat(dropped_scores))
@@ -376,10 +380,12 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
     qtexts = run.inputs.queries.texts.take(rows)
     pos_lists = [run.positives.of(int(q)).tolist() for q in rows]
 
+    clock = _Clock(run.seconds)
     if run.dense is not None:
         run.dense.given_query_vectors = run.given_queries[rows] if run.given_queries is not None else None
     hits = run.retriever.search(qtexts, run.depth, progress)
-    normalized = _normalized_texts(corpus, hits.indices, pos_lists)
+    clock("retrieve")
+    normalized = _normalized_texts(run, hits.indices, pos_lists)
     reasons = filters.apply_rules(hits.indices, pos_lists, config.range_min, config.range_max, normalized)
     vectors = _vectors(run, qtexts, rows)
     with progress.stage("gathering evidence"):
@@ -391,6 +397,7 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
             agreement=config.agreement, reference=config.margin_reference)
     reasons = filters.evidence_rules(reasons, found.twin_similarity, config.cross_query, found.overlap,
                                      config.lexical_overlap)
+    clock("rules and evidence")
     orders = sampling_orders([np.flatnonzero(row == filters.KEPT) for row in reasons], [len(p) for p in pos_lists],
                              config.sampling_strategy, config.seed, rows)
     scored: Optional[ScoredCandidates] = None
@@ -412,6 +419,8 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
         judge_scores(sel, scored)
     elif config.output_scores:
         retriever_scores(sel, run.retriever, qtexts)
+
+    clock("score and sample")
 
     from negmine.report import batch_stats
 
@@ -558,6 +567,19 @@ def build_index(
 
 # --- helpers of the plan and the batch -----------------------------------------------------------------------------
 
+class _Clock:
+    """Adds the time since its last call to ``seconds[stage]``."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+        self.last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
 def _warn(warnings: list[str], message: str) -> None:
     warnings.append(message)
     logger.warning(message)
@@ -676,11 +698,18 @@ def _index_dir_gaps(config: MineConfig, corpus: Corpus, folder: Path, encoder: O
     return gaps
 
 
-def _normalized_texts(corpus: Corpus, indices: np.ndarray, positives: list[list[int]]) -> dict[int, str]:
-    """Normalised texts of the documents the duplicate rules compare (a batch's candidates and positives)."""
-    wanted = set(np.unique(indices[indices >= 0]).tolist())
-    for p in positives:
-        wanted.update(p)
-    docs = sorted(wanted)
-    return {d: filters.normalize_text(t) for d, t in zip(docs, corpus.texts.take(docs))}
-
+def _normalized_texts(run: Run, indices: np.ndarray, positives: list[list[int]]) -> dict[int, int]:
+    """A digest of the normalised text of each document the duplicate rules compare (a batch's candidates and
+    positives), computed once per document per run."""
+    if run.doc_digests is None:
+        run.doc_digests = np.zeros(len(run.inputs.corpus), dtype=np.uint64)
+    digests = run.doc_digests
+    wanted = np.unique(np.concatenate([indices[indices >= 0].ravel(),
+                                       np.fromiter((d for p in positives for d in p), dtype=np.int64)]))
+    todo = wanted[digests[wanted] == 0]
+    for start in range(0, todo.size, 8192):
+        part = todo[start : start + 8192]
+        for d, text in zip(part, run.inputs.corpus.texts.take(part)):
+            digest = hashlib.blake2b(filters.normalize_text(text).encode("utf-8"), digest_size=8).digest()
+            digests[d] = int.from_bytes(digest, "little") | 1  # never 0: 0 means not computed
+    return dict(zip(wanted.tolist(), digests[wanted].tolist()))

@@ -322,13 +322,17 @@ class EmbeddingCache:
 
     # --- the public operations ---------------------------------------------------------------------------------
 
-    def count_missing(self, texts: Sequence[str]) -> int:
-        """How many distinct ``texts`` have no vector in the cache (nothing is encoded)."""
+    def missing(self, texts: Sequence[str]) -> np.ndarray:
+        """The positions (first appearances) of the distinct ``texts`` that have no vector in the cache."""
         keys = text_hashes(texts)
         first, _ = _distinct(keys)
         with self._shared():
             seg_of, _ = self._lookup(self._refresh(), keys[first])
-        return int((seg_of < 0).sum())
+        return first[seg_of < 0]
+
+    def count_missing(self, texts: Sequence[str]) -> int:
+        """How many distinct ``texts`` have no vector in the cache (nothing is encoded)."""
+        return int(self.missing(texts).size)
 
     def get(
         self, texts: Sequence[str], encode: Callable[[list[str]], Encoded], out: Optional[np.ndarray] = None,

@@ -187,6 +187,14 @@ Config = Annotated[Optional[Path], typer.Option(
     "--config", help="TOML file of options, under their flag names without dashes (num-negatives = 5, "
     'relative-margin = "none"); flags given here override it.', is_eager=True, callback=_load_config,
     rich_help_panel=INPUTS, show_default=False)]
+Engine = Annotated[str, _opt(MINING, "Where the work runs: local (this process) or ray (a Ray cluster: corpus "
+                              "encoding and query batches on actors; the same output).")]
+RayAddress = Annotated[str, _opt(MINING, "The Ray cluster: auto ($RAY_ADDRESS, else one started here) or an "
+                                 "address.")]
+Workers = Annotated[Optional[int], _opt(MINING, "Ray actors [default: one per node, or one per --gpus-per-worker "
+                                        "GPUs].")]
+GpusPerWorker = Annotated[Optional[float], _opt(MINING, "GPUs per Ray actor [default: 1 when the cluster has GPUs, "
+                                                "else 0].")]
 Quiet = Annotated[bool, _opt(OUTPUT, "No progress and no summary (warnings and errors still show).", "--quiet",
                              "-q")]
 Verbose = Annotated[bool, _opt(OUTPUT, "Also show timings per stage and debug logs.", "--verbose", "-v")]
@@ -310,6 +318,10 @@ def mine(
     resume: Annotated[bool, _opt(MINING, "Keep finished query batches in the cache until the run completes, and "
                                  "continue after them when the same run is started again after a crash.",
                                  "--resume/--no-resume")] = D.resume,
+    engine: Engine = D.engine,
+    ray_address: RayAddress = D.ray_address,
+    workers: Workers = D.workers,
+    gpus_per_worker: GpusPerWorker = D.gpus_per_worker,
     allow_empty: Annotated[bool, _opt(OUTPUT, "Write the output even when every candidate was dropped (by default "
                                       "a run that writes no negative fails, naming the rule that dropped most).",
                                       "--allow-empty")] = D.allow_empty,
@@ -392,6 +404,10 @@ def index(
     max_seq_length: MaxSeqLength = D.max_seq_length,
     device: Device = D.device,
     faiss_index: FaissIndex = D.faiss_index,
+    engine: Engine = D.engine,
+    ray_address: RayAddress = D.ray_address,
+    workers: Workers = D.workers,
+    gpus_per_worker: GpusPerWorker = D.gpus_per_worker,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:

@@ -31,7 +31,8 @@ DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu|hpu)(:\d+)?)$")
 
 
 #: Fields that say how a run is carried out, not what it produces: the provenance leaves them out.
-RUN_ONLY = ("query_batch_size", "resume")
+RUN_ONLY = ("query_batch_size", "resume", "engine", "ray_address", "workers", "gpus_per_worker")
+ENGINES = ("local", "ray")
 
 
 def flag(field: str) -> str:
@@ -123,6 +124,12 @@ class MineConfig:
             so memory follows the batch, not the query set; the output does not depend on it.
         resume: Keep each finished batch in the cache until the run completes, and continue from them when the
             same run (same inputs and settings) is started again after a crash; ``False`` starts over.
+        engine: ``local`` (this process) or ``ray`` (a Ray cluster: encoding and query batches on an actor pool;
+            the same output).
+        ray_address: The Ray cluster to join: ``auto`` (``$RAY_ADDRESS``, else a cluster started here) or an
+            address (``ray://host:10001``, ``host:6379``).
+        workers: Ray actors (default: one per node, or one per ``gpus_per_worker`` GPUs).
+        gpus_per_worker: GPUs per Ray actor (default: 1 when the cluster has GPUs, else 0).
     """
 
     corpus_id_column: Optional[str] = None
@@ -184,6 +191,10 @@ class MineConfig:
     allow_empty: bool = False
     query_batch_size: int = 1024
     resume: bool = True
+    engine: str = "local"
+    ray_address: str = "auto"
+    workers: Optional[int] = None
+    gpus_per_worker: Optional[float] = None
 
     def __post_init__(self) -> None:
         _choice("retriever", self.retriever, RETRIEVERS)
@@ -226,6 +237,11 @@ class MineConfig:
             raise ConfigError(f"{flag('batch_size')} must be at least 1, got {self.batch_size}")
         if self.query_batch_size < 1:
             raise ConfigError(f"{flag('query_batch_size')} must be at least 1, got {self.query_batch_size}")
+        _choice("engine", self.engine, ENGINES)
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"{flag('workers')} must be at least 1, got {self.workers}")
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise ConfigError(f"{flag('gpus_per_worker')} must be >= 0, got {self.gpus_per_worker}")
         if self.max_seq_length is not None and self.max_seq_length < 1:
             raise ConfigError(f"{flag('max_seq_length')} must be at least 1, got {self.max_seq_length}")
         if self.rrf_k < 0:
@@ -286,6 +302,9 @@ class MineConfig:
                                or self.percentile_cap < 1),
              "without a score rule (margins, --max-score, --min-score, --percentile-cap)"),
             ("percentile_floor", self.percentile_margin is None, f"without {flag('percentile_margin')}"),
+            ("ray_address", self.engine != "ray", f"without {flag('engine')} ray"),
+            ("workers", self.engine != "ray", f"without {flag('engine')} ray"),
+            ("gpus_per_worker", self.engine != "ray", f"without {flag('engine')} ray"),
         ]
         no_bm25 = self.retriever == "dense" and self.lexical_overlap is None and not self.agreement
         checks += [(f"bm25_{p}", no_bm25, f"with {flag('retriever')} dense and the BM25 rules off "

@@ -30,6 +30,7 @@ from negmine.cache import digest_of, prepare_cache_dir, resolve_cache_dir
 from negmine.config import MineConfig
 from negmine.data import Corpus, Positives, Qrels, Queries, match_positives
 from negmine.dense import DenseRetriever, read_embeddings
+from negmine.engine import Job, make_engine, write_marker
 from negmine.errors import ConfigError, EmptyResultError, InputError
 from negmine.io import Inputs, load_inputs
 from negmine.models import Encoder, check_device, identity_record
@@ -226,10 +227,26 @@ def mine(
         raise ConfigError("--candidates-output and --output are the same file; give two paths")
     cache = prepare_cache_dir(resolve_cache_dir(cache_dir, index_dir),
                               "--index-dir" if index_dir is not None else "--cache-dir")
+    engine = make_engine(config)
+    job = Job(config, corpus, queries, qrels, pairs, cache, encoder, corpus_embeddings, query_embeddings,
+              cand_path is not None, marker=write_marker(cache) if engine.name == "ray" else None)
+    try:
+        return _mine(job, engine, out_path, cand_path, index_dir is not None, progress, seconds, warnings)
+    finally:
+        if job.marker is not None:
+            (cache / job.marker).unlink(missing_ok=True)
+        engine.close()
 
+
+def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[Path], index_dir: bool,
+          progress: Progress, seconds: dict[str, float], warnings: list[str]) -> MineResult:
+    """``mine`` once its options are checked and its engine ready: plan, then batches, then finish."""
+    config, cache = job.config, job.cache
     t = time.perf_counter()
-    run, stats = plan(config, corpus, queries, qrels, pairs, cache, encoder, corpus_embeddings, query_embeddings,
-                      index_dir is not None, progress, warnings)
+    run, stats = plan(config, job.corpus, job.queries, job.qrels, job.pairs, cache, job.encoder,
+                      job.corpus_embeddings, job.query_embeddings, index_dir, progress, warnings, engine=engine,
+                      job=job)
+    job.calibration = run.calibration
     seconds["plan"] = time.perf_counter() - t
     store = RunStore(cache, run_key(run, cand_path is not None) if config.resume else None)
     if not config.resume:
@@ -241,17 +258,25 @@ def mine(
     try:
         t = time.perf_counter()
         batches = np.array_split(np.arange(len(run.mined)), max(1, -(-len(run.mined) // config.query_batch_size)))
-        resumed = store.finished()
-        if resumed:
-            _warn(warnings, f"resuming an interrupted run: {min(resumed, len(batches)):,} of {len(batches):,} query "
-                            f"batches were finished before (--no-resume starts over)")
-        inner, outer = (progress, Progress()) if len(batches) == 1 else (Progress(), progress)
-        with outer.stage("mining query batches", total=len(run.mined)) as advance:
+        kept: dict[int, tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
+        if store.finished():
+            for i in range(len(batches)):
+                stored = store.load(i)
+                if stored is not None:
+                    kept[i] = stored
+        if kept:
+            _warn(warnings, f"resuming an interrupted run: {len(kept):,} of {len(batches):,} query batches were "
+                            "finished before (--no-resume starts over)")
+        inner, outer = (progress, Progress()) if len(batches) == 1 and engine.name == "local" else \
+            (Progress(), progress)
+        todo = [(i, positions) for i, positions in enumerate(batches) if i not in kept]
+        computed = engine.results(job, run, todo, inner)
+        with outer.stage(f"mining query batches ({engine.name})", total=len(run.mined)) as advance:
             for i, positions in enumerate(batches):
-                kept = store.load(i)
-                result = BatchResult.from_store(*kept) if kept else mine_batch(run, positions, cand_path is not None,
-                                                                               inner)
-                if kept is None:
+                if i in kept:
+                    result = BatchResult.from_store(*kept.pop(i))
+                else:
+                    result = next(computed)
                     store.save(i, *result.to_store())
                 sinks.write(result, run)
                 stats.add(result.stats)
@@ -286,10 +311,10 @@ def mine(
 def plan(
     config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, cache: Path, encoder: Optional[Encoder],
     corpus_embeddings: Optional[Source], query_embeddings: Optional[Source], index_dir: bool, progress: Progress,
-    warnings: list[str],
+    warnings: list[str], engine: Any = None, job: Optional[Job] = None, calibrate_scores: bool = True,
 ) -> tuple[Run, MineStats]:
-    """Read the inputs, match the qrels, check the options against them, load the judge, make the indexes ready,
-    and calibrate: everything that happens once per run."""
+    """Read the inputs, match the qrels, check the options against them, load the judge, make the indexes ready
+    (the corpus encoded by ``engine`` first, on a cluster), and calibrate: everything that happens once per run."""
     from negmine.report import input_stats
 
     with progress.stage("reading inputs"):
@@ -341,6 +366,9 @@ def plan(
         given = read_embeddings(Path(query_embeddings), inputs.queries.ids, "query")
     if config.retriever == "bm25" and (corpus_vectors is not None or given is not None):
         raise ConfigError("--corpus-embeddings / --query-embeddings need --retriever dense or hybrid")
+    if engine is not None and engine.name == "ray" and job is not None and config.retriever != "bm25" \
+            and corpus_vectors is None:
+        engine.encode_corpus(job, inputs.corpus.texts, encoder or make_encoder(config), progress)
     retriever = make_retriever(config, inputs.corpus, progress, cache, encoder, corpus_vectors)
     dense = _dense_part(retriever)
     if dense is None and (rules.active or config.cross_query is not None):
@@ -351,7 +379,7 @@ def plan(
         hashes = _text_hashes(inputs.queries, mined) if config.cross_query is not None else np.empty(0, np.uint64)
     run = Run(config, inputs, positives, mined, rules, judge, retriever, dense, bm25, given, owners, hashes,
               min(n_docs, config.range_max + int(counts.max())), cache)
-    if rules.percentile_gate:
+    if rules.percentile_gate and calibrate_scores:
         run.calibration = calibrate(run, progress)
     return run, stats
 
@@ -555,6 +583,14 @@ def build_index(
     with progress.stage("reading corpus"):
         c = corpus if isinstance(corpus, Corpus) else io.read_corpus(
             corpus, config.corpus_id_column, config.corpus_text_column, config.corpus_title_column, folder)
+    if config.engine == "ray" and config.retriever != "bm25":
+        engine = make_engine(config)
+        job = Job(config, corpus, None, None, None, folder, encoder, None, None, False, marker=write_marker(folder))
+        try:
+            engine.encode_corpus(job, c.texts, encoder or make_encoder(config), progress)
+        finally:
+            (folder / str(job.marker)).unlink(missing_ok=True)
+            engine.close()
     retriever = make_retriever(config, c, progress, folder, encoder)
     _bm25_part(retriever, config, c, folder, progress)
     dense = _dense_part(retriever)

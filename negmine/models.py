@@ -370,12 +370,18 @@ class SentenceTransformerEncoder:
             lengths = np.zeros(len(texts), dtype=np.int64)
         order = np.lexsort((np.arange(len(texts)), -lengths))
         bounds = np.flatnonzero(np.diff(lengths[order])) + 1
+        # a module after the pooling (a Dense projection) computes on (batch, dim): its results depend on the
+        # batch's size, so such models always run full batches (a short one filled with copies of its last text)
+        fill = any("Dense" in type(module).__name__ for module in (st if hasattr(st, "__iter__") else ()))
         for group in np.split(order, bounds):
             for start in range(0, group.size, self.batch_size):
                 rows = group[start : start + self.batch_size]
-                vecs = st.encode([texts[i] for i in rows], prompt=prompt, batch_size=self.batch_size,
-                                 normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-                yield rows, np.asarray(vecs, dtype=np.float32).reshape(len(rows), -1)
+                batch = [texts[i] for i in rows]
+                if fill:
+                    batch += [batch[-1]] * (self.batch_size - len(batch))
+                vecs = st.encode(batch, prompt=prompt, batch_size=self.batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)
+                yield rows, np.asarray(vecs, dtype=np.float32).reshape(len(batch), -1)[: len(rows)]
 
     def encode(self, texts: Sequence[str], kind: str) -> np.ndarray:
         """Normalised embeddings of ``texts`` (see ``encode_batches``)."""

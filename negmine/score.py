@@ -142,8 +142,10 @@ class CrossEncoderScorer:
         return other
 
     def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
-        """Scores of (query, document) pairs, predicted in batches of pairs of the same token length: no batch
-        holds padding, so a pair's score does not depend on the pairs scored with it."""
+        """Scores of (query, document) pairs. Pairs are predicted in batches of the same token length and of
+        exactly ``batch_size`` pairs (a short batch is filled with copies of its last pair): no batch holds padding
+        and every forward pass has the same shape, so a pair's score depends neither on the pairs scored with it
+        nor on how many threads run it."""
         if len(docs) == 0:
             return np.empty(0, dtype=np.float32)
         ce = self.load()
@@ -154,9 +156,10 @@ class CrossEncoderScorer:
         for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
             for start in range(0, group.size, self.batch_size):
                 rows = group[start : start + self.batch_size]
-                scores = ce.predict([pairs[i] for i in rows], batch_size=self.batch_size, show_progress_bar=False,
+                filled = [pairs[i] for i in rows] + [pairs[rows[-1]]] * (self.batch_size - len(rows))
+                scores = ce.predict(filled, batch_size=self.batch_size, show_progress_bar=False,
                                     convert_to_numpy=True)
-                out[rows] = np.asarray(scores, dtype=np.float32).reshape(-1)
+                out[rows] = np.asarray(scores, dtype=np.float32).reshape(-1)[: len(rows)]
         return out
 
 

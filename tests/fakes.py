@@ -65,13 +65,22 @@ class SlowEncoder(FakeEncoder):
             yield np.arange(start, start + len(part)), self.encode(part, kind)
 
 
+class Dense:
+    """Named like sentence-transformers' Dense module (a projection after the pooling)."""
+
+
 class PaddingSensitiveST:
     """Stands in for a loaded SentenceTransformer whose vectors, like a real model's, change in the last bits with
-    the padding of the batch they are computed in (the longest text of the batch sets it)."""
+    the padding of the batch they are computed in (the longest text of the batch sets it); with ``dense``, also
+    with the batch's size, as a projection after the pooling makes them."""
 
-    def __init__(self, dim: int = 16) -> None:
+    def __init__(self, dim: int = 16, dense: bool = False) -> None:
         self.inner = FakeEncoder(dim=dim, name="padding-sensitive")
         self.calls: list[list[str]] = []
+        self.dense = dense
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([Dense()] if self.dense else [])
 
     @staticmethod
     def _tokens(text: str) -> int:
@@ -90,6 +99,8 @@ class PaddingSensitiveST:
         self.calls.append(list(texts))
         pad = max((self._tokens((prompt or "") + t) for t in texts), default=0)
         vecs = self.inner.encode([(prompt or "") + t for t in texts], "document")
+        if self.dense:
+            pad += len(texts)  # the batch's size changes the sums too
         return (vecs * np.float32(1 + 1e-6 * pad)).astype(np.float32)  # what padding does to the float sums
 
     def get_sentence_embedding_dimension(self) -> int:

@@ -111,3 +111,41 @@ def positives_from_qrels(qrels: pa.Table, q: str = "query-id", d: str = "corpus-
         if row[s] > 0:
             out.setdefault(row[q], set()).add(row[d])
     return out
+
+
+def build_tiny_cross_encoders(root: Path, texts: Sequence[str], sample: Sequence[tuple[str, str]]) -> dict[str, Path]:
+    """Two tiny BERT cross-encoders built offline under ``root``: ``sigmoid`` (a plain sequence-classification
+    checkpoint: predict applies a sigmoid, scores in (0, 1)) and ``logits`` (saved by sentence-transformers with an
+    identity activation: raw, mostly negative, logits). ``texts`` give the vocabulary; the head is tuned on
+    ``sample`` (query, document) pairs so that scores spread around a sigmoid of 0.3."""
+    import re
+
+    import torch
+    from sentence_transformers import CrossEncoder
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast  # type: ignore[attr-defined]
+
+    words: set[str] = set()
+    for text in texts:
+        words.update(re.findall(r"[a-z]+", text.lower()))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words)[:400]]  # a few hundred; the rest: [UNK]
+    sigmoid = root / "sigmoid"
+    sigmoid.mkdir()
+    (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"), do_lower_case=True, model_max_length=128)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=1,  # type: ignore[call-arg]
+                        initializer_range=0.2)
+    model = BertForSequenceClassification(config).eval()
+    # Spread the scores (x10) and centre the logits near -0.8, so that most are negative, the sigmoid model's
+    # scores sit around 0.3, and a 5% relative margin drops some candidates but not all.
+    batch = tokenizer([q for q, _ in sample], [d for _, d in sample], padding=True, truncation=True,
+                      return_tensors="pt")
+    with torch.no_grad():
+        model.classifier.weight.mul_(10.0)
+        model.classifier.bias.sub_(float(model(**batch).logits.mean()) + 0.8)
+    model.save_pretrained(sigmoid)
+    tokenizer.save_pretrained(sigmoid)
+    logits = root / "logits"
+    CrossEncoder(str(sigmoid), activation_fn=torch.nn.Identity()).save_pretrained(str(logits))
+    return {"sigmoid": sigmoid, "logits": logits}

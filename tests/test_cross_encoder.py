@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import TINY, assert_cli_error, read_table
+from helpers import TINY, assert_cli_error, build_tiny_cross_encoders, read_table
 
 import negmine
 from negmine.io import read_metadata
@@ -73,37 +73,9 @@ def tiny_texts() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory, offline: None, tiny_texts: dict[str, Any]) -> dict[str, Path]:
-    import torch
-    from sentence_transformers import CrossEncoder
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast  # type: ignore[attr-defined]
-
-    root = tmp_path_factory.mktemp("cross-encoders")
-    words: set[str] = set()
-    for text in [*tiny_texts["doc"].values(), *tiny_texts["query"].values()]:
-        words.update(re.findall(r"[a-z]+", text.lower()))
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words)[:400]]  # a few hundred; the rest: [UNK]
-    sigmoid = root / "sigmoid"
-    sigmoid.mkdir()
-    (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"), do_lower_case=True, model_max_length=128)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, num_labels=1,  # type: ignore[call-arg]
-                        initializer_range=0.2)
-    model = BertForSequenceClassification(config).eval()
-    # Spread the scores (x10) and centre the logits near -0.8, so that most are negative, the sigmoid model's
-    # scores sit around 0.3, and the default 5% relative margin drops some candidates but not all.
-    sample = list(zip(tiny_texts["query"].values(), list(tiny_texts["doc"].values())[::4]))
-    batch = tokenizer([q for q, _ in sample], [d for _, d in sample], padding=True, truncation=True,
-                      return_tensors="pt")
-    with torch.no_grad():
-        model.classifier.weight.mul_(10.0)
-        model.classifier.bias.sub_(float(model(**batch).logits.mean()) + 0.8)
-    model.save_pretrained(sigmoid)
-    tokenizer.save_pretrained(sigmoid)
-    logits = root / "logits"
-    CrossEncoder(str(sigmoid), activation_fn=torch.nn.Identity()).save_pretrained(str(logits))
-    return {"sigmoid": sigmoid, "logits": logits}
+    return build_tiny_cross_encoders(tmp_path_factory.mktemp("cross-encoders"),
+                                     [*tiny_texts["doc"].values(), *tiny_texts["query"].values()],
+                                     list(zip(tiny_texts["query"].values(), list(tiny_texts["doc"].values())[::4])))
 
 
 def predict(path: Path, pairs: list[tuple[str, str]], **kw: Any) -> np.ndarray:

@@ -24,15 +24,16 @@ Cli = Callable[..., Any]
 
 # --- 4. the same bytes whatever the cache holds ------------------------------------------------------------------
 
-def padding_sensitive(tmp_path: Path) -> SentenceTransformerEncoder:
-    """A SentenceTransformerEncoder over a model whose vectors change with the padding of their batch."""
+def padding_sensitive(tmp_path: Path, dense: bool = False) -> SentenceTransformerEncoder:
+    """A SentenceTransformerEncoder over a model whose vectors change with the padding of their batch (and with
+    its size, when ``dense``)."""
     folder = tmp_path / "model"
     if not folder.exists():
         folder.mkdir()
         (folder / "model.safetensors").write_bytes(b"weights")
         (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64}))
     encoder = SentenceTransformerEncoder(str(folder), batch_size=4)
-    encoder._st = PaddingSensitiveST()
+    encoder._st = PaddingSensitiveST(dense=dense)
     return encoder
 
 
@@ -47,6 +48,17 @@ def test_a_vector_does_not_depend_on_its_batch(tmp_path: Path) -> None:
         assert together[i].tobytes() == encoder.encode([text], "document")[0].tobytes()
     # batches hold texts of one token length, longest first
     assert [len(c) for c in encoder._st.calls[:3]] == [1, 3, 1]
+
+
+def test_a_model_with_a_projection_runs_full_batches(tmp_path: Path) -> None:
+    """A Dense module after the pooling makes vectors depend on the batch's size: such a model always gets
+    batches of exactly batch_size texts."""
+    texts = ["short one", "two words", "short two", "a much longer text with many more words in it", "one more"]
+    encoder = padding_sensitive(tmp_path, dense=True)
+    together = encoder.encode(texts, "document")
+    for i, text in enumerate(texts):
+        assert together[i].tobytes() == encoder.encode([text], "document")[0].tobytes()
+    assert {len(c) for c in encoder._st.calls} == {4}
 
 
 @pytest.mark.real_model

@@ -195,6 +195,25 @@ Workers = Annotated[Optional[int], _opt(MINING, "Ray actors [default: one per no
                                         "GPUs].")]
 GpusPerWorker = Annotated[Optional[float], _opt(MINING, "GPUs per Ray actor [default: 1 when the cluster has GPUs, "
                                                 "else 0].")]
+SamplingStrategy = Annotated[str, _opt(MINING, f"{_choices(SAMPLING_STRATEGIES)}: the best-ranked eligible "
+                                        "candidates, a seeded uniform sample of them, or a seeded sample weighted by "
+                                        "SimANS (exp(-a (s - s_positive - b)^2) of the judge's scores: candidates "
+                                        "scoring near the positive are favoured).")]
+SimansA = Annotated[float, _opt(MINING, "SimANS a: how fast the weight falls off away from the positive's score "
+                                "(1 / score^2 units: raise it for cosines, whose spread is small).")]
+SimansB = Annotated[float, _opt(MINING, "SimANS b: where the weight peaks, relative to the positive's score.")]
+Seed = Annotated[int, _opt(MINING, "Random seed (random and simans sampling).")]
+PromoteFalseNegatives = Annotated[bool, _opt(FILTERS, "Write the candidates dropped as likely false negatives as "
+                                             "extra positives of their query (rows of their own, with the "
+                                             "negatives of its first positive); counted in the summary.",
+                                             "--promote-false-negatives")]
+FalseNegativesOutput = Annotated[Optional[Path], _opt(OUTPUT, "Also write the candidates dropped as likely false "
+                                                      "negatives in qrels form (query-id, corpus-id, score = 1) with "
+                                                      "the rule and scores: review them, or append them to the "
+                                                      "qrels.")]
+DifficultyBands = Annotated[Optional[int], _opt(OUTPUT, "Write each negative's difficulty band: the rank window cut "
+                                                "into this many slices, 1 = the best-ranked (hardest); for "
+                                                "curriculum training.", show_default=False)]
 Quiet = Annotated[bool, _opt(OUTPUT, "No progress and no summary (warnings and errors still show).", "--quiet",
                              "-q")]
 Verbose = Annotated[bool, _opt(OUTPUT, "Also show timings per stage and debug logs.", "--verbose", "-v")]
@@ -247,9 +266,10 @@ def mine(
     = D.range_max,
     num_negatives: Annotated[int, _opt(MINING, "Negatives per query-positive pair.", "--num-negatives", "-n")]
     = D.num_negatives,
-    sampling_strategy: Annotated[str, _opt(MINING, f"{_choices(SAMPLING_STRATEGIES)}: the best-ranked eligible "
-                                           "candidates, or a seeded random sample of them.")] = D.sampling_strategy,
-    seed: Annotated[int, _opt(MINING, "Random seed (random sampling).")] = D.seed,
+    sampling_strategy: SamplingStrategy = D.sampling_strategy,
+    simans_a: SimansA = D.simans_a,
+    simans_b: SimansB = D.simans_b,
+    seed: Seed = D.seed,
     bm25_k1: BM25K1 = D.bm25_k1,
     bm25_b: BM25B = D.bm25_b,
     bm25_method: BM25Method = D.bm25_method,
@@ -301,11 +321,16 @@ def mine(
     percentile_cap: Annotated[float, _opt(FILTERS, "Drop candidates scoring above this percentile of all "
                                           "positives' scores, whatever their own positive scored (0..1; 1: "
                                           "off).")] = D.percentile_cap,
-    score_all: Annotated[bool, _opt(FILTERS, "Score every candidate in the window, not only as many as sampling "
-                                    "needs (same picks, more reranker work).", "--score-all")] = D.score_all,
+    score_all: Annotated[bool, _opt(FILTERS, "Score every retrieved candidate and gather every rule's evidence, "
+                                    "not only what sampling needs: the same picks, more work, and a candidates file "
+                                    "that 'negmine refilter' and 'negmine sweep' can re-filter.", "--score-all")]
+    = D.score_all,
+    promote_false_negatives: PromoteFalseNegatives = D.promote_false_negatives,
     candidates_output: Annotated[Optional[Path], _opt(OUTPUT, "Also write every candidate with its ranks, scores "
                                                       "and fate (selected, kept, not_scored or the rule that dropped "
-                                                      "it).")] = None,
+                                                      "it), and each query's positives with their scores.")] = None,
+    false_negatives_output: FalseNegativesOutput = None,
+    difficulty_bands: DifficultyBands = D.difficulty_bands,
     output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}.")] = D.output_format,
     output_scores: Annotated[bool, _opt(OUTPUT, "Add score columns.", "--output-scores")] = D.output_scores,
     columns: Annotated[str, _opt(OUTPUT, f"{_choices(COLUMN_SETS)}: every column (texts, ids, any scores), or only "
@@ -352,7 +377,7 @@ def mine(
         result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=settings, progress=progress,
                           cache_dir=cache_dir, index_dir=index_dir, corpus_embeddings=corpus_embeddings,
                           query_embeddings=query_embeddings, candidates_output=candidates_output,
-                          explicit=_given(ctx, options))
+                          false_negatives_output=false_negatives_output, explicit=_given(ctx, options))
         card = write_dataset_card(output, result.metadata, inputs) if dataset_card else None
     if not quiet:
         from negmine.report import summary_rows
@@ -543,7 +568,8 @@ def _plain(value: Any) -> Any:
 
 
 _NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbose", "cache_dir", "index_dir",
-               "corpus_embeddings", "query_embeddings", "candidates_output", "ctx", "config", "dataset_card"}
+               "corpus_embeddings", "query_embeddings", "candidates_output", "ctx", "config", "dataset_card",
+               "false_negatives_output", "candidates", "path", "json", "html", "png"}
 _OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity",
                     "lexical_overlap", "cross_query", "percentile_margin")
 

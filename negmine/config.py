@@ -22,7 +22,10 @@ MARGIN_REFERENCES = ("min", "mean", "max")
 #: (benchmarks/false_negatives.py; docs/mining.md).
 AUTO_MARGIN_OTHER_JUDGE = 0.05
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
-SAMPLING_STRATEGIES = ("top", "random")
+SAMPLING_STRATEGIES = ("top", "random", "simans")
+#: SimANS's a and b: the defaults of its reference code (microsoft/SimXNS, SimANS/wiki/co_training_wiki_train.py).
+SIMANS_A = 0.5
+SIMANS_B = 0.0
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-list")
 #: ``all`` columns, or only those a trainer consumes (texts, and the labeled list's labels: no ids, no scores).
 COLUMN_SETS = ("all", "training")
@@ -104,13 +107,22 @@ class MineConfig:
             positive does not starve its query).
         percentile_cap: Drop a candidate scoring above this percentile of all positives' scores, whatever its
             own positive scored (a strong positive does not open the gate); 1 turns the cap off.
-        score_all: Score every candidate in the rank window instead of stopping once a query has enough
-            (same picks; more reranker work; a complete candidates file).
+        score_all: Score every retrieved candidate with the judge (and gather every rule's evidence) instead of
+            stopping once a query has enough: the same picks, more work, and a candidates file that holds every
+            value ``negmine refilter`` and ``negmine sweep`` need.
         range_min: Skip this many of the highest-ranked non-positive candidates.
         range_max: Consider non-positive candidates up to this rank (exclusive); also the retrieval depth.
         num_negatives: Negatives per query-positive pair.
-        sampling_strategy: ``top`` takes the highest-ranked eligible candidates, ``random`` samples them.
-        seed: Seed of the random generator (``random`` sampling).
+        sampling_strategy: ``top`` takes the highest-ranked eligible candidates, ``random`` samples them
+            uniformly, ``simans`` samples them with probability proportional to exp(-a (s - s_positive - b)^2)
+            of the judge's scores (SimANS, Zhou et al. 2022): candidates scoring near the positive are favoured.
+        simans_a: SimANS's a: how fast the weight falls off away from s_positive + b (in 1 / score^2 units).
+        simans_b: SimANS's b: where the weight peaks, relative to the positive's score.
+        seed: Seed of the random generators (``random`` and ``simans`` sampling).
+        difficulty_bands: Write each negative's difficulty band: the rank window cut into this many equal slices,
+            1 = the best-ranked (hardest); for curriculum training. ``None``: no band column.
+        promote_false_negatives: Write the candidates dropped as likely false negatives as extra positives of
+            their query (rows of their own, with the negatives of the query's first positive).
         output_format: ``triplet``, ``n-tuple`` or ``labeled-list``.
         output_scores: Add score columns to the output.
         columns: ``all`` (texts, ids and any scores) or ``training``: only what a trainer consumes (``anchor``,
@@ -182,7 +194,11 @@ class MineConfig:
     range_max: int = 200
     num_negatives: int = 5
     sampling_strategy: str = "top"
+    simans_a: float = SIMANS_A
+    simans_b: float = SIMANS_B
     seed: int = 42
+    difficulty_bands: Optional[int] = None
+    promote_false_negatives: bool = False
 
     output_format: str = "triplet"
     output_scores: bool = False
@@ -247,6 +263,13 @@ class MineConfig:
         if self.rrf_k < 0:
             raise ConfigError(f"{flag('rrf_k')} must be >= 0, got {self.rrf_k}")
         _choice("sampling_strategy", self.sampling_strategy, SAMPLING_STRATEGIES)
+        if not math.isfinite(self.simans_a) or self.simans_a < 0:
+            raise ConfigError(f"{flag('simans_a')} must be a number >= 0, got {self.simans_a}")
+        if not math.isfinite(self.simans_b):
+            raise ConfigError(f"{flag('simans_b')} must be a number, got {self.simans_b}")
+        if self.difficulty_bands is not None and not 1 <= self.difficulty_bands <= self.range_max - self.range_min:
+            raise ConfigError(f"{flag('difficulty_bands')} must be between 1 and the rank window's size "
+                              f"({self.range_max - self.range_min}), got {self.difficulty_bands}")
         _choice("output_format", self.output_format, OUTPUT_FORMATS)
         _choice("columns", self.columns, COLUMN_SETS)
         if self.bm25_k1 < 0:
@@ -289,6 +312,11 @@ class MineConfig:
                                               self.percentile_margin))
         checks = [
             ("seed", self.sampling_strategy == "top", f"with {flag('sampling_strategy')} top"),
+            ("simans_a", self.sampling_strategy != "simans", f"with {flag('sampling_strategy')} "
+             f"{self.sampling_strategy}"),
+            ("simans_b", self.sampling_strategy != "simans", f"with {flag('sampling_strategy')} "
+             f"{self.sampling_strategy}"),
+            ("difficulty_bands", self.columns == "training", f"with {flag('columns')} training (no band column)"),
             ("fusion", self.retriever != "hybrid", f"with {flag('retriever')} {self.retriever}"),
             ("rrf_k", self.retriever != "hybrid" or self.fusion != "rrf",
              f"with {flag('retriever')} {self.retriever}" if self.retriever != "hybrid" else f"with {flag('fusion')} "
@@ -298,9 +326,6 @@ class MineConfig:
             ("reranker_max_length", self.reranker is None, f"without {flag('reranker')}"),
             ("margin_reference", not margins, "without a margin"),
             ("output_scores", self.columns == "training", f"with {flag('columns')} training (no score columns)"),
-            ("score_all", not (margins or self.max_score is not None or self.min_score is not None
-                               or self.percentile_cap < 1),
-             "without a score rule (margins, --max-score, --min-score, --percentile-cap)"),
             ("percentile_floor", self.percentile_margin is None, f"without {flag('percentile_margin')}"),
             ("ray_address", self.engine != "ray", f"without {flag('engine')} ray"),
             ("workers", self.engine != "ray", f"without {flag('engine')} ray"),

@@ -42,7 +42,7 @@ _TAKES = {
 RUN_OPTIONS = {
     "output": PATH, "corpus": PATH, "queries": PATH, "qrels": PATH, "pairs": PATH, "cache_dir": PATH,
     "index_dir": PATH, "corpus_embeddings": PATH, "query_embeddings": PATH, "candidates_output": PATH,
-    "dataset_card": BOOL, "quiet": BOOL, "verbose": BOOL,
+    "false_negatives_output": PATH, "dataset_card": BOOL, "quiet": BOOL, "verbose": BOOL,
 }
 #: The input files an output's provenance records (``metadata["inputs"][role]["path"]``).
 INPUT_ROLES = ("corpus", "queries", "qrels", "pairs", "corpus_embeddings", "query_embeddings")

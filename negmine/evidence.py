@@ -7,8 +7,8 @@ Computed here from the retrievers and the inputs (the effects), then handed to t
   normalised text, or a bi-encoder cosine between the two queries);
 - ``lexical_overlap``: how much of a positive's wording the candidate repeats (BM25 of the positive's text as the
   query against the candidate, as a share of the positive's score against itself);
-- ``bm25_margin``: the candidate's BM25 score for the query minus the reference positive's, for the
-  ``agreement`` rule (its dense half is scored lazily, with the judge).
+- ``bm25_scores``: the candidate's BM25 score for the query (and the positives'), whose margin over the reference
+  positive is the ``agreement`` rule's BM25 half (its dense half is scored lazily, with the judge).
 """
 
 from __future__ import annotations
@@ -102,25 +102,40 @@ def lexical_overlap(
     return out
 
 
-def bm25_margin(
+def bm25_scores(
     indices: np.ndarray, positives: Sequence[Sequence[int]], query_scores: Callable[[int, np.ndarray], np.ndarray],
-    reference: str = "min",
-) -> np.ndarray:
-    """Per candidate, its BM25 score for the query minus the reference positive's (``min``, ``mean`` or ``max`` of
-    the query's positives); ``-inf`` for empty slots. Positive where BM25 ranks the candidate above the positive.
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per candidate, its BM25 score for the query (``-inf`` for empty slots), and per row its positives' scores.
 
     Args:
         indices: ``(n, k)`` candidate corpus indices (-1: none).
         positives: Each row's positives.
         query_scores: ``query_scores(i, docs)``: BM25 scores of ``docs`` for row ``i``'s query.
-        reference: Which positive's score to compare with.
     """
     out = np.full(indices.shape, -np.inf, dtype=np.float32)
+    pos_scores: list[np.ndarray] = []
     for i, (row, pos) in enumerate(zip(indices, positives)):
         valid = row >= 0
-        scores = query_scores(i, np.concatenate([np.asarray(pos, dtype=np.int64), row[valid]]))
-        ref = margin_reference(scores[: len(pos)], reference)
-        out[i, valid] = scores[len(pos) :] - ref
+        scores = np.asarray(query_scores(i, np.concatenate([np.asarray(pos, dtype=np.int64), row[valid]])),
+                            dtype=np.float32)
+        pos_scores.append(scores[: len(pos)])
+        out[i, valid] = scores[len(pos) :]
+    return out, pos_scores
+
+
+def bm25_margin(scores: np.ndarray, positive_scores: Sequence[np.ndarray], reference: str = "min") -> np.ndarray:
+    """Per candidate, its BM25 score minus the reference positive's (``min``, ``mean`` or ``max`` of the query's
+    positives); ``-inf`` for empty slots. Positive where BM25 ranks the candidate above the positive.
+
+    Args:
+        scores: ``(n, k)`` candidates' BM25 scores (``bm25_scores``).
+        positive_scores: Each row's positives' BM25 scores.
+        reference: Which positive's score to compare with.
+    """
+    out = np.full(scores.shape, -np.inf, dtype=np.float32)
+    for i, pos in enumerate(positive_scores):
+        valid = np.isfinite(scores[i])
+        out[i, valid] = scores[i, valid] - np.float32(margin_reference(np.asarray(pos), reference))
     return out
 
 
@@ -144,12 +159,20 @@ class Evidence:
     Attributes:
         twin_similarity: See ``twin_similarity``.
         overlap: See ``lexical_overlap``.
-        bm25_margin: See ``bm25_margin``.
+        bm25_scores: The candidates' BM25 scores for their query (``bm25_scores``).
+        bm25_positive: Each row's positives' BM25 scores for the query.
     """
 
     twin_similarity: Optional[np.ndarray] = None
     overlap: Optional[np.ndarray] = None
-    bm25_margin: Optional[np.ndarray] = None
+    bm25_scores: Optional[np.ndarray] = None
+    bm25_positive: Optional[list[np.ndarray]] = None
+
+    def bm25_margin(self, reference: str) -> Optional[np.ndarray]:
+        """See ``bm25_margin`` (``None`` when the BM25 scores were not gathered)."""
+        if self.bm25_scores is None or self.bm25_positive is None:
+            return None
+        return bm25_margin(self.bm25_scores, self.bm25_positive, reference)
 
 
 def gather(
@@ -157,7 +180,7 @@ def gather(
     query_texts: Sequence[str] = (), doc_texts: Sequence[str] = (), owners: Optional[Owners] = None,
     normalized_queries: Union[Sequence[str], np.ndarray] = (),
     query_vectors: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-    cross_query: bool = False, lexical: bool = False, agreement: bool = False, reference: str = "min",
+    cross_query: bool = False, lexical: bool = False, agreement: bool = False,
 ) -> Evidence:
     """The evidence the enabled rules read, for the candidates ``indices`` of query rows ``rows`` (positions in
     the run's mined queries; ``query_texts`` and ``positives`` follow the batch's rows)."""
@@ -167,5 +190,5 @@ def gather(
     if lexical and bm25 is not None:
         out.overlap = lexical_overlap(indices, positives, bm25_scorer(bm25, doc_texts))
     if agreement and bm25 is not None:
-        out.bm25_margin = bm25_margin(indices, positives, bm25_scorer(bm25, query_texts), reference)
+        out.bm25_scores, out.bm25_positive = bm25_scores(indices, positives, bm25_scorer(bm25, query_texts))
     return out

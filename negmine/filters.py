@@ -38,6 +38,10 @@ REASONS = ("kept", "no_candidate", "positive", "rank_window", "duplicate_text", 
 DROP_RULES = tuple(range(POSITIVE, PERCENTILE_GATE + 1))
 #: Codes of the rules that read scores (applied as lazy scoring reaches a candidate).
 SCORE_RULES = (NEAR_DUPLICATE, AGREEMENT, MAX_SCORE, MIN_SCORE, ABSOLUTE_MARGIN, RELATIVE_MARGIN, PERCENTILE_GATE)
+#: Codes of the rules that drop a candidate as a likely false negative (an unlabelled positive): not the known
+#: positives, not the rank window, not a repeat of another candidate, not a score below --min-score.
+FALSE_NEGATIVE_RULES = (DUPLICATE_TEXT, CROSS_QUERY, LEXICAL_OVERLAP, NEAR_DUPLICATE, AGREEMENT, MAX_SCORE,
+                        ABSOLUTE_MARGIN, RELATIVE_MARGIN, PERCENTILE_GATE)
 
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 

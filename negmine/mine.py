@@ -38,10 +38,12 @@ from negmine.progress import Progress
 from negmine.report import MineStats, score_summary, why_empty
 from negmine.resume import RunStore
 from negmine.retrieve import Retriever
-from negmine.sample import sampling_orders, selection, take_first
+from negmine.sample import difficulty_bands, sampling_orders, selection, simans_log_weights, take_first
 from negmine.score import (
     BiEncoderScorer,
     Judge,
+    PositiveSimilarity,
+    Prescored,
     ScoredCandidates,
     Scorer,
     ScoreRules,
@@ -49,11 +51,13 @@ from negmine.score import (
     judge_scores,
     lazy_select,
     load_judge,
+    prescore,
     retriever_scores,
 )
 from negmine.write import (
     BatchResult,
     build_candidates_table,
+    build_false_negatives_table,
     build_table,
     candidate_columns,
     negatives_in,
@@ -136,6 +140,12 @@ def make_retriever(
     return HybridRetriever(parts, config.fusion, config.rrf_k)
 
 
+def judges_all(config: MineConfig) -> bool:
+    """Whether the judge scores candidates ahead of sampling: every retrieved one (``--score-all``, for a complete
+    candidates file) or those SimANS samples from."""
+    return config.score_all or config.sampling_strategy == "simans"
+
+
 @dataclass
 class Run:
     """A run's plan: its inputs, the mined queries, and the stages made ready (indexes open, models loaded)."""
@@ -155,9 +165,14 @@ class Run:
     depth: int  # candidates retrieved per query
     cache: Path
     calibration: Optional[np.ndarray] = None  # the judge's scores of every positive, sorted
+    sources: Any = None  # where retrieval, evidence and scores come from (default: LiveSources)
     warnings: list[str] = field(default_factory=list)
     doc_digests: Optional[np.ndarray] = None  # per document, a digest of its normalised text (0: not computed yet)
     seconds: dict[str, float] = field(default_factory=dict)  # time per stage, summed over the batches
+
+    def __post_init__(self) -> None:
+        if self.sources is None:
+            self.sources = LiveSources()
 
 
 def mine(
@@ -175,6 +190,7 @@ def mine(
     query_embeddings: Optional[Source] = None,
     encoder: Optional[Encoder] = None,
     candidates_output: Optional[Source] = None,
+    false_negatives_output: Optional[Source] = None,
     explicit: Optional[Sequence[str]] = None,
     **options: Any,
 ) -> MineResult:
@@ -199,7 +215,10 @@ def mine(
             of first appearance of each distinct anchor).
         encoder: An ``Encoder`` to use instead of loading ``config.model`` (tests use a fake one).
         candidates_output: Parquet path for an audit of every candidate: its ranks and scores, and whether it
-            was selected, kept, not scored, or which rule dropped it.
+            was selected, kept, not scored, or which rule dropped it; with ``score_all``, every value
+            ``refilter`` needs.
+        false_negatives_output: Parquet path for the candidates dropped as likely false negatives, in qrels form
+            (``query-id``, ``corpus-id``, ``score`` = 1) with the rule that dropped each and its scores.
         explicit: The option names the caller set on purpose (default: the keys of ``options``); those that have
             no effect with the others are warned about.
 
@@ -220,26 +239,42 @@ def mine(
         _warn(warnings, message)
     paths = [x for x in (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
              if isinstance(x, (str, Path))]
-    out_path = io.check_output_path(output, paths) if output is not None else None
-    cand_path = io.check_output_path(candidates_output, paths, "--candidates-output") \
-        if candidates_output is not None else None
-    if cand_path is not None and out_path is not None and cand_path.resolve() == out_path.resolve():
-        raise ConfigError("--candidates-output and --output are the same file; give two paths")
+    out_path, cand_path, fn_path = check_outputs(output, candidates_output, false_negatives_output, paths)
+    if "score_all" in (set(options) if explicit is None else explicit) and cand_path is None \
+            and not score_rules_of(config).need_scores:
+        _warn(warnings, "--score-all has no effect without --candidates-output and without a score rule (margins, "
+                        "--max-score, --min-score, --percentile-cap)")
     cache = prepare_cache_dir(resolve_cache_dir(cache_dir, index_dir),
                               "--index-dir" if index_dir is not None else "--cache-dir")
     engine = make_engine(config)
     job = Job(config, corpus, queries, qrels, pairs, cache, encoder, corpus_embeddings, query_embeddings,
               cand_path is not None, marker=write_marker(cache) if engine.name == "ray" else None)
     try:
-        return _mine(job, engine, out_path, cand_path, index_dir is not None, progress, seconds, warnings)
+        return _mine(job, engine, out_path, cand_path, fn_path, index_dir is not None, progress, seconds, warnings)
     finally:
         if job.marker is not None:
             (cache / job.marker).unlink(missing_ok=True)
         engine.close()
 
 
-def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[Path], index_dir: bool,
-          progress: Progress, seconds: dict[str, float], warnings: list[str]) -> MineResult:
+def check_outputs(output: Optional[Source], candidates: Optional[Source], false_negatives: Optional[Source],
+                  inputs: Sequence[Source]) -> tuple[Optional[Path], Optional[Path], Optional[Path]]:
+    """The output paths, checked before any work: none is an input or another output, each folder exists."""
+    out = io.check_output_path(output, inputs) if output is not None else None
+    cand = io.check_output_path(candidates, inputs, "--candidates-output") if candidates is not None else None
+    fn = io.check_output_path(false_negatives, inputs, "--false-negatives-output") \
+        if false_negatives is not None else None
+    named = [(option, p) for option, p in (("--output", out), ("--candidates-output", cand),
+                                           ("--false-negatives-output", fn)) if p is not None]
+    for i, (first, a) in enumerate(named):
+        for second, b in named[i + 1 :]:
+            if a.resolve() == b.resolve():
+                raise ConfigError(f"{second} and {first} are the same file; give two paths")
+    return out, cand, fn
+
+
+def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[Path], fn_path: Optional[Path],
+          index_dir: bool, progress: Progress, seconds: dict[str, float], warnings: list[str]) -> MineResult:
     """``mine`` once its options are checked and its engine ready: plan, then batches, then finish."""
     config, cache = job.config, job.cache
     t = time.perf_counter()
@@ -251,7 +286,17 @@ def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[P
     store = RunStore(cache, run_key(run, cand_path is not None) if config.resume else None)
     if not config.resume:
         RunStore(cache, run_key(run, cand_path is not None)).clear()
-    sinks = Sinks(out_path, cand_path)
+    return run_batches(run, stats, store, Sinks(out_path, cand_path, fn_path),
+                       lambda todo, inner: engine.results(job, run, todo, inner), engine.name, progress, seconds,
+                       warnings)
+
+
+def run_batches(run: Run, stats: MineStats, store: RunStore, sinks: "Sinks", results: Any, engine: str,
+                progress: Progress, seconds: dict[str, float], warnings: list[str]) -> MineResult:
+    """Mine a planned run's query batches (``results(todo, progress)`` yields the results of the batches not kept
+    by ``store``, in order), write them to ``sinks`` in query order, then the provenance; the files are renamed
+    into place only when everything succeeded."""
+    config = run.config
     positive_scores: list[np.ndarray] = []
     negative_scores: list[np.ndarray] = []
     dropped_scores: list[np.ndarray] = []
@@ -267,11 +312,10 @@ def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[P
         if kept:
             _warn(warnings, f"resuming an interrupted run: {len(kept):,} of {len(batches):,} query batches were "
                             "finished before (--no-resume starts over)")
-        inner, outer = (progress, Progress()) if len(batches) == 1 and engine.name == "local" else \
-            (Progress(), progress)
+        inner, outer = (progress, Progress()) if len(batches) == 1 and engine == "local" else (Progress(), progress)
         todo = [(i, positions) for i, positions in enumerate(batches) if i not in kept]
-        computed = engine.results(job, run, todo, inner)
-        with outer.stage(f"mining query batches ({engine.name})", total=len(run.mined)) as advance:
+        computed = results(todo, inner)
+        with outer.stage(f"mining query batches ({engine})", total=len(run.mined)) as advance:
             for i, positions in enumerate(batches):
                 if i in kept:
                     result = BatchResult.from_store(*kept.pop(i))
@@ -287,15 +331,15 @@ def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[P
         seconds["mine"] = time.perf_counter() - t
         seconds.update({f"mine: {k}": v for k, v in run.seconds.items()})
         if run.rules.need_scores:
-            stats.scores = score_summary(_scorer_name(run), _concat(positive_scores), _concat(negative_scores),
-                                         _concat(dropped_scores))
+            stats.scores = score_summary(run.sources.judge_name(run), _concat(positive_scores),
+                                         _concat(negative_scores), _concat(dropped_scores))
         if run.dense is not None:
             stats.texts_encoded, stats.texts_cached = run.dense.encoded, run.dense.cached
         if stats.negatives_written == 0 and not config.allow_empty:
             raise EmptyResultError(why_empty(stats))
-        metadata = provenance(config, run.inputs.files, stats,
-                              identity_record(run.dense.encoder) if run.dense and run.dense.encoder else None,
-                              _judge_identity(run), run.rules.relative_margin)
+        metadata = provenance(config, run.inputs.files, stats, run.sources.embedder_identity(run),
+                              run.sources.judge_identity(run, always=config.sampling_strategy == "simans"),
+                              run.rules.relative_margin)
         t = time.perf_counter()
         with progress.stage("writing output"):
             table = sinks.commit(metadata, run)
@@ -305,7 +349,7 @@ def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[P
         raise
     store.clear()
     warnings.extend(run.warnings)
-    return MineResult(table, stats, metadata, out_path, seconds, warnings)
+    return MineResult(table, stats, metadata, sinks.output_path, seconds, warnings)
 
 
 def plan(
@@ -347,11 +391,12 @@ def plan(
             f"has {n_docs} documents, so no query can get that many besides its positives; lower --num-negatives")
 
     rules = score_rules_of(config)
-    if config.retriever != "bm25" or rules.active or config.reranker or config.cross_query is not None:
+    judged = rules.need_scores or judges_all(config)
+    if config.retriever != "bm25" or rules.active or judged or config.reranker or config.cross_query is not None:
         check_device(config.device)
     judge = load_judge(config.reranker, lambda model: make_encoder(config, model), [], [],
                        config.reranker_batch_size, config.reranker_max_length, config.device) \
-        if rules.need_scores else Judge()
+        if judged else Judge()
     rules = score_rules_of(config, judge.kind)
     if index_dir:
         for message in _index_dir_gaps(config, inputs.corpus, cache, encoder, corpus_embeddings is not None):
@@ -371,12 +416,13 @@ def plan(
         engine.encode_corpus(job, inputs.corpus.texts, encoder or make_encoder(config), progress)
     retriever = make_retriever(config, inputs.corpus, progress, cache, encoder, corpus_vectors)
     dense = _dense_part(retriever)
-    if dense is None and (rules.active or config.cross_query is not None):
+    if dense is None and (rules.active or judged or config.cross_query is not None):
         dense = DenseRetriever(encoder or make_encoder(config), cache, config.faiss_index, config.device)
     bm25 = _bm25_part(retriever, config, inputs.corpus, cache, progress)
     with progress.stage("planning"):
         owners = evidence.Owners.of([positives.of(int(q)).tolist() for q in mined], n_docs)
-        hashes = _text_hashes(inputs.queries, mined) if config.cross_query is not None else np.empty(0, np.uint64)
+        hashes = _text_hashes(inputs.queries, mined) if config.cross_query is not None or config.score_all \
+            else np.empty(0, np.uint64)
     run = Run(config, inputs, positives, mined, rules, judge, retriever, dense, bm25, given, owners, hashes,
               min(n_docs, config.range_max + int(counts.max())), cache)
     if rules.percentile_gate and calibrate_scores:
@@ -403,72 +449,202 @@ def calibrate(run: Run, progress: Progress) -> np.ndarray:
 def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress) -> BatchResult:
     """One query batch through retrieval, the rules, lazy scoring and sampling (``positions``: into
     ``run.mined``). The result of a query depends on that query alone, not on the others of its batch."""
-    config, corpus = run.config, run.inputs.corpus
+    config, sources = run.config, run.sources
     rows = run.mined[positions]
     qtexts = run.inputs.queries.texts.take(rows)
     pos_lists = [run.positives.of(int(q)).tolist() for q in rows]
 
     clock = _Clock(run.seconds)
-    if run.dense is not None:
-        run.dense.given_query_vectors = run.given_queries[rows] if run.given_queries is not None else None
-    hits = run.retriever.search(qtexts, run.depth, progress)
+    hits = sources.search(run, rows, qtexts, progress)
     clock("retrieve")
     normalized = _normalized_texts(run, hits.indices, pos_lists)
     reasons = filters.apply_rules(hits.indices, pos_lists, config.range_min, config.range_max, normalized)
-    vectors = _vectors(run, qtexts, rows)
     with progress.stage("gathering evidence"):
-        found = evidence.gather(
-            hits.indices, positions, pos_lists, bm25=run.bm25, query_texts=qtexts, doc_texts=corpus.texts,
-            owners=run.owners, normalized_queries=run.query_hashes,
-            query_vectors=(lambda p: _query_vectors(run, p)) if config.cross_query is not None else None,
-            cross_query=config.cross_query is not None, lexical=config.lexical_overlap is not None,
-            agreement=config.agreement, reference=config.margin_reference)
+        found = sources.evidence(run, hits.indices, positions, pos_lists, qtexts)
     reasons = filters.evidence_rules(reasons, found.twin_similarity, config.cross_query, found.overlap,
                                      config.lexical_overlap)
+    bm25_margin = found.bm25_margin(config.margin_reference) if config.agreement else None
     clock("rules and evidence")
-    orders = sampling_orders([np.flatnonzero(row == filters.KEPT) for row in reasons], [len(p) for p in pos_lists],
-                             config.sampling_strategy, config.seed, rows)
+
+    judge = cosine = similarity = None
+    if run.rules.active or judges_all(config):
+        judge, cosine, similarity = sources.scorers(run, rows, qtexts, pos_lists)
+    prescored: Optional[Prescored] = None
+    if judges_all(config):  # score ahead: everything retrieved (--score-all), or what SimANS samples from
+        assert judge is not None
+        cells = (hits.indices >= 0) & (reasons != filters.POSITIVE) if config.score_all else reasons == filters.KEPT
+        prescored = prescore(hits.indices, cells, pos_lists, judge,
+                             cosine if config.score_all or (config.agreement and bm25_margin is not None) else None,
+                             similarity if config.score_all or config.max_positive_similarity is not None else None,
+                             progress)
+        judge, cosine, similarity = prescored.scorers(hits.indices, pos_lists, judge.name)
+    kept = [np.flatnonzero(row == filters.KEPT) for row in reasons]
+    log_weights = None
+    if config.sampling_strategy == "simans":
+        assert prescored is not None
+        log_weights = [[simans_log_weights(prescored.judge[i, cols], s_pos, config.simans_a, config.simans_b)
+                        for s_pos in prescored.positive_judge[i]] for i, cols in enumerate(kept)]
+    orders = sampling_orders(kept, [len(p) for p in pos_lists], config.sampling_strategy, config.seed, rows,
+                             log_weights)
     scored: Optional[ScoredCandidates] = None
     if run.rules.active:
-        assert vectors is not None
-        scored = lazy_select(hits.indices, reasons, pos_lists, orders, config.num_negatives,
-                             make_scorer(run, qtexts, vectors), run.rules, vectors, config.score_all, progress,
-                             bm25_margin=found.bm25_margin, cosine=BiEncoderScorer(vectors),
-                             calibration=run.calibration)
+        assert judge is not None
+        scored = lazy_select(hits.indices, reasons, pos_lists, orders, config.num_negatives, judge, run.rules,
+                             None, config.score_all, progress, bm25_margin=bm25_margin,
+                             cosine=cosine, calibration=run.calibration, similarity=similarity)
         reasons, picks = scored.reasons, scored.picks
     else:
         picks = take_first(orders, config.num_negatives)
     if config.output_format == "n-tuple":  # a pair short of N negatives has no row: none of its picks is written
         picks = [[p if len(p) == config.num_negatives else p[:0] for p in per_q] for per_q in picks]
-    sel = selection(rows, pos_lists, picks, hits)
+
+    false_negatives = [np.flatnonzero(np.isin(row, filters.FALSE_NEGATIVE_RULES)) for row in reasons]
+    out_positives, out_picks = pos_lists, picks
+    if config.promote_false_negatives:  # extra positives, with the negatives of the query's first positive
+        out_positives = [p + hits.indices[i, cols].tolist() for i, (p, cols) in
+                         enumerate(zip(pos_lists, false_negatives))]
+        out_picks = [per_q + [per_q[0]] * len(cols) for per_q, cols in zip(picks, false_negatives)]
+    sel = selection(rows, out_positives, out_picks, hits)
+    if config.difficulty_bands is not None:
+        ranks = filters.rank_among((hits.indices >= 0) & ~filters.positive_mask(hits.indices, pos_lists))
+        row_of = {int(q): i for i, q in enumerate(rows)}
+        sel.negative_bands = [difficulty_bands(ranks[row_of[int(q)], cols], config.range_min, config.range_max,
+                                               config.difficulty_bands)
+                              for q, cols in zip(sel.query, sel.negative_positions)]
     judged = scored is not None and run.rules.need_scores
+    judge_values = prescored.judge if prescored is not None else scored.scores if judged else None  # type: ignore
+    positive_judge = prescored.positive_judge if prescored is not None else \
+        scored.positive_scores if judged else None  # type: ignore[union-attr]
     if judged:
-        assert scored is not None
-        judge_scores(sel, scored)
+        assert judge_values is not None and positive_judge is not None
+        if config.promote_false_negatives:  # a promoted positive's score is its score as a candidate
+            positive_judge = [np.concatenate([pj, judge_values[i, cols]]).astype(np.float32)
+                              for i, (pj, cols) in enumerate(zip(positive_judge, false_negatives))]
+        judge_scores(sel, judge_values, positive_judge)
     elif config.output_scores:
-        retriever_scores(sel, run.retriever, qtexts)
+        retriever_scores(sel, lambda docs: sources.pair_scores(run, rows, qtexts, docs))
 
     clock("score and sample")
 
     from negmine.report import batch_stats
 
     stats = batch_stats(config, run.inputs.queries, hits, reasons, sel, scored, rows, pos_lists)
+    stats.promoted_positives = int(sum(len(c) for c in false_negatives)) if config.promote_false_negatives else 0
+    if prescored is not None:
+        stats.pairs_scored, stats.positive_pairs_scored = prescored.pairs, prescored.positive_pairs
     dropped = np.isin(reasons, filters.SCORE_RULES)
+    fn_rows = np.repeat(np.arange(len(rows)), [len(c) for c in false_negatives])
+    fn_cols = np.concatenate(false_negatives).astype(np.int64) if false_negatives else np.empty(0, np.int64)
+    fn = {"query": rows[fn_rows].astype(np.int64), "doc": hits.indices[fn_rows, fn_cols].astype(np.int64),
+          "rank": fn_cols.astype(np.int32), "status": reasons[fn_rows, fn_cols].astype(np.int8),
+          "judge_score": (judge_values[fn_rows, fn_cols] if judge_values is not None
+                          else np.full(len(fn_cols), np.nan)).astype(np.float32)}
+    candidates = None
+    if audit:
+        extras = _audit_values(run, found, prescored, hits, rows, qtexts, pos_lists)
+        candidates = candidate_columns(rows, hits, reasons, picks, judge_values,
+                                       scored.reference if judged else None,  # type: ignore[union-attr]
+                                       pos_lists, positive_judge, extras)
     return BatchResult(
         sel, stats,
         _concat(scored.positive_scores) if judged else np.empty(0, np.float32),  # type: ignore[union-attr]
         scored.scores[dropped] if judged else np.empty(0, np.float32),  # type: ignore[union-attr]
-        candidate_columns(rows, hits, reasons, picks, scored.scores if judged else None,  # type: ignore[union-attr]
-                          scored.reference if judged else None) if audit else None)  # type: ignore[union-attr]
+        candidates, fn)
+
+
+def _audit_values(run: Run, found: evidence.Evidence, prescored: Optional[Prescored], hits: Any, rows: np.ndarray,
+                  qtexts: Sequence[str], pos_lists: list[list[int]]) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
+    """The values the candidates file keeps beside the judge's scores, as (per candidate, per positive) pairs:
+    the evidence gathered, the cosines scored ahead, and (``--score-all``) the retriever's own pair scores."""
+    def none_for_positives(values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        return values, [np.full(len(p), np.nan, np.float32) for p in pos_lists]
+
+    out: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+    if found.bm25_scores is not None and found.bm25_positive is not None:
+        out["bm25_score"] = (found.bm25_scores, found.bm25_positive)
+    if found.twin_similarity is not None:
+        out["twin_similarity"] = none_for_positives(found.twin_similarity)
+    if found.overlap is not None:
+        out["lexical_overlap"] = none_for_positives(found.overlap)
+    if prescored is not None:
+        if prescored.cosine is not None and prescored.positive_cosine is not None:
+            out["cosine"] = (prescored.cosine, prescored.positive_cosine)
+        if prescored.similarity is not None:
+            out["positive_similarity"] = none_for_positives(prescored.similarity)
+    if run.config.score_all:
+        docs = [p + row[row >= 0].tolist() for p, row in zip(pos_lists, hits.indices)]
+        scores = run.sources.pair_scores(run, rows, qtexts, docs)
+        values = np.full(hits.indices.shape, np.nan, np.float32)
+        positives = []
+        for i, (p, row, s) in enumerate(zip(pos_lists, hits.indices, scores)):
+            s = np.asarray(s, dtype=np.float32)
+            positives.append(s[: len(p)])
+            values[i, row >= 0] = s[len(p) :]
+        out["pair_score"] = (values, positives)
+    return out
+
+
+class LiveSources:
+    """Where a mining run's values come from: its retriever, the evidence gathered from the indexes and inputs,
+    and the judge, scoring as it goes. (``negmine.stored.StoredSources`` reads them back from a candidates file.)"""
+
+    def search(self, run: Run, rows: np.ndarray, qtexts: Sequence[str], progress: Progress) -> Any:
+        if run.dense is not None:
+            run.dense.given_query_vectors = run.given_queries[rows] if run.given_queries is not None else None
+        return run.retriever.search(qtexts, run.depth, progress)
+
+    def evidence(self, run: Run, indices: np.ndarray, positions: np.ndarray, pos_lists: list[list[int]],
+                 qtexts: Sequence[str]) -> evidence.Evidence:
+        """The evidence the enabled rules read (every kind with ``--score-all``, for the candidates file)."""
+        config = run.config
+        everything = config.score_all
+        cross = (config.cross_query is not None or everything) and run.dense is not None
+        return evidence.gather(
+            indices, positions, pos_lists, bm25=run.bm25, query_texts=qtexts, doc_texts=run.inputs.corpus.texts,
+            owners=run.owners, normalized_queries=run.query_hashes,
+            query_vectors=(lambda p: _query_vectors(run, p)) if cross else None,
+            cross_query=config.cross_query is not None or everything,
+            lexical=config.lexical_overlap is not None or everything, agreement=config.agreement or everything)
+
+    def scorers(self, run: Run, rows: np.ndarray, qtexts: Sequence[str], pos_lists: list[list[int]]
+                ) -> tuple[Scorer, Optional[Scorer], Optional[Scorer]]:
+        """The judge, the retrieval bi-encoder's cosine, and the cosine to the positives, for a batch."""
+        vectors = _vectors(run, qtexts, rows)
+        assert vectors is not None
+        return (make_scorer(run, qtexts, vectors), BiEncoderScorer(vectors), PositiveSimilarity(vectors, pos_lists))
+
+    def pair_scores(self, run: Run, rows: np.ndarray, qtexts: Sequence[str], docs: list[list[int]]
+                    ) -> list[np.ndarray]:
+        """The retriever's own scores of given documents for each of a batch's queries (after its search)."""
+        return run.retriever.pair_scores(list(qtexts), docs)
+
+    def judge_name(self, run: Run) -> str:
+        return run.judge.cross.name if run.judge.cross is not None else "bi-encoder"
+
+    def embedder_identity(self, run: Run) -> Optional[dict[str, Any]]:
+        return identity_record(run.dense.encoder) if run.dense is not None and run.dense.encoder else None
+
+    def judge_identity(self, run: Run, always: bool = False) -> Optional[dict[str, Any]]:
+        """The judge, as the provenance records it: ``None`` when no rule read its scores (unless ``always``)."""
+        if not run.rules.need_scores and not always:
+            return None
+        if run.judge.cross is not None:
+            return run.judge.cross.identity()
+        encoder = run.judge.encoder or (run.dense.encoder if run.dense is not None else None)
+        return {"type": "bi-encoder", "model": identity_record(encoder) if encoder else None}
 
 
 class Sinks:
-    """Where the batches' rows go: the output and the candidates file, each written in fixed row groups into a
-    temporary file (or, without an output path, kept in memory)."""
+    """Where the batches' rows go: the output, the candidates file and the false-negatives file, each written in
+    fixed row groups into a temporary file (or, without an output path, kept in memory)."""
 
-    def __init__(self, output: Optional[Path], candidates: Optional[Path]) -> None:
+    def __init__(self, output: Optional[Path], candidates: Optional[Path],
+                 false_negatives: Optional[Path] = None) -> None:
+        self.output_path = output
         self.output = io.ParquetSink(output, OUTPUT_ROW_GROUP) if output is not None else None
         self.candidates = io.ParquetSink(candidates, CANDIDATES_ROW_GROUP) if candidates is not None else None
+        self.false_negatives = io.ParquetSink(false_negatives, CANDIDATES_ROW_GROUP) \
+            if false_negatives is not None else None
         self.tables: list[pa.Table] = []
 
     def write(self, result: BatchResult, run: Run) -> None:
@@ -483,26 +659,45 @@ class Sinks:
             self.tables.append(table)
         if self.candidates is not None and result.candidates is not None:
             self.candidates.write(build_candidates_table(result.candidates, inputs.queries, inputs.corpus))
+        if self.false_negatives is not None and result.false_negatives is not None:
+            self.false_negatives.write(build_false_negatives_table(result.false_negatives, inputs.queries,
+                                                                   inputs.corpus))
 
     def commit(self, metadata: dict[str, Any], run: Run) -> Optional[pa.Table]:
         """Publish the files; the in-memory table when there is no output file."""
-        empty = select_columns(build_table(_empty_selection(), run.inputs.queries, run.inputs.corpus,
-                                           run.config.output_format, run.config.num_negatives,
-                                           run.config.output_scores), run.config.output_format, run.config.columns)
+        def empty(build: Any) -> pa.Table:
+            return build(_empty_selection(), run.inputs.queries, run.inputs.corpus)
+
+        out_empty = select_columns(build_table(_empty_selection(), run.inputs.queries, run.inputs.corpus,
+                                               run.config.output_format, run.config.num_negatives,
+                                               run.config.output_scores), run.config.output_format,
+                                   run.config.columns)
         if self.candidates is not None:
-            self.candidates.commit(metadata)
+            self.candidates.commit({**metadata, "candidates": candidates_record(run)})
+        if self.false_negatives is not None:
+            self.false_negatives.commit(metadata, build_false_negatives_table(None, run.inputs.queries,
+                                                                              run.inputs.corpus))
         if self.output is not None:
-            self.output.commit(metadata, empty)
+            self.output.commit(metadata, out_empty)
             return None
-        table = pa.concat_tables(self.tables) if self.tables else empty
+        table = pa.concat_tables(self.tables) if self.tables else out_empty
         meta = dict(table.schema.metadata or {})
         meta[io.METADATA_KEY] = json.dumps(metadata, sort_keys=True, default=str).encode("utf-8")
         return table.replace_schema_metadata(meta)
 
     def abort(self) -> None:
-        for sink in (self.output, self.candidates):
+        for sink in (self.output, self.candidates, self.false_negatives):
             if sink is not None:
                 sink.abort()
+
+
+def candidates_record(run: Run) -> dict[str, Any]:
+    """What a candidates file holds, in its metadata: the retrieval depth, whether every candidate was scored,
+    and the judge that scored (``negmine refilter`` reads them back)."""
+    return {"depth": run.depth, "score_all": run.config.score_all,
+            "judge": run.sources.judge_identity(run, always=True) if judges_all(run.config)
+            or run.rules.need_scores else None,
+            "judge_kind": run.judge.kind, "judge_name": run.sources.judge_name(run)}
 
 
 def run_key(run: Run, audit: bool) -> Optional[str]:
@@ -521,7 +716,8 @@ def run_key(run: Run, audit: bool) -> Optional[str]:
         "version": __version__, "config": settings, "audit": audit,
         "inputs": {role: io.fingerprint(path) for role, path in sorted(run.inputs.files.items())},
         "embedder": identity_record(run.dense.encoder) if run.dense is not None and run.dense.encoder else None,
-        "judge": _judge_identity(run),
+        "judge": run.sources.judge_identity(run, always=True) if judges_all(run.config) or run.rules.need_scores
+        else None,
     }
     return digest_of(json.dumps(parts, sort_keys=True, default=str))[:32]
 
@@ -663,21 +859,6 @@ def _query_vectors(run: Run, positions: np.ndarray) -> np.ndarray:
     return run.dense.embed(run.inputs.queries.texts.take(rows), "query", count=False)
 
 
-def _scorer_name(run: Run) -> str:
-    if run.judge.cross is not None:
-        return run.judge.cross.name
-    return "bi-encoder"
-
-
-def _judge_identity(run: Run) -> Optional[dict[str, Any]]:
-    if not run.rules.need_scores:
-        return None
-    if run.judge.cross is not None:
-        return run.judge.cross.identity()
-    encoder = run.judge.encoder or (run.dense.encoder if run.dense is not None else None)
-    return {"type": "bi-encoder", "model": identity_record(encoder) if encoder else None}
-
-
 def _empty_selection() -> Any:
     from negmine.write import Selection
 
@@ -700,7 +881,7 @@ def _bm25_part(retriever: Retriever, config: MineConfig, corpus: Corpus, cache: 
     from negmine.bm25 import BM25Retriever
     from negmine.fusion import HybridRetriever
 
-    if config.lexical_overlap is None and not config.agreement:
+    if config.lexical_overlap is None and not config.agreement and not config.score_all:
         return None
     if isinstance(retriever, BM25Retriever):
         return retriever
@@ -716,7 +897,8 @@ def _index_dir_gaps(config: MineConfig, corpus: Corpus, folder: Path, encoder: O
     from negmine.bm25 import BM25Retriever, cached_settings
 
     gaps = []
-    if config.retriever in ("bm25", "hybrid") or config.lexical_overlap is not None or config.agreement:
+    if config.retriever in ("bm25", "hybrid") or config.lexical_overlap is not None or config.agreement \
+            or config.score_all:
         bm25 = BM25Retriever(config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer,
                              config.bm25_stopwords)
         if not bm25.is_cached(corpus.texts, folder):

@@ -42,6 +42,7 @@ class MineStats:
     short_examples: list[str] = field(default_factory=list)
     short_by_rule: dict[str, int] = field(default_factory=dict)
     short_weak_positive: int = 0
+    promoted_positives: int = 0
     scores: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,7 +51,7 @@ class MineStats:
     def add(self, other: "MineStats") -> None:
         """Add a query batch's counts to these (the run's)."""
         for name in ("candidates_seen", "pairs_scored", "positive_pairs_scored", "not_scored", "negatives_written",
-                     "rows_written", "short_pairs", "short_queries", "short_weak_positive"):
+                     "rows_written", "short_pairs", "short_queries", "short_weak_positive", "promoted_positives"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for target, extra in ((self.dropped, other.dropped), (self.short_by_rule, other.short_by_rule)):
             for key, n in extra.items():
@@ -128,6 +129,9 @@ def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True
             q = stats.scores[role]
             if q["count"]:
                 rows.append((f"{role} scores", f"p5 {q['p5']:.3f}  median {q['p50']:.3f}  p95 {q['p95']:.3f}"))
+    if stats.promoted_positives:
+        rows.append(("promoted to positives", f"{stats.promoted_positives:,} likely false negatives (written as "
+                                              "extra positive rows)"))
     rows.append(("negatives written", f"{stats.negatives_written:,} in {stats.rows_written:,} rows"))
     short = (f"{stats.short_queries:,} queries ({stats.short_pairs:,} query-positive pairs) got fewer than "
              f"{num_negatives}")

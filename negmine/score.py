@@ -79,6 +79,138 @@ class BiEncoderScorer:
         return np.einsum("ij,ij->i", self.vectors.queries(query_rows), self.vectors.docs(docs)).astype(np.float32)
 
 
+class PositiveSimilarity:
+    """Scores (query row, document) by the document's highest bi-encoder cosine to one of the query's positives:
+    what the near-duplicate rule reads."""
+
+    name = "positive similarity"
+
+    def __init__(self, vectors: Vectors, positives: Sequence[Sequence[int]]) -> None:
+        self.vectors = vectors
+        self.positives = positives
+        self._pos: dict[int, np.ndarray] = {}
+
+    def identity(self) -> dict[str, Any]:
+        return {"type": self.name}
+
+    def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        if len(docs) == 0:
+            return np.empty(0, dtype=np.float32)
+        for q in {int(q) for q in query_rows} - set(self._pos):
+            self._pos[q] = self.vectors.docs(np.asarray(self.positives[q], dtype=np.int64))
+        dv = self.vectors.docs(np.asarray(docs, dtype=np.int64))
+        return np.array([float(np.max(self._pos[int(q)] @ v)) for q, v in zip(query_rows, dv)], dtype=np.float32)
+
+
+class MissingScore(LookupError):
+    """A value a rule needs was not computed ahead (``what``: its name; ``row``, ``doc``: the pair)."""
+
+    def __init__(self, what: str, row: int, doc: int) -> None:
+        super().__init__(f"no {what} for query row {row}, document {doc}")
+        self.what, self.row, self.doc = what, row, doc
+
+
+class LookupScorer:
+    """A Scorer over values computed ahead: ``values[q, c]`` for the candidate at ``indices[q, c]``, and
+    ``positive_values[q][j]`` for the query's ``j``-th positive (NaN: not computed, which raises ``MissingScore``).
+
+    Args:
+        name: The name of the scorer the values came from (the summary shows it).
+        what: The values' name, for ``MissingScore``.
+    """
+
+    def __init__(self, name: str, what: str, indices: np.ndarray, values: np.ndarray,
+                 positives: Sequence[Sequence[int]], positive_values: Sequence[np.ndarray]) -> None:
+        self.name, self.what = name, what
+        self._table: dict[tuple[int, int], float] = {}
+        q, c = np.nonzero(indices >= 0)
+        for qq, d, v in zip(q.tolist(), indices[q, c].tolist(), values[q, c].tolist()):
+            self._table[(qq, d)] = v
+        for qq, (pos, vals) in enumerate(zip(positives, positive_values)):
+            for d, v in zip(pos, np.asarray(vals).tolist()):
+                if not np.isnan(v) or (qq, int(d)) not in self._table:
+                    self._table[(qq, int(d))] = v
+
+    def identity(self) -> dict[str, Any]:
+        return {"type": self.name}
+
+    def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        out = np.empty(len(docs), dtype=np.float32)
+        for i, (q, d) in enumerate(zip(np.asarray(query_rows).tolist(), np.asarray(docs).tolist())):
+            v = self._table.get((q, d), np.nan)
+            if np.isnan(v):
+                raise MissingScore(self.what, q, d)
+            out[i] = v
+        return out
+
+
+@dataclass
+class Prescored:
+    """A batch's values computed ahead of sampling, for every candidate in ``cells`` and every positive: the
+    judge's score, the retrieval bi-encoder's cosine (the agreement rule's dense half) and the highest cosine to
+    a positive (the near-duplicate rule); ``(n, k)`` like the candidates, NaN elsewhere, ``None`` when not wanted.
+
+    ``--score-all`` computes them for every retrieved candidate (what ``negmine refilter`` reads back from the
+    candidates file), SimANS for the candidates it samples from.
+    """
+
+    judge: np.ndarray
+    positive_judge: list[np.ndarray]
+    cosine: Optional[np.ndarray] = None
+    positive_cosine: Optional[list[np.ndarray]] = None
+    similarity: Optional[np.ndarray] = None
+    pairs: int = 0
+    positive_pairs: int = 0
+
+    def scorers(self, indices: np.ndarray, positives: Sequence[Sequence[int]], judge_name: str
+                ) -> tuple[LookupScorer, Optional[LookupScorer], Optional[LookupScorer]]:
+        """The judge, cosine and positive-similarity scorers that read these values."""
+        judge = LookupScorer(judge_name, "judge score (reranker_score)", indices, self.judge, positives,
+                             self.positive_judge)
+        cosine = None if self.cosine is None or self.positive_cosine is None else LookupScorer(
+            "bi-encoder", "bi-encoder cosine (cosine)", indices, self.cosine, positives, self.positive_cosine)
+        similarity = None if self.similarity is None else LookupScorer(
+            "positive similarity", "cosine to the positives (positive_similarity)", indices, self.similarity,
+            positives, [np.full(len(p), np.nan, np.float32) for p in positives])
+        return judge, cosine, similarity
+
+
+def prescore(indices: np.ndarray, cells: np.ndarray, positives: Sequence[Sequence[int]], judge: Scorer,
+             cosine: Optional[Scorer] = None, similarity: Optional[Scorer] = None,
+             progress: Optional[Progress] = None, round_size: int = 4096) -> Prescored:
+    """Score the candidates ``cells`` (an ``(n, k)`` mask) and every positive with the judge, and with ``cosine``
+    and ``similarity`` when given, in rounds of ``round_size`` pairs."""
+    progress = progress or Progress()
+    n, k = indices.shape
+    pos_q = np.concatenate([np.full(len(p), q) for q, p in enumerate(positives)]).astype(np.int64)
+    pos_d = np.concatenate([np.asarray(p, dtype=np.int64) for p in positives])
+    bounds = np.cumsum([0] + [len(p) for p in positives])
+
+    def split(flat: np.ndarray) -> list[np.ndarray]:
+        return [flat[bounds[q] : bounds[q + 1]] for q in range(n)]
+
+    with progress.stage(f"scoring positives ({judge.name})", total=len(pos_d)) as advance:
+        positive_judge = split(judge.score(pos_q, pos_d))
+        positive_cosine = split(cosine.score(pos_q, pos_d)) if cosine is not None else None
+        advance(len(pos_d))
+    q, c = np.nonzero(cells & (indices >= 0))
+    d = indices[q, c]
+    out = Prescored(np.full((n, k), np.nan, np.float32), positive_judge,
+                    np.full((n, k), np.nan, np.float32) if cosine is not None else None, positive_cosine,
+                    np.full((n, k), np.nan, np.float32) if similarity is not None else None, int(q.size),
+                    len(pos_d))
+    with progress.stage(f"scoring candidates ({judge.name})", total=int(q.size)) as advance:
+        for start in range(0, q.size, round_size):
+            part = slice(start, start + round_size)
+            out.judge[q[part], c[part]] = judge.score(q[part], d[part])
+            if cosine is not None and out.cosine is not None:
+                out.cosine[q[part], c[part]] = cosine.score(q[part], d[part])
+            if similarity is not None and out.similarity is not None:
+                out.similarity[q[part], c[part]] = similarity.score(q[part], d[part])
+            advance(len(d[part]))
+    return out
+
+
 @dataclass
 class CrossEncoderScorer:
     """A sentence-transformers CrossEncoder; scores are what its ``predict`` returns (with the model's default
@@ -254,6 +386,9 @@ class ScoredCandidates:
         reference: Per query, the positive score margins were taken from.
         picks: ``picks[q][j]``: chosen positions for query ``q``'s ``j``-th positive, in rank order.
         pairs_scored: Reranker pairs scored against candidates (positives not included).
+        positive_pairs_scored: Reranker pairs scored against positives.
+        positive_cosines: Per query, the retrieval bi-encoder's cosine of each positive (NaN unless the agreement
+            rule read it).
     """
 
     reasons: np.ndarray
@@ -263,6 +398,7 @@ class ScoredCandidates:
     picks: list[list[np.ndarray]]
     pairs_scored: int = 0
     positive_pairs_scored: int = 0
+    positive_cosines: list[np.ndarray] = field(default_factory=list)
 
 
 def lazy_select(
@@ -280,6 +416,7 @@ def lazy_select(
     bm25_margin: Optional[np.ndarray] = None,
     cosine: Optional[Scorer] = None,
     calibration: Optional[np.ndarray] = None,
+    similarity: Optional[Scorer] = None,
 ) -> ScoredCandidates:
     """Walk each query-positive pair's candidate order, scoring candidates only when the walk reaches them.
 
@@ -290,7 +427,8 @@ def lazy_select(
 
     ``bm25_margin`` (per candidate, its BM25 score minus the reference positive's) and ``cosine`` (the retrieval
     bi-encoder, when it is not the judge) serve the agreement rule; ``calibration`` (every positive's judge score
-    in the run, sorted) the percentile gate (default: this call's positives).
+    in the run, sorted) the percentile gate (default: this call's positives). ``similarity`` scores each
+    candidate's highest cosine to its query's positives for the near-duplicate rule (default: from ``vectors``).
     """
     progress = progress or Progress()
     nq, k = indices.shape
@@ -314,13 +452,15 @@ def lazy_select(
     agreement = rules.agreement and bm25_margin is not None
     cosine = cosine or scorer
     cosine_reference = np.full(nq, np.nan, dtype=np.float32)
+    pos_cos = np.full(len(pos_d), np.nan, dtype=np.float32)
     if agreement:
         pos_cos = flat if cosine is scorer and rules.need_scores else cosine.score(pos_q, pos_d)
         cosine_reference[:] = [filters.margin_reference(pos_cos[bounds[q] : bounds[q + 1]], rules.margin_reference)
                                for q in range(nq)]
-    pos_vecs = None
-    if rules.max_positive_similarity is not None and vectors is not None:
-        pos_vecs = [vectors.docs(np.asarray(p, dtype=np.int64)) for p in positives]
+    if similarity is None and rules.max_positive_similarity is not None and vectors is not None:
+        similarity = PositiveSimilarity(vectors, positives)
+    if rules.max_positive_similarity is None:
+        similarity = None
 
     def score_cells(cells: list[tuple[int, int]]) -> None:
         if not cells:
@@ -329,10 +469,7 @@ def lazy_select(
         r = np.array([c[1] for c in cells], dtype=np.int64)
         d = indices[q, r]
         s = scorer.score(q, d) if rules.need_scores else np.full(len(cells), np.nan, np.float32)
-        sims = None
-        if pos_vecs is not None and vectors is not None:
-            dv = vectors.docs(d)
-            sims = np.array([float(np.max(pos_vecs[qq] @ v)) for qq, v in zip(q, dv)], dtype=np.float32)
+        sims = similarity.score(q, d) if similarity is not None else None
         agree = None
         if agreement:
             assert bm25_margin is not None
@@ -399,33 +536,36 @@ def lazy_select(
     if not rules.need_scores:  # only embedding similarities were checked: no reranker ran
         pairs_scored = 0
     return ScoredCandidates(reasons, scores, pos_scores, reference, picks, pairs_scored,
-                            len(pos_d) if rules.need_scores else 0)
+                            len(pos_d) if rules.need_scores else 0,
+                            [pos_cos[bounds[q] : bounds[q + 1]] for q in range(nq)])
 
 
-def judge_scores(sel: Any, scored: ScoredCandidates) -> None:
+def judge_scores(sel: Any, scores: np.ndarray, positive_scores: Sequence[np.ndarray]) -> None:
     """Fill a batch's ``Selection`` with the judge's scores of its positives and negatives (``sel.query`` rows are
-    the batch's rows in order)."""
+    the batch's rows in order; ``scores`` ``(n, k)`` of the candidates, ``positive_scores`` per row, in the order
+    of the selection's positives)."""
     row_of: dict[int, int] = {}
     j_of: dict[int, int] = {}
     for i, q in enumerate(sel.query):
         row = row_of.setdefault(int(q), len(row_of))
         j = j_of.get(row, 0)
         j_of[row] = j + 1
-        sel.positive_score[i] = scored.positive_scores[row][j]
-        sel.negative_scores[i] = scored.scores[row, sel.negative_positions[i]]
+        sel.positive_score[i] = positive_scores[row][j]
+        sel.negative_scores[i] = scores[row, sel.negative_positions[i]]
 
 
-def retriever_scores(sel: Any, retriever: Any, texts: Sequence[str]) -> None:
+def retriever_scores(sel: Any, pair_scores: Any) -> None:
     """Fill a batch's ``Selection`` with the retriever's own pair scores (BM25's, or the bi-encoder's cosine for
-    dense and hybrid, whose fused scores exist only for retrieved documents); ``texts``: the batch's queries."""
+    dense and hybrid, whose fused scores exist only for retrieved documents): ``pair_scores(docs)`` gives, for each
+    of the batch's queries, the scores of its list of documents."""
     row_of: dict[int, int] = {}
     for q in sel.query:
         row_of.setdefault(int(q), len(row_of))
     docs: list[list[int]] = [[] for _ in row_of]
     for i, q in enumerate(sel.query):
         docs[row_of[int(q)]].extend([int(sel.positive[i]), *map(int, sel.negatives[i])])
-    scores = retriever.pair_scores(list(texts), docs)
-    lookup = [dict(zip(d, s)) for d, s in zip(docs, scores)]
+    scores = pair_scores(docs)
+    lookup = [dict(zip(d, np.asarray(s).tolist())) for d, s in zip(docs, scores)]
     for i, q in enumerate(sel.query):
         table = lookup[row_of[int(q)]]
         sel.positive_score[i] = table[int(sel.positive[i])]

@@ -26,6 +26,7 @@ class Selection:
         negatives: Corpus indices of each pair's negatives, best-ranked first.
         negative_scores: Their scores, aligned with ``negatives``.
         negative_positions: Their positions (ranks) in the query's candidate list.
+        negative_bands: Their difficulty bands (``--difficulty-bands``), or ``None``.
     """
 
     query: np.ndarray
@@ -34,6 +35,7 @@ class Selection:
     negatives: list[np.ndarray]
     negative_scores: list[np.ndarray]
     negative_positions: list[np.ndarray]
+    negative_bands: Optional[list[np.ndarray]] = None
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat arrays (the negatives concatenated, with offsets), to store."""
@@ -42,17 +44,22 @@ class Selection:
         def flat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
             return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
 
-        return {"query": self.query, "positive": self.positive, "positive_score": self.positive_score,
-                "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                "negatives": flat(self.negatives, np.int64), "negative_scores": flat(self.negative_scores, np.float32),
-                "negative_positions": flat(self.negative_positions, np.int64)}
+        out = {"query": self.query, "positive": self.positive, "positive_score": self.positive_score,
+               "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+               "negatives": flat(self.negatives, np.int64), "negative_scores": flat(self.negative_scores, np.float32),
+               "negative_positions": flat(self.negative_positions, np.int64)}
+        if self.negative_bands is not None:
+            out["negative_bands"] = flat(self.negative_bands, np.int8)
+        return out
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> "Selection":
         o = a["offsets"]
         cut = [(int(o[i]), int(o[i + 1])) for i in range(len(o) - 1)]
+        bands = [a["negative_bands"][i:j] for i, j in cut] if "negative_bands" in a else None
         return cls(a["query"], a["positive"], a["positive_score"], [a["negatives"][i:j] for i, j in cut],
-                   [a["negative_scores"][i:j] for i, j in cut], [a["negative_positions"][i:j] for i, j in cut])
+                   [a["negative_scores"][i:j] for i, j in cut], [a["negative_positions"][i:j] for i, j in cut],
+                   bands)
 
 
 def _list_array(offsets: np.ndarray, values: pa.Array) -> pa.Array:
@@ -77,6 +84,8 @@ def build_table(
     """The output table for ``output_format`` (``triplet``, ``n-tuple`` or ``labeled-list``).
 
     ``n-tuple`` rows need exactly ``num_negatives`` negatives: a pair with fewer is left out (and counted short).
+    With ``sel.negative_bands``, a ``difficulty_band`` column (``difficulty_bands`` lists for ``n-tuple`` and
+    ``labeled-list``, 0 for the positive) gives each negative's band.
     """
     q_text = _Take(queries.text_array)
     q_ids = _Take(queries.id_array)
@@ -88,6 +97,7 @@ def build_table(
         np.concatenate(sel.negative_scores).astype(np.float32) if sel.negative_scores else np.empty(0, np.float32)
     )
     cols: dict[str, pa.Array] = {}
+    bands = sel.negative_bands
 
     if output_format == "triplet":
         q = np.repeat(sel.query, counts)
@@ -101,6 +111,9 @@ def build_table(
         if output_scores:
             cols["positive_score"] = pa.array(np.repeat(sel.positive_score, counts).astype(np.float32))
             cols["negative_score"] = pa.array(flat_score)
+        if bands is not None:
+            cols["difficulty_band"] = pa.array(np.concatenate(bands).astype(np.int8) if bands else
+                                               np.empty(0, np.int8))
     elif output_format == "n-tuple":
         full = counts == num_negatives
         rows = np.flatnonzero(full)
@@ -120,6 +133,9 @@ def build_table(
             ) if rows.size else np.empty((0, num_negatives + 1))
             cols["scores"] = _list_array(np.arange(rows.size + 1) * (num_negatives + 1),
                                          pa.array(scores.ravel().astype(np.float32)))
+        if bands is not None:
+            values = np.concatenate([bands[r] for r in rows]).astype(np.int8) if rows.size else np.empty(0, np.int8)
+            cols["difficulty_bands"] = _list_array(offsets, pa.array(values))
     elif output_format == "labeled-list":
         rows = np.flatnonzero(counts > 0)
         docs = [np.concatenate([[sel.positive[r]], sel.negatives[r]]).astype(np.int64) for r in rows]
@@ -135,6 +151,10 @@ def build_table(
             flat = [np.concatenate([[sel.positive_score[r]], sel.negative_scores[r]]) for r in rows]
             values = np.concatenate(flat).astype(np.float32) if flat else np.empty(0, np.float32)
             cols["scores"] = _list_array(offsets, pa.array(values))
+        if bands is not None:  # 0 for the positive
+            parts = [np.concatenate([[0], bands[r]]) for r in rows]
+            cols["difficulty_bands"] = _list_array(offsets, pa.array(
+                np.concatenate(parts).astype(np.int8) if parts else np.empty(0, np.int8)))
     else:  # pragma: no cover - the config validates the format
         raise ValueError(output_format)
     return pa.table(cols)
@@ -172,10 +192,17 @@ def negatives_in(table: pa.Table, output_format: str) -> int:
 def candidate_columns(
     query_rows: np.ndarray, hits: Any, reasons: np.ndarray, picks: Sequence[Sequence[np.ndarray]],
     scores: Optional[np.ndarray], reference: Optional[np.ndarray],
+    positives: Optional[Sequence[Sequence[int]]] = None, positive_scores: Optional[Sequence[np.ndarray]] = None,
+    extras: Optional[dict[str, tuple[np.ndarray, Sequence[np.ndarray]]]] = None,
 ) -> dict[str, np.ndarray]:
-    """Every candidate of a batch, as compact columns (query and corpus rows, ranks, scores, a status code).
+    """Every candidate of a batch, as compact columns (query and corpus rows, ranks, scores, a status code), each
+    query's candidates followed (with ``positives``) by one row per known positive of it (status QREL, rank -1)
+    with its scores.
 
-    ``status`` is a reason code of ``negmine.filters`` or SELECTED (written as a negative).
+    ``status`` is a reason code of ``negmine.filters``, SELECTED (written as a negative) or QREL. ``scores`` are
+    the judge's (``(n, k)``, NaN where not scored; ``positive_scores`` per query), ``reference`` the positive
+    score each query's margins were taken from; ``extras`` more values by name, each as (``(n, k)`` per candidate,
+    per query per positive).
     """
     q, cols = np.nonzero(hits.indices >= 0)
     status = reasons[q, cols].astype(np.int8)
@@ -184,48 +211,102 @@ def candidate_columns(
         for chosen in per_pos:
             selected[row, chosen] = True
     status[selected[q, cols]] = SELECTED
-    out = {"query": np.asarray(query_rows, dtype=np.int64)[q], "doc": hits.indices[q, cols].astype(np.int64),
-           "rank": cols.astype(np.int32), "retrieval_score": hits.scores[q, cols].astype(np.float32),
-           "status": status}
+    rows = np.asarray(query_rows, dtype=np.int64)
+    pos = positives if positives is not None else [[] for _ in range(len(rows))]
+    pq = np.repeat(np.arange(len(rows)), [len(p) for p in pos]).astype(np.int64)
+    pd_ = np.fromiter((d for p in pos for d in p), dtype=np.int64, count=int(pq.size))
+
+    def both(per_cell: np.ndarray, per_positive: Optional[Sequence[np.ndarray]], dtype: Any, fill: Any) -> np.ndarray:
+        tail = np.concatenate([np.asarray(v) for v in per_positive]) if per_positive is not None and len(pq) \
+            else np.full(len(pq), fill)
+        return np.concatenate([per_cell, tail.astype(dtype)]).astype(dtype)
+
+    out = {"query": np.concatenate([rows[q], rows[pq]]), "doc": np.concatenate([hits.indices[q, cols], pd_]),
+           "rank": np.concatenate([cols, np.full(len(pq), -1)]).astype(np.int32),
+           "retrieval_score": np.concatenate([hits.scores[q, cols], np.full(len(pq), np.nan)]).astype(np.float32),
+           "status": np.concatenate([status, np.full(len(pq), QREL)]).astype(np.int8)}
     for name, ranks in getattr(hits, "source_ranks", {}).items():
-        out[f"{name}_rank"] = ranks[q, cols].astype(np.int32)
+        out[f"{name}_rank"] = np.concatenate([ranks[q, cols], np.full(len(pq), -1)]).astype(np.int32)
     if scores is not None:
-        out["reranker_score"] = scores[q, cols].astype(np.float32)
-        out["positive_score"] = (reference[q] if reference is not None
-                                 else np.full(len(q), np.nan)).astype(np.float32)
-    return out
+        out["reranker_score"] = both(scores[q, cols], positive_scores, np.float32, np.nan)
+        ref = reference[q] if reference is not None else np.full(len(q), np.nan)
+        ref_pos = reference[pq] if reference is not None else np.full(len(pq), np.nan)
+        out["positive_score"] = np.concatenate([ref, ref_pos]).astype(np.float32)
+    for name, (per_cell, per_positive) in (extras or {}).items():
+        out[name] = both(per_cell[q, cols], per_positive, np.float32, np.nan)
+    order = np.argsort(np.concatenate([q, pq]), kind="stable")  # each query's candidates, then its positives
+    return {k: v[order] for k, v in out.items()}
 
 
 #: The status code of a candidate written as a negative (beside the reason codes of negmine.filters).
 SELECTED = -2
+#: The status of a candidates-file row that is a known positive of its query, with its scores (not a candidate).
+QREL = -3
+#: Value columns a candidates file may hold beside the judge's ``reranker_score``, in this order.
+CANDIDATE_VALUES = ("cosine", "positive_similarity", "bm25_score", "twin_similarity", "lexical_overlap",
+                    "pair_score")
+
+
+def status_names(codes: np.ndarray) -> list[str]:
+    """The candidates file's status names of status codes (reason codes, SELECTED, QREL)."""
+    from negmine.filters import REASONS
+
+    names = np.array([*REASONS, "selected", "qrel"], dtype=object)
+    codes = np.asarray(codes, dtype=np.int64)
+    at = np.where(codes == SELECTED, len(REASONS), np.where(codes == QREL, len(REASONS) + 1, codes))
+    return names[at].tolist()
 
 
 def build_candidates_table(columns: dict[str, np.ndarray], queries: Queries, corpus: Corpus) -> pa.Table:
     """The candidates file's rows for ``candidate_columns``: ranks, scores, and each candidate's fate.
 
     ``status`` is ``selected`` (written as a negative), ``kept`` (passed every rule, not needed), ``not_scored``
-    (lazy scoring stopped before it), or the name of the rule that dropped it.
+    (lazy scoring stopped before it), the name of the rule that dropped it, or ``qrel`` for a row that is a known
+    positive of the query (empty rank), with its scores: what margins and calibrations are computed from.
     """
-    from negmine.filters import REASONS
-
-    names = np.array([*REASONS, "selected"], dtype=object)
     table = {
         "query_id": _Take(queries.id_array).take(columns["query"]),
         "doc_id": _Take(corpus.id_array).take(columns["doc"]),
-        "rank": pa.array(columns["rank"]),
-        "retrieval_score": pa.array(columns["retrieval_score"]),
+        "rank": pa.array(columns["rank"], mask=columns["rank"] < 0),
+        "retrieval_score": pa.array(columns["retrieval_score"], mask=np.isnan(columns["retrieval_score"])),
     }
     for name in ("bm25", "dense"):
         if f"{name}_rank" in columns:
             r = columns[f"{name}_rank"]
             table[f"{name}_rank"] = pa.array(r, mask=r < 0)
-    if "reranker_score" in columns:
-        for col in ("reranker_score", "positive_score"):
+    for col in ("reranker_score", "positive_score", *CANDIDATE_VALUES):
+        if col in columns:
             v = columns[col]
             table[col] = pa.array(v, mask=np.isnan(v))
-    codes = columns["status"].astype(np.int64)
-    table["status"] = pa.array(names[np.where(codes == SELECTED, len(REASONS), codes)].tolist(), type=pa.string())
+    table["status"] = pa.array(status_names(columns["status"]), type=pa.string())
     return pa.table(table)
+
+
+#: Column names of the false-negatives file: the qrels columns negmine reads by default, then the evidence.
+FN_QUERY, FN_DOC, FN_SCORE = "query-id", "corpus-id", "score"
+
+
+def build_false_negatives_table(columns: Optional[dict[str, np.ndarray]], queries: Queries, corpus: Corpus
+                                ) -> pa.Table:
+    """Rows of the false-negatives file: each candidate dropped as a likely false negative, in qrels form
+    (``query-id``, ``corpus-id``, ``score`` = 1: append them to the qrels to make them positives), with the rule
+    that dropped it, its rank in the candidate list and the judge's score (empty where not scored).
+    ``columns`` ``None``: the empty table."""
+    from negmine.filters import REASONS
+
+    if columns is None:
+        columns = {"query": np.empty(0, np.int64), "doc": np.empty(0, np.int64), "rank": np.empty(0, np.int32),
+                   "status": np.empty(0, np.int8), "judge_score": np.empty(0, np.float32)}
+    names = np.array(REASONS, dtype=object)
+    judge = columns["judge_score"]
+    return pa.table({
+        FN_QUERY: _Take(queries.id_array).take(columns["query"]),
+        FN_DOC: _Take(corpus.id_array).take(columns["doc"]),
+        FN_SCORE: pa.array(np.ones(len(columns["query"]), dtype=np.float32)),
+        "rule": pa.array(names[columns["status"].astype(np.int64)].tolist(), type=pa.string()),
+        "rank": pa.array(columns["rank"].astype(np.int32)),
+        "judge_score": pa.array(judge, mask=np.isnan(judge)),
+    })
 
 
 def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = None,
@@ -266,6 +347,8 @@ class BatchResult:
         positive_scores: The judge's scores of the batch's positives (empty when no judge scored).
         dropped_scores: The judge's scores of the candidates the score rules dropped.
         candidates: ``candidate_columns`` of the batch, when a candidates file is written.
+        false_negatives: The candidates dropped as likely false negatives (query and corpus rows, rank, rule code,
+            judge score), for ``--false-negatives-output``.
     """
 
     selection: Selection
@@ -273,6 +356,7 @@ class BatchResult:
     positive_scores: np.ndarray
     dropped_scores: np.ndarray
     candidates: Optional[dict[str, np.ndarray]] = None
+    false_negatives: Optional[dict[str, np.ndarray]] = None
 
     def to_store(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"sel.{k}": v for k, v in self.selection.to_arrays().items()}
@@ -280,7 +364,10 @@ class BatchResult:
         arrays["dropped_scores"] = self.dropped_scores
         for k, v in (self.candidates or {}).items():
             arrays[f"cand.{k}"] = v
-        return arrays, {"stats": self.stats.to_dict(), "candidates": self.candidates is not None}
+        for k, v in (self.false_negatives or {}).items():
+            arrays[f"fn.{k}"] = v
+        return arrays, {"stats": self.stats.to_dict(), "candidates": self.candidates is not None,
+                        "false_negatives": self.false_negatives is not None}
 
     @classmethod
     def from_store(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> "BatchResult":
@@ -288,4 +375,5 @@ class BatchResult:
 
         sel = Selection.from_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("sel.")})
         cand = {k[5:]: v for k, v in arrays.items() if k.startswith("cand.")} if meta["candidates"] else None
-        return cls(sel, MineStats(**meta["stats"]), arrays["positive_scores"], arrays["dropped_scores"], cand)
+        fn = {k[3:]: v for k, v in arrays.items() if k.startswith("fn.")} if meta.get("false_negatives") else None
+        return cls(sel, MineStats(**meta["stats"]), arrays["positive_scores"], arrays["dropped_scores"], cand, fn)

@@ -69,6 +69,11 @@ def read_table(path: Path) -> pa.Table:
     return pq.read_table(path)
 
 
+def read_candidates(path: Path) -> list[dict]:
+    """The candidate rows of a candidates file (without its 'qrel' rows: the known positives and their scores)."""
+    return [c for c in pq.read_table(path).to_pylist() if c["status"] != "qrel"]
+
+
 def strip_meta(table: pa.Table) -> pa.Table:
     return table.replace_schema_metadata(None)
 

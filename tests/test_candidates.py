@@ -50,9 +50,15 @@ def mine_cli(cli: Cli, tiny: dict[str, Path], out: Path, *extra: Any, qrels: Pat
     return result
 
 
-def check_candidates(cand: list[dict[str, Any]], out: Path, fmt: str, positives: dict[str, set[str]]) -> None:
+def check_candidates(rows: list[dict[str, Any]], out: Path, fmt: str, positives: dict[str, set[str]]) -> None:
     """What every candidates file must satisfy, given the main output it came with."""
     stats = read_metadata(out)["stats"]
+    # a 'qrel' row per known positive of each mined query, without a rank, then the candidates
+    qrels = [c for c in rows if c["status"] == "qrel"]
+    assert all(c["rank"] is None and c["retrieval_score"] is None for c in qrels)
+    assert sorted((c["query_id"], c["doc_id"]) for c in qrels) == sorted(
+        (q, d) for q, docs in positives.items() for d in docs)
+    cand = [c for c in rows if c["status"] != "qrel"]
     assert len(cand) == stats["candidates_seen"]
     keys = [(c["query_id"], c["doc_id"]) for c in cand]
     assert len(keys) == len(set(keys)), "a candidate appears twice"
@@ -84,10 +90,12 @@ def test_candidates_file_hybrid(cli: Cli, tiny: dict[str, Path], out_dir: Path, 
     mine_cli(cli, tiny, out, "--candidates-output", cand_path, "-n", "3", "--range-max", "30", "--retriever", "hybrid",
              "--relative-margin", "0.15")
     table = read_table(cand_path)
+    # the judge's scores, then the evidence the rules on (agreement, cross-query, lexical overlap) gathered
     assert table.column_names == ["query_id", "doc_id", "rank", "retrieval_score", "bm25_rank", "dense_rank",
-                                  "reranker_score", "positive_score", "status"]
-    cand = table.to_pylist()
-    check_candidates(cand, out, "triplet", tiny_info["positives"])
+                                  "reranker_score", "positive_score", "bm25_score", "twin_similarity",
+                                  "lexical_overlap", "status"]
+    check_candidates(table.to_pylist(), out, "triplet", tiny_info["positives"])
+    cand = [c for c in table.to_pylist() if c["status"] != "qrel"]
     statuses = Counter(c["status"] for c in cand)
     assert statuses["selected"] and statuses["not_scored"] and statuses["positive"] and statuses["rank_window"]
     for c in cand:
@@ -102,8 +110,11 @@ def test_candidates_file_hybrid(cli: Cli, tiny: dict[str, Path], out_dir: Path, 
         rows = sorted((c for c in cand if c["query_id"] == q), key=lambda c: c["rank"])
         scores = [c["retrieval_score"] for c in rows]
         assert scores == sorted(scores, reverse=True)
-    # the file carries the run's provenance, like the output
-    assert read_metadata(cand_path) == read_metadata(out)
+    # the file carries the run's provenance, like the output, and what it holds for negmine refilter
+    meta = read_metadata(cand_path)
+    assert meta.pop("candidates") == {"depth": 33, "score_all": False, "judge": meta["models"]["reranker"],
+                                      "judge_kind": "self", "judge_name": "bi-encoder"}
+    assert meta == read_metadata(out)
     assert sorted(p.name for p in out_dir.iterdir()) == ["c.parquet", "o.parquet"]  # no temporary leftovers
 
 
@@ -114,8 +125,8 @@ def test_candidates_file_bm25_without_scoring(cli: Cli, tiny: dict[str, Path], o
     table = read_table(cand_path)
     # no fused source ranks, and no reranker columns when nothing is scored
     assert table.column_names == ["query_id", "doc_id", "rank", "retrieval_score", "status"]
-    cand = table.to_pylist()
-    check_candidates(cand, out, "triplet", tiny_info["positives"])
+    check_candidates(table.to_pylist(), out, "triplet", tiny_info["positives"])
+    cand = [c for c in table.to_pylist() if c["status"] != "qrel"]
     assert "not_scored" not in {c["status"] for c in cand}
     assert {c["status"] for c in cand} <= {"selected", "kept", "positive", "rank_window", "duplicate_text",
                                            "duplicate_candidate"}
@@ -163,16 +174,18 @@ def test_score_all_leaves_nothing_unscored(cli: Cli, tiny: dict[str, Path], out_
     full_out, full_cand = out_dir / "full.parquet", out_dir / "full-c.parquet"
     mine_cli(cli, tiny, lazy_out, "--candidates-output", lazy_cand, "--relative-margin", "0.15")
     mine_cli(cli, tiny, full_out, "--candidates-output", full_cand, "--relative-margin", "0.15", "--score-all")
-    lazy, full = read_table(lazy_cand).to_pylist(), read_table(full_cand).to_pylist()
-    check_candidates(full, full_out, "triplet", tiny_info["positives"])
+    check_candidates(read_table(full_cand).to_pylist(), full_out, "triplet", tiny_info["positives"])
+    lazy, full = ([c for c in read_table(p).to_pylist() if c["status"] != "qrel"] for p in (lazy_cand, full_cand))
     assert "not_scored" not in {c["status"] for c in full}
-    assert all(c["reranker_score"] is not None for c in full if c["status"] not in CHEAP)
+    # every retrieved candidate but the known positives has the judge's score, the rank window's too
+    assert all((c["reranker_score"] is not None) == (c["status"] != "positive") for c in full)
     # the same candidates, and where the lazy run scored one, the same fate and score
     assert [(c["query_id"], c["doc_id"]) for c in lazy] == [(c["query_id"], c["doc_id"]) for c in full]
     for a, b in zip(lazy, full):
         if a["status"] != "not_scored":
             assert a["status"] == b["status"] or {a["status"], b["status"]} <= {"kept", "selected"}, (a, b)
-            assert a["reranker_score"] == b["reranker_score"]
+            if a["reranker_score"] is not None:
+                assert a["reranker_score"] == b["reranker_score"]
         else:
             assert b["status"] not in CHEAP
     assert {(c["query_id"], c["doc_id"]) for c in lazy if c["status"] == "selected"} == \
@@ -193,7 +206,7 @@ def test_candidates_reranker_score_matches_the_output_scores(cli: Cli, tiny: dic
     out, cand_path = out_dir / "o.parquet", out_dir / "c.parquet"
     mine_cli(cli, tiny, out, "--candidates-output", cand_path, "--output-scores", "--retriever", "bm25",
              "--relative-margin", "0.15")
-    cand = {(c["query_id"], c["doc_id"]): c for c in read_table(cand_path).to_pylist()}
+    cand = {(c["query_id"], c["doc_id"]): c for c in read_table(cand_path).to_pylist() if c["status"] != "qrel"}
     for r in read_table(out).to_pylist():
         c = cand[(r["query_id"], r["negative_id"])]
         assert c["status"] == "selected"

@@ -226,7 +226,7 @@ def test_the_file_may_hold_the_output_and_the_flags_come_after(cli: Cli, small: 
     ("num-negative = 5\n", "unknown option 'num-negative'; did you mean 'num-negatives'?"),
     ('num-negatives = "five"\n', "option 'num-negatives' takes an integer; got \"five\""),
     ("num-negatives = 0\n", "--num-negatives must be at least 1, got 0"),
-    ('sampling-strategy = "bottom"\n', "--sampling-strategy must be one of top, random; got 'bottom'"),
+    ('sampling-strategy = "bottom"\n', "--sampling-strategy must be one of top, random, simans; got 'bottom'"),
     ("range-min = 300\n", "--range-max (200) must be greater than --range-min (300)"),
     ("bm25-b = 2\n", "--bm25-b must be between 0 and 1, got 2.0"),
     ('relative-margin = "-0.5"\n', "option 'relative-margin' takes a number, \"none\" or \"auto\""),

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fakes import FakeEncoder
-from helpers import NO_SCORING_OPTIONS, assert_cli_error, mine_args, read_table
+from helpers import NO_SCORING_OPTIONS, assert_cli_error, mine_args, read_candidates
 
 import negmine
 from negmine import evidence, filters
@@ -117,7 +117,8 @@ def test_lexical_overlap_and_bm25_margin() -> None:
     indices = np.array([[1, 2, 3, -1]])
     overlap = evidence.lexical_overlap(indices, [[0]], evidence.bm25_scorer(bm25, texts))
     assert overlap[0, 0] > 0.9 and overlap[0, 1] == 0.0 and 0 < overlap[0, 2] < 0.5 and overlap[0, 3] == 0
-    margin = evidence.bm25_margin(indices, [[0]], evidence.bm25_scorer(bm25, ["cats purr"]))
+    scores, positive = evidence.bm25_scores(indices, [[0]], evidence.bm25_scorer(bm25, ["cats purr"]))
+    margin = evidence.bm25_margin(scores, positive)
     assert margin[0, 0] < 0 < -margin[0, 1] and margin[0, 3] == -np.inf
     full = bm25.scores("cats purr")
     assert margin[0, 2] == pytest.approx(full[3] - full[0])
@@ -153,7 +154,7 @@ def purr(make_parquet: Callable[..., Path]) -> dict[str, Path]:
 
 
 def statuses(path: Path) -> dict[tuple[str, str], str]:
-    return {(c["query_id"], c["doc_id"]): c["status"] for c in read_table(path).to_pylist()}
+    return {(c["query_id"], c["doc_id"]): c["status"] for c in read_candidates(path)}
 
 
 def test_each_rule_drops_what_it_should(purr: dict[str, Path], out_dir: Path) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from fakes import FakeEncoder
-from helpers import assert_cli_error, read_table
+from helpers import assert_cli_error, read_candidates, read_table
 
 from negmine import filters
 from negmine.config import MineConfig
@@ -291,7 +291,7 @@ def test_absolute_margin_and_margin_reference(cli: Cli, tiny: dict[str, Path], o
     ref = {q: float(getattr(np, how)(s)) for q, s in tiny_data["pos_scores"].items()}
     for r in table.to_pylist():
         assert r["negative_score"] <= ref[r["query_id"]] - margin + 1e-5
-    candidates = read_table(cand).to_pylist()
+    candidates = read_candidates(cand)
     dropped = [c for c in candidates if c["status"] == "absolute_margin"]
     assert dropped, "the margin should drop something on the tiny set"
     for c in candidates:
@@ -311,7 +311,7 @@ def test_margin_reference_max_drops_at_least_as_much_as_min(cli: Cli, tiny: dict
         cand = out_dir / f"c-{how}.parquet"
         run(cli, tiny, out_dir / f"o-{how}.parquet", "--absolute-margin", "0.05", "--relative-margin", "none",
             "--margin-reference", how, "--candidates-output", cand, "--score-all")
-        dropped[how] = {(c["query_id"], c["doc_id"]) for c in read_table(cand).to_pylist()
+        dropped[how] = {(c["query_id"], c["doc_id"]) for c in read_candidates(cand)
                         if c["status"] == "absolute_margin"}
     # a higher reference means a higher threshold: fewer drops, and only candidates min also drops
     assert dropped["max"] <= dropped["min"]
@@ -333,7 +333,7 @@ def test_max_and_min_score_options(cli: Cli, tiny: dict[str, Path], out_dir: Pat
                 "none", "--candidates-output", cand, "--score-all")
     scores = table.column("negative_score").to_pylist()
     assert scores and all(0.1 <= s <= 0.3 for s in scores)
-    candidates = read_table(cand).to_pylist()
+    candidates = read_candidates(cand)
     by_status: dict[str, list[float]] = {}
     for c in candidates:
         by_status.setdefault(c["status"], []).append(c["reranker_score"])
@@ -355,7 +355,7 @@ def test_max_positive_similarity_option(cli: Cli, tiny: dict[str, Path], out_dir
 
     for r in table.to_pylist():
         assert sim(r["query_id"], r["negative_id"]) <= limit + 1e-5
-    candidates = read_table(cand).to_pylist()
+    candidates = read_candidates(cand)
     near = [c for c in candidates if c["status"] == "near_duplicate"]
     assert near
     for c in candidates:
@@ -363,8 +363,12 @@ def test_max_positive_similarity_option(cli: Cli, tiny: dict[str, Path], out_dir
             assert sim(c["query_id"], c["doc_id"]) <= limit + 1e-5, c
         elif c["status"] == "near_duplicate":
             assert sim(c["query_id"], c["doc_id"]) > limit - 1e-5, c
-    # the near-duplicate rule alone needs no reranker scores: the candidates file has none
-    assert "reranker_score" not in candidates[0]
+    # --score-all keeps each candidate's cosine to its positives (and the judge's scores, for negmine refilter);
+    # no rule read the judge's scores, so the output's provenance names no reranker
+    for c in candidates:
+        if c["status"] != "positive":
+            assert c["positive_similarity"] == pytest.approx(sim(c["query_id"], c["doc_id"]), abs=1e-5)
+            assert c["reranker_score"] is not None
     assert read_metadata(out)["models"]["reranker"] is None
 
 

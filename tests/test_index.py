@@ -19,6 +19,7 @@ from helpers import (
     grouped_negatives,
     mine_args,
     positives_from_qrels,
+    read_candidates,
 )
 
 import negmine
@@ -132,7 +133,7 @@ def test_hybrid_candidates_file(cli: Cli, tiny: dict[str, Path], out_dir: Path) 
     run_ok(cli, tiny, out, "--retriever", "hybrid", "--candidates-output", cand)
     t = pq.read_table(cand)
     assert {"bm25_rank", "dense_rank", "rank", "status"} <= set(t.column_names)
-    rows = t.to_pylist()
+    rows = read_candidates(cand)
     assert all(r["bm25_rank"] is not None or r["dense_rank"] is not None for r in rows)
     assert any(r["bm25_rank"] is None for r in rows) or any(r["dense_rank"] is None for r in rows)
     assert any(r["bm25_rank"] is not None and r["dense_rank"] is not None for r in rows)
@@ -491,7 +492,7 @@ def test_fusion_options(cli: Cli, tiny: dict[str, Path], out_dir: Path) -> None:
         assert config["rrf_k"] == (0 if name == "k0" else 60)
     order = {k: t.select(["query_id", "doc_id"]).to_pylist() for k, t in tables.items()}
     assert order["score"] != order["rrf"] and order["k0"] != order["rrf"]
-    scores = {k: t.column("retrieval_score").to_pylist() for k, t in tables.items()}
+    scores = {k: [s for s in t.column("retrieval_score").to_pylist() if s is not None] for k, t in tables.items()}
     # RRF scores are at most 2 / (k + 1); score fusion sums two values in [0, 1]
     assert max(scores["rrf"]) <= 2 / 61 + 1e-9 and max(scores["k0"]) > 1 and max(scores["score"]) <= 2 + 1e-9
 

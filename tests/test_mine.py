@@ -74,7 +74,7 @@ def test_mine_unknown_option(tiny: dict[str, Path]) -> None:
 
 
 def test_mine_invalid_option_value(tiny: dict[str, Path]) -> None:
-    with pytest.raises(ConfigError, match="--sampling-strategy must be one of top, random; got 'best'"):
+    with pytest.raises(ConfigError, match="--sampling-strategy must be one of top, random, simans; got 'best'"):
         _run(tiny, sampling_strategy="best")
 
 

@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
+    from negmine.audit import Evaluation, evaluate
     from negmine.config import MineConfig
     from negmine.data import Corpus, Qrels, Queries
     from negmine.errors import ConfigError, EmptyResultError, InputError, NegmineError, StorageError
     from negmine.io import read_corpus, read_metadata, read_pairs, read_qrels, read_queries
-    from negmine.mine import IndexResult, MineResult, build_index, mine
+    from negmine.mine import IndexResult, MineResult, build_index, mine, refilter
     from negmine.progress import Progress
     from negmine.report import MineStats
+    from negmine.tuning import SweepResult, sweep
 
 #: Public name -> the module that defines it.
 _LAZY = {
@@ -38,6 +40,8 @@ _LAZY = {
     "read_corpus": "negmine.io", "read_metadata": "negmine.io", "read_pairs": "negmine.io",
     "read_qrels": "negmine.io", "read_queries": "negmine.io",
     "IndexResult": "negmine.mine", "MineResult": "negmine.mine", "build_index": "negmine.mine", "mine": "negmine.mine",
+    "refilter": "negmine.mine", "SweepResult": "negmine.tuning", "sweep": "negmine.tuning",
+    "Evaluation": "negmine.audit", "evaluate": "negmine.audit",
     "Progress": "negmine.progress",
     "MineStats": "negmine.report",
 }
@@ -47,6 +51,7 @@ __all__ = [
     "ConfigError",
     "Corpus",
     "EmptyResultError",
+    "Evaluation",
     "IndexResult",
     "InputError",
     "MineConfig",
@@ -57,13 +62,17 @@ __all__ = [
     "Qrels",
     "Queries",
     "StorageError",
+    "SweepResult",
     "build_index",
+    "evaluate",
     "mine",
     "read_corpus",
     "read_metadata",
     "read_pairs",
     "read_qrels",
     "read_queries",
+    "refilter",
+    "sweep",
 ]
 
 

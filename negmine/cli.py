@@ -406,6 +406,281 @@ def _mine_config(ctx: Any, options: dict[str, Any]) -> MineConfig:
         raise
 
 
+AS_MINED = " [default: as mined]"
+TUNING = "Tuning (each option takes a comma-separated list; the sweep runs every combination)"
+
+
+def _refilter_options(ctx: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The options of a refilter given on purpose (on the command line or in --config), as MineConfig takes them;
+    the others stay as mined."""
+    options = {}
+    for name, value in values.items():
+        if name in _NOT_CONFIG or _source(ctx, name) not in ("COMMANDLINE", "ENVIRONMENT", "DEFAULT_MAP"):
+            continue
+        options[name] = _optional_float(value, name) if name in _OPTIONAL_FLOATS else value
+    return options
+
+
+@app.command(cls=_Command)
+def refilter(
+    ctx: typer.Context,
+    candidates: Annotated[Path, typer.Argument(help="A candidates file of 'negmine mine --candidates-output' (with "
+                                               "--score-all it holds every value any setting needs).",
+                                               show_default=False)],
+    output: Annotated[Path, _opt(INPUTS, "Parquet file to write (atomically).", "--output", "-o",
+                                 show_default=False)],
+    config: Config = None,
+    corpus: Annotated[Optional[Path], _opt(INPUTS, "The corpus, when not where the candidates file's provenance "
+                                           "says (the same bytes).")] = None,
+    queries: Annotated[Optional[Path], _opt(INPUTS, "The queries, likewise.")] = None,
+    qrels: Annotated[Optional[Path], _opt(INPUTS, "The qrels, likewise.")] = None,
+    pairs: Annotated[Optional[Path], _opt(INPUTS, "The pairs file, likewise.")] = None,
+    cache_dir: Annotated[Optional[Path], _opt(INPUTS, "Cache for the inputs' Arrow copies [default: "
+                                              "$NEGMINE_CACHE_DIR or ~/.cache/negmine].")] = None,
+    range_min: Annotated[Optional[int], _opt(MINING, "Skip this many of the best-ranked non-positive candidates."
+                                             + AS_MINED, show_default=False)] = None,
+    range_max: Annotated[Optional[int], _opt(MINING, "Consider non-positive candidates up to this rank (at most "
+                                             "as mined)." + AS_MINED, show_default=False)] = None,
+    num_negatives: Annotated[Optional[int], _opt(MINING, "Negatives per query-positive pair." + AS_MINED,
+                                                 "--num-negatives", "-n", show_default=False)] = None,
+    sampling_strategy: Annotated[Optional[str], _opt(MINING, f"{_choices(SAMPLING_STRATEGIES)}." + AS_MINED,
+                                                     show_default=False)] = None,
+    simans_a: Annotated[Optional[float], _opt(MINING, "SimANS a." + AS_MINED, show_default=False)] = None,
+    simans_b: Annotated[Optional[float], _opt(MINING, "SimANS b." + AS_MINED, show_default=False)] = None,
+    seed: Annotated[Optional[int], _opt(MINING, "Random seed." + AS_MINED, show_default=False)] = None,
+    absolute_margin: Annotated[Optional[str], _opt(FILTERS, "Drop candidates scoring above positive - M; a number "
+                                                   "or none." + AS_MINED, show_default=False)] = None,
+    relative_margin: Annotated[Optional[str], _opt(FILTERS, "Drop candidates scoring above positive - |positive| "
+                                                   "x R; a number, none or auto." + AS_MINED, show_default=False)]
+    = None,
+    max_score: Annotated[Optional[str], _opt(FILTERS, "Drop candidates scoring above this; a number or none."
+                                             + AS_MINED, show_default=False)] = None,
+    min_score: Annotated[Optional[str], _opt(FILTERS, "Drop candidates scoring below this; a number or none."
+                                             + AS_MINED, show_default=False)] = None,
+    margin_reference: Annotated[Optional[str], _opt(FILTERS, f"{_choices(MARGIN_REFERENCES)}." + AS_MINED,
+                                                    show_default=False)] = None,
+    max_positive_similarity: Annotated[Optional[str], _opt(FILTERS, "Near-duplicate cosine; a number or none."
+                                                           + AS_MINED, show_default=False)] = None,
+    lexical_overlap: Annotated[Optional[str], _opt(FILTERS, "Lexical overlap share; a number or none." + AS_MINED,
+                                                   show_default=False)] = None,
+    agreement: Annotated[Optional[bool], _opt(FILTERS, "The agreement rule." + AS_MINED,
+                                              "--agreement/--no-agreement", show_default=False)] = None,
+    cross_query: Annotated[Optional[str], _opt(FILTERS, "Twin-query cosine; a number or none." + AS_MINED,
+                                               show_default=False)] = None,
+    percentile_margin: Annotated[Optional[str], _opt(FILTERS, "Percentile margin; a number or none." + AS_MINED,
+                                                     show_default=False)] = None,
+    percentile_floor: Annotated[Optional[float], _opt(FILTERS, "Percentile floor (0..1)." + AS_MINED,
+                                                      show_default=False)] = None,
+    percentile_cap: Annotated[Optional[float], _opt(FILTERS, "Percentile cap (0..1)." + AS_MINED,
+                                                    show_default=False)] = None,
+    score_all: Annotated[Optional[bool], _opt(FILTERS, "Count every candidate as scored (the statistics of a "
+                                              "--score-all run)." + AS_MINED, "--score-all/--no-score-all",
+                                              show_default=False)] = None,
+    promote_false_negatives: Annotated[Optional[bool], _opt(FILTERS, "Write likely false negatives as extra "
+                                                            "positives." + AS_MINED,
+                                                            "--promote-false-negatives/--no-promote-false-negatives",
+                                                            show_default=False)] = None,
+    output_format: Annotated[Optional[str], _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}." + AS_MINED,
+                                                 show_default=False)] = None,
+    output_scores: Annotated[Optional[bool], _opt(OUTPUT, "Add score columns." + AS_MINED,
+                                                  "--output-scores/--no-output-scores", show_default=False)] = None,
+    columns: Annotated[Optional[str], _opt(OUTPUT, f"{_choices(COLUMN_SETS)}." + AS_MINED, show_default=False)]
+    = None,
+    difficulty_bands: Annotated[Optional[int], _opt(OUTPUT, "Difficulty bands per negative." + AS_MINED,
+                                                    show_default=False)] = None,
+    false_negatives_output: FalseNegativesOutput = None,
+    allow_empty: Annotated[bool, _opt(OUTPUT, "Write the output even when every candidate was dropped.",
+                                      "--allow-empty")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Re-apply the rules and the sampling to a candidates file with other settings, without a model, a retrieval
+    or a score computed again: the output 'negmine mine' would have written with them.
+
+    \b
+    Examples:
+      negmine mine ... --score-all --candidates-output cand.parquet -o neg.parquet
+      negmine refilter cand.parquet --relative-margin 0.1 -n 10 -o neg-0.1.parquet
+
+    Options not given keep the values the candidates were mined with. A value the file lacks (mined without
+    --score-all, lazy scoring never reached it) is an error naming it. Prints the output path on stdout.
+    """
+    from negmine.mine import refilter as run_refilter
+
+    values = {k: v for k, v in locals().items() if k not in ("ctx", "candidates")}
+    with _reporting(quiet, verbose) as progress:
+        options = _refilter_options(ctx, values)
+        if allow_empty:
+            options["allow_empty"] = True
+        result = run_refilter(candidates, output, corpus=corpus, queries=queries, qrels=qrels, pairs=pairs,
+                              cache_dir=cache_dir, progress=progress, false_negatives_output=false_negatives_output,
+                              **options)
+    if not quiet:
+        from negmine.report import summary_rows
+
+        rows = summary_rows(result.stats, int(result.metadata["config"]["num_negatives"]), cache_counts=False)
+        _print_table("negmine refilter", rows, result.seconds if verbose else {}, result.output)
+    typer.echo(str(output))
+
+
+def _list_of(name: str, text: Optional[str]) -> Optional[list[Any]]:
+    """A swept option's comma-separated values, as MineConfig takes them."""
+    if text is None:
+        return None
+    from negmine.configfile import option_kinds
+
+    kind = option_kinds()[name]
+    out: list[Any] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        try:
+            if name in _OPTIONAL_FLOATS:
+                out.append(_optional_float(part, name))
+            elif kind == "bool":
+                if part.lower() not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                    raise ValueError(part)
+                out.append(part.lower() in ("true", "yes", "on", "1"))
+            elif kind in ("int", "optional int"):
+                out.append(int(part))
+            elif kind in ("float", "optional float"):
+                out.append(float(part))
+            else:
+                out.append(part)
+        except ValueError:
+            raise ConfigError(f"{flag(name)}: {part!r} is not a value of it (a comma-separated list)") from None
+    return out
+
+
+def _sweep_opt(help: str, *names: str) -> Any:
+    return _opt(TUNING, help + " Comma-separated values.", *names, show_default=False)
+
+
+@app.command(cls=_Command)
+def sweep(
+    candidates: Annotated[Path, typer.Argument(help="A candidates file of 'negmine mine --score-all "
+                                               "--candidates-output'.", show_default=False)],
+    relative_margin: Annotated[Optional[str], _sweep_opt("Relative margins (numbers, none, auto).")] = None,
+    absolute_margin: Annotated[Optional[str], _sweep_opt("Absolute margins (numbers or none).")] = None,
+    max_score: Annotated[Optional[str], _sweep_opt("Maximum scores (numbers or none).")] = None,
+    min_score: Annotated[Optional[str], _sweep_opt("Minimum scores (numbers or none).")] = None,
+    margin_reference: Annotated[Optional[str], _sweep_opt(f"Margin references ({_choices(MARGIN_REFERENCES)}).")]
+    = None,
+    max_positive_similarity: Annotated[Optional[str], _sweep_opt("Near-duplicate cosines (numbers or none).")]
+    = None,
+    lexical_overlap: Annotated[Optional[str], _sweep_opt("Lexical overlap shares (numbers or none).")] = None,
+    agreement: Annotated[Optional[str], _sweep_opt("The agreement rule on or off (true, false).")] = None,
+    cross_query: Annotated[Optional[str], _sweep_opt("Twin-query cosines (numbers or none).")] = None,
+    percentile_margin: Annotated[Optional[str], _sweep_opt("Percentile margins (numbers or none).")] = None,
+    percentile_floor: Annotated[Optional[str], _sweep_opt("Percentile floors (0..1).")] = None,
+    percentile_cap: Annotated[Optional[str], _sweep_opt("Percentile caps (0..1).")] = None,
+    range_min: Annotated[Optional[str], _sweep_opt("Window starts.")] = None,
+    range_max: Annotated[Optional[str], _sweep_opt("Window ends (at most as mined).")] = None,
+    num_negatives: Annotated[Optional[str], _sweep_opt("Negatives per pair.", "--num-negatives", "-n")] = None,
+    sampling_strategy: Annotated[Optional[str], _sweep_opt(f"Strategies ({_choices(SAMPLING_STRATEGIES)}).")]
+    = None,
+    simans_a: Annotated[Optional[str], _sweep_opt("SimANS a values.")] = None,
+    simans_b: Annotated[Optional[str], _sweep_opt("SimANS b values.")] = None,
+    seed: Annotated[Optional[str], _sweep_opt("Seeds (random and simans sampling).")] = None,
+    corpus: Annotated[Optional[Path], _opt(INPUTS, "The corpus, when not where the candidates file's provenance "
+                                           "says.")] = None,
+    queries: Annotated[Optional[Path], _opt(INPUTS, "The queries, likewise.")] = None,
+    qrels: Annotated[Optional[Path], _opt(INPUTS, "The qrels, likewise.")] = None,
+    pairs: Annotated[Optional[Path], _opt(INPUTS, "The pairs file, likewise.")] = None,
+    cache_dir: Annotated[Optional[Path], _opt(INPUTS, "Cache for the inputs' Arrow copies.")] = None,
+    png: Annotated[Optional[Path], _opt(OUTPUT, "Where to draw the trade-off [default: CANDIDATES with "
+                                        ".sweep.png].")] = None,
+    json: Annotated[bool, _opt(OUTPUT, "Print the results as JSON on stdout instead of the PNG's path.",
+                               "--json")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Try settings of the rules and the sampling on a candidates file, in seconds: per setting (every
+    combination of the lists given), the negatives written, the queries served, and the scores and ranks of the
+    picks; with a PNG of the trade-off. Nothing is written but the PNG.
+
+    \b
+    Examples:
+      negmine sweep cand.parquet --relative-margin 0,0.05,0.1,0.2
+      negmine sweep cand.parquet --range-max 50,100,200 --sampling-strategy top,simans --json > sweep.json
+
+    Then write the chosen one with 'negmine refilter cand.parquet --relative-margin 0.05 -o neg.parquet'.
+    """
+    import json as json_module
+
+    from negmine.tuning import SWEEP_OPTIONS, rows_table
+    from negmine.tuning import sweep as run_sweep
+
+    given = {k: v for k, v in locals().items() if k in SWEEP_OPTIONS and v is not None}
+    with _reporting(quiet, False) as progress:
+        grid = {k: _list_of(k, v) for k, v in given.items()}
+        if not grid:
+            raise ConfigError("nothing to sweep: give at least one option with a comma-separated list of values, "
+                              "e.g. --relative-margin 0,0.05,0.1")
+        target = png if png is not None else candidates.with_suffix(".sweep.png")
+        result = run_sweep(candidates, grid, png=target, corpus=corpus, queries=queries, qrels=qrels, pairs=pairs,
+                           cache_dir=cache_dir, progress=progress)
+    if json:
+        typer.echo(json_module.dumps(result.to_dict(), indent=2, default=str))
+        return
+    if not quiet:
+        from rich.table import Table
+
+        header, rows = rows_table(result)
+        table = Table(title=f"negmine sweep {candidates} (scores: {result.scorer})", title_justify="left")
+        for h in header:
+            table.add_column(h, justify="right")
+        for r in rows:
+            table.add_row(*r)
+        _stderr().print(table)
+        _stderr().print(f"read in {result.seconds['read']:.2f} s; {len(rows)} settings in "
+                        f"{result.seconds['settings']:.2f} s", markup=False)
+    typer.echo(str(result.png))
+
+
+@app.command(cls=_Command)
+def evaluate(
+    output: Annotated[Path, typer.Argument(help="An output of 'negmine mine' or 'negmine refilter' (with its id "
+                                           "columns).", show_default=False)],
+    qrels: Annotated[Path, _opt(INPUTS, "Fuller relevance judgments (more relevant documents than the miner saw); "
+                                "rows with a score > 0 are relevant.", show_default=False)],
+    candidates: Annotated[Optional[Path], _opt(INPUTS, "The run's candidates file: each rule's precision, and the "
+                                               "judge's scores for the bands.")] = None,
+    qrels_query_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels query id column [query-id, query_id, "
+                                                      "qid].")] = None,
+    qrels_doc_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels document id column [corpus-id, doc_id, "
+                                                    "...].")] = None,
+    qrels_score_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels score column [score, relevance, label].")]
+    = None,
+    bands: Annotated[int, _opt(OUTPUT, "Score bands.")] = 5,
+    json: Annotated[bool, _opt(OUTPUT, "Print the figures as JSON on stdout.", "--json")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Audit an output against fuller judgments: the false-negative rate of the written negatives with a 95%
+    confidence interval, the share of each rule's drops judged relevant (its precision, from the candidates
+    file), the false-negative rate by score band and by the positive's strength, and the queries served.
+
+    \b
+    Examples:
+      negmine evaluate neg.parquet --qrels dev-full-qrels.parquet --candidates cand.parquet
+      negmine evaluate neg.parquet --qrels full.parquet --json > audit.json
+      negmine report neg.parquet --qrels full.parquet --candidates cand.parquet   # the same, in the HTML report
+    """
+    import json as json_module
+
+    from negmine.audit import evaluate as run_evaluate
+    from negmine.audit import evaluation_rows
+
+    if bands < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--bands")
+    with _reporting(quiet, False):
+        result = run_evaluate(output, qrels, candidates=candidates, qrels_query_column=qrels_query_column,
+                              qrels_doc_column=qrels_doc_column, qrels_score_column=qrels_score_column, bands=bands)
+    if json:
+        typer.echo(json_module.dumps(result.to_dict(), indent=2, default=str))
+        return
+    if not quiet:
+        _print_table(f"negmine evaluate {output} against {qrels}", evaluation_rows(result), {}, None)
+    typer.echo(f"{result.false_negatives.rate:.6f}")
+
+
 @app.command(cls=_Command)
 def index(
     ctx: typer.Context,

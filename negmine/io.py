@@ -350,8 +350,10 @@ def fingerprint(path: PathLike) -> str:
     return _FINGERPRINTS[key]
 
 
-def check_output_path(output: PathLike, inputs: Sequence[Optional[PathLike]], option: str = "--output") -> Path:
-    """Refuse an output path that is one of the inputs, or whose folder does not exist."""
+def check_output_path(output: PathLike, inputs: Sequence[Optional[PathLike]], option: str = "--output",
+                      suffixes: Optional[tuple[str, ...]] = None) -> Path:
+    """Refuse an output path that is one of the inputs, or whose folder does not exist (``suffixes``: the file
+    kinds it may be; default: Parquet)."""
     out = Path(output)
     for given in inputs:
         if given is None:
@@ -364,7 +366,9 @@ def check_output_path(output: PathLike, inputs: Sequence[Optional[PathLike]], op
             )
     if out.is_dir():
         raise ConfigError(f"{option} {out} is a directory; give a file path such as {out / 'negatives.parquet'}")
-    if not out.name.lower().endswith(OUTPUT_SUFFIXES):
+    if suffixes is not None and not out.name.lower().endswith(suffixes):
+        raise ConfigError(f"{option} {out}: name the file with a {' or '.join(suffixes)} extension")
+    if suffixes is None and not out.name.lower().endswith(OUTPUT_SUFFIXES):
         raise ConfigError(f"{option} {out}: negmine writes Parquet; name the file with a "
                           f"{' or '.join(OUTPUT_SUFFIXES)} extension")
     if not out.parent.exists():

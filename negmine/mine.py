@@ -42,6 +42,7 @@ from negmine.sample import difficulty_bands, sampling_orders, selection, simans_
 from negmine.score import (
     BiEncoderScorer,
     Judge,
+    MissingScore,
     PositiveSimilarity,
     Prescored,
     ScoredCandidates,
@@ -138,6 +139,12 @@ def make_retriever(
     if len(parts) == 1:
         return next(iter(parts.values()))
     return HybridRetriever(parts, config.fusion, config.rrf_k)
+
+
+def uses_bi_encoder(config: MineConfig, rules: ScoreRules) -> bool:
+    """Whether a run needs the retrieval bi-encoder: to retrieve, or for the rules, the judge or twin queries."""
+    return config.retriever != "bm25" or rules.active or rules.need_scores or judges_all(config) \
+        or config.cross_query is not None
 
 
 def judges_all(config: MineConfig) -> bool:
@@ -352,13 +359,10 @@ def run_batches(run: Run, stats: MineStats, store: RunStore, sinks: "Sinks", res
     return MineResult(table, stats, metadata, sinks.output_path, seconds, warnings)
 
 
-def plan(
-    config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, cache: Path, encoder: Optional[Encoder],
-    corpus_embeddings: Optional[Source], query_embeddings: Optional[Source], index_dir: bool, progress: Progress,
-    warnings: list[str], engine: Any = None, job: Optional[Job] = None, calibrate_scores: bool = True,
-) -> tuple[Run, MineStats]:
-    """Read the inputs, match the qrels, check the options against them, load the judge, make the indexes ready
-    (the corpus encoded by ``engine`` first, on a cluster), and calibrate: everything that happens once per run."""
+def read_inputs(config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, cache: Optional[Path],
+                progress: Progress, warnings: list[str]) -> tuple[Inputs, Positives, np.ndarray, MineStats]:
+    """Read the inputs and match the qrels to them (no model): the inputs, the positives, the rows of the queries
+    to mine (those with positives and a text) and the input statistics."""
     from negmine.report import input_stats
 
     with progress.stage("reading inputs"):
@@ -389,6 +393,24 @@ def plan(
         raise InputError(
             f"{inputs.corpus.source.split(':')[0]}: {config.num_negatives} negatives per query asked, but the corpus "
             f"has {n_docs} documents, so no query can get that many besides its positives; lower --num-negatives")
+    return inputs, positives, mined, stats
+
+
+def depth_of(config: MineConfig, positives: Positives, mined: np.ndarray, n_docs: int) -> int:
+    """How many candidates a run retrieves per query: the rank window, plus room for the most positives a query
+    has (they are dropped from the list), at most the corpus."""
+    return min(n_docs, config.range_max + int(positives.counts()[mined].max()))
+
+
+def plan(
+    config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, cache: Path, encoder: Optional[Encoder],
+    corpus_embeddings: Optional[Source], query_embeddings: Optional[Source], index_dir: bool, progress: Progress,
+    warnings: list[str], engine: Any = None, job: Optional[Job] = None, calibrate_scores: bool = True,
+) -> tuple[Run, MineStats]:
+    """Read the inputs, match the qrels, check the options against them, load the judge, make the indexes ready
+    (the corpus encoded by ``engine`` first, on a cluster), and calibrate: everything that happens once per run."""
+    inputs, positives, mined, stats = read_inputs(config, corpus, queries, qrels, pairs, cache, progress, warnings)
+    n_docs = len(inputs.corpus)
 
     rules = score_rules_of(config)
     judged = rules.need_scores or judges_all(config)
@@ -416,7 +438,7 @@ def plan(
         engine.encode_corpus(job, inputs.corpus.texts, encoder or make_encoder(config), progress)
     retriever = make_retriever(config, inputs.corpus, progress, cache, encoder, corpus_vectors)
     dense = _dense_part(retriever)
-    if dense is None and (rules.active or judged or config.cross_query is not None):
+    if dense is None and uses_bi_encoder(config, rules):
         dense = DenseRetriever(encoder or make_encoder(config), cache, config.faiss_index, config.device)
     bm25 = _bm25_part(retriever, config, inputs.corpus, cache, progress)
     with progress.stage("planning"):
@@ -424,7 +446,7 @@ def plan(
         hashes = _text_hashes(inputs.queries, mined) if config.cross_query is not None or config.score_all \
             else np.empty(0, np.uint64)
     run = Run(config, inputs, positives, mined, rules, judge, retriever, dense, bm25, given, owners, hashes,
-              min(n_docs, config.range_max + int(counts.max())), cache)
+              depth_of(config, positives, mined, n_docs), cache)
     if rules.percentile_gate and calibrate_scores:
         run.calibration = calibrate(run, progress)
     return run, stats
@@ -477,7 +499,7 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
                              cosine if config.score_all or (config.agreement and bm25_margin is not None) else None,
                              similarity if config.score_all or config.max_positive_similarity is not None else None,
                              progress)
-        judge, cosine, similarity = prescored.scorers(hits.indices, pos_lists, judge.name)
+        judge, cosine, similarity = prescored.scorers(hits.indices, pos_lists, judge.name, rows)
     kept = [np.flatnonzero(row == filters.KEPT) for row in reasons]
     log_weights = None
     if config.sampling_strategy == "simans":
@@ -541,7 +563,7 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
                           else np.full(len(fn_cols), np.nan)).astype(np.float32)}
     candidates = None
     if audit:
-        extras = _audit_values(run, found, prescored, hits, rows, qtexts, pos_lists)
+        extras = _audit_values(run, found, prescored, scored, hits, rows, qtexts, pos_lists)
         candidates = candidate_columns(rows, hits, reasons, picks, judge_values,
                                        scored.reference if judged else None,  # type: ignore[union-attr]
                                        pos_lists, positive_judge, extras)
@@ -552,10 +574,12 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
         candidates, fn)
 
 
-def _audit_values(run: Run, found: evidence.Evidence, prescored: Optional[Prescored], hits: Any, rows: np.ndarray,
-                  qtexts: Sequence[str], pos_lists: list[list[int]]) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
+def _audit_values(run: Run, found: evidence.Evidence, prescored: Optional[Prescored],
+                  scored: Optional[ScoredCandidates], hits: Any, rows: np.ndarray, qtexts: Sequence[str],
+                  pos_lists: list[list[int]]) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
     """The values the candidates file keeps beside the judge's scores, as (per candidate, per positive) pairs:
-    the evidence gathered, the cosines scored ahead, and (``--score-all``) the retriever's own pair scores."""
+    the evidence gathered, the cosines scored (ahead, or as lazy scoring reached them), and (``--score-all``)
+    the retriever's own pair scores."""
     def none_for_positives(values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         return values, [np.full(len(p), np.nan, np.float32) for p in pos_lists]
 
@@ -571,6 +595,11 @@ def _audit_values(run: Run, found: evidence.Evidence, prescored: Optional[Presco
             out["cosine"] = (prescored.cosine, prescored.positive_cosine)
         if prescored.similarity is not None:
             out["positive_similarity"] = none_for_positives(prescored.similarity)
+    elif scored is not None:
+        if scored.cosines is not None and run.config.agreement and found.bm25_scores is not None:
+            out["cosine"] = (scored.cosines, scored.positive_cosines)
+        if scored.similarities is not None and run.rules.max_positive_similarity is not None:
+            out["positive_similarity"] = none_for_positives(scored.similarities)
     if run.config.score_all:
         docs = [p + row[row >= 0].tolist() for p, row in zip(pos_lists, hits.indices)]
         scores = run.sources.pair_scores(run, rows, qtexts, docs)
@@ -740,6 +769,128 @@ def make_scorer(run: Run, query_texts: Sequence[str], vectors: Optional[Vectors]
                                        run.inputs.corpus.texts))
     assert vectors is not None
     return BiEncoderScorer(vectors)
+
+
+def refilter(
+    candidates: Source,
+    output: Optional[Source] = None,
+    *,
+    corpus: Union[Source, Corpus, None] = None,
+    queries: Union[Source, Queries, None] = None,
+    qrels: Union[Source, Qrels, None] = None,
+    pairs: Union[Source, Sequence[tuple[str, str]], None] = None,
+    cache_dir: Optional[Source] = None,
+    progress: Optional[Progress] = None,
+    false_negatives_output: Optional[Source] = None,
+    explicit: Optional[Sequence[str]] = None,
+    **options: Any,
+) -> MineResult:
+    """Re-apply the rules and the sampling to a candidates file with other settings, without a model, a retrieval
+    or a score computed again: the output ``mine`` would have written with these settings, when the file holds
+    every value they need (``mine --score-all --candidates-output`` keeps them all; a value it lacks is an error
+    naming it).
+
+    Args:
+        candidates: A candidates file written by ``mine`` (``candidates_output``).
+        output: Where to write the Parquet output (atomically); ``None`` keeps the table in memory.
+        corpus, queries, qrels, pairs: The inputs, when not where the file's provenance says (they must hold the
+            same bytes), or when they were given in memory.
+        cache_dir: Where the inputs' Arrow copies are kept.
+        progress: Receives progress reports.
+        false_negatives_output: Parquet path for the candidates dropped as likely false negatives (qrels form).
+        explicit: The options the caller set on purpose (default: the keys of ``options``).
+        **options: Filter, sampling and output options (``stored.REFILTER_OPTIONS``), by name.
+
+    Raises:
+        ConfigError: An option fixed by the mining run, a deeper window than was retrieved, or a value the file
+            lacks.
+        InputError: A file that is not a candidates file, or inputs that changed since.
+    """
+    progress = progress or Progress()
+    seconds: dict[str, float] = {}
+    warnings: list[str] = []
+    t = time.perf_counter()
+    stored = open_stored(candidates, corpus=corpus, queries=queries, qrels=qrels, pairs=pairs, cache_dir=cache_dir,
+                         progress=progress, warnings=warnings)
+    config = stored.config(options)
+    for message in config.ineffective(set(options) if explicit is None else explicit):
+        _warn(warnings, message)
+    out_path, _, fn_path = check_outputs(output, None, false_negatives_output,
+                                         [stored.path, *stored.files.values()])
+    run, stats = stored.plan(config)
+    seconds["plan"] = time.perf_counter() - t
+    try:
+        return run_batches(run, stats, RunStore(None, None), Sinks(out_path, None, fn_path),
+                           lambda todo, inner: (mine_batch(run, p, False, inner) for _, p in todo), "local",
+                           progress, seconds, warnings)
+    except MissingScore as exc:
+        raise stored.sources.missing(exc, run.inputs.queries, run.inputs.corpus) from None
+
+
+class StoredRun:
+    """A candidates file and the inputs it was mined from, read once, ready to plan runs with other settings
+    (``refilter`` plans one, ``sweep`` many)."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], files: dict[str, Any], inputs: Inputs, positives: Positives,
+                 mined: np.ndarray, stats: MineStats, cache: Optional[Path], warnings: list[str]) -> None:
+        from negmine.stored import StoredSources
+
+        self.path, self.meta, self.files = path, meta, files
+        self.inputs, self.positives, self.mined, self.stats = inputs, positives, mined, stats
+        self.cache, self.warnings = cache, warnings
+        self.sources = StoredSources(path, meta, inputs.queries, inputs.corpus)
+        self.doc_digests: Optional[np.ndarray] = None
+
+    def config(self, options: dict[str, Any]) -> MineConfig:
+        """The mined settings with ``options`` (filter, sampling and output options) in their place."""
+        from negmine import stored
+
+        return stored.config_of(self.meta, options, self.path)
+
+    def plan(self, config: MineConfig) -> tuple[Run, MineStats]:
+        """A run of these candidates with ``config`` (checked against what the file holds), and its statistics so
+        far."""
+        import copy
+
+        judge = Judge(self.sources.judge_kind or "self")
+        rules = score_rules_of(config, self.sources.judge_kind)
+        depth = depth_of(config, self.positives, self.mined, len(self.inputs.corpus))
+        self.sources.check(config, depth, rules.need_scores)
+        run = Run(config, self.inputs, self.positives, self.mined, rules, judge, None, None, None, None,  # type: ignore
+                  evidence.Owners(np.zeros(1, np.int64), np.empty(0, np.int64)), np.empty(0, np.uint64), depth,
+                  self.cache or Path("."), sources=self.sources)
+        if self.doc_digests is None:
+            self.doc_digests = np.zeros(len(self.inputs.corpus), dtype=np.uint64)
+        run.doc_digests = self.doc_digests  # computed once, shared by every setting
+        if rules.percentile_gate:
+            run.calibration = self.sources.calibration(self.mined)
+        return run, copy.deepcopy(self.stats)
+
+
+def open_stored(candidates: Source, *, corpus: Any = None, queries: Any = None, qrels: Any = None, pairs: Any = None,
+                cache_dir: Optional[Source] = None, progress: Optional[Progress] = None,
+                warnings: Optional[list[str]] = None) -> StoredRun:
+    """Read a candidates file and the inputs it was mined from (those of its provenance, or the ones given)."""
+    from negmine import stored
+
+    progress = progress or Progress()
+    warnings = [] if warnings is None else warnings
+    path = Path(candidates)
+    if not path.is_file():
+        raise InputError(f"{path}: no such candidates file")
+    meta = stored.read_record(path)
+    config = stored.config_of(meta, {}, path)
+    given = {"corpus": corpus, "queries": queries, "qrels": qrels, "pairs": pairs}
+    files = stored.input_paths(meta, {k: v for k, v in given.items() if isinstance(v, (str, Path))}, path) \
+        if not any(v is not None and not isinstance(v, (str, Path)) for v in given.values()) else {}
+    sources = {k: v if v is not None and not isinstance(v, (str, Path)) else files.get(k) for k, v in given.items()}
+    cache = prepare_cache_dir(resolve_cache_dir(cache_dir, None), "--cache-dir")
+    inputs, positives, mined, stats = read_inputs(config, sources["corpus"], sources["queries"], sources["qrels"],
+                                                  sources["pairs"], cache, progress, warnings)
+    for role in ("corpus_embeddings", "query_embeddings"):
+        if role in files:
+            inputs.files[role] = files[role]
+    return StoredRun(path, meta, files, inputs, positives, mined, stats, cache, warnings)
 
 
 @dataclass

@@ -117,11 +117,13 @@ class LookupScorer:
     Args:
         name: The name of the scorer the values came from (the summary shows it).
         what: The values' name, for ``MissingScore``.
+        rows: The input rows of the queries (``MissingScore`` names them; default: their positions here).
     """
 
     def __init__(self, name: str, what: str, indices: np.ndarray, values: np.ndarray,
-                 positives: Sequence[Sequence[int]], positive_values: Sequence[np.ndarray]) -> None:
-        self.name, self.what = name, what
+                 positives: Sequence[Sequence[int]], positive_values: Sequence[np.ndarray],
+                 rows: Optional[np.ndarray] = None) -> None:
+        self.name, self.what, self.rows = name, what, rows
         self._table: dict[tuple[int, int], float] = {}
         q, c = np.nonzero(indices >= 0)
         for qq, d, v in zip(q.tolist(), indices[q, c].tolist(), values[q, c].tolist()):
@@ -139,7 +141,7 @@ class LookupScorer:
         for i, (q, d) in enumerate(zip(np.asarray(query_rows).tolist(), np.asarray(docs).tolist())):
             v = self._table.get((q, d), np.nan)
             if np.isnan(v):
-                raise MissingScore(self.what, q, d)
+                raise MissingScore(self.what, int(self.rows[q]) if self.rows is not None else q, d)
             out[i] = v
         return out
 
@@ -162,17 +164,34 @@ class Prescored:
     pairs: int = 0
     positive_pairs: int = 0
 
-    def scorers(self, indices: np.ndarray, positives: Sequence[Sequence[int]], judge_name: str
+    def scorers(self, indices: np.ndarray, positives: Sequence[Sequence[int]], judge_name: str,
+                rows: Optional[np.ndarray] = None
                 ) -> tuple[LookupScorer, Optional[LookupScorer], Optional[LookupScorer]]:
-        """The judge, cosine and positive-similarity scorers that read these values."""
-        judge = LookupScorer(judge_name, "judge score (reranker_score)", indices, self.judge, positives,
-                             self.positive_judge)
-        cosine = None if self.cosine is None or self.positive_cosine is None else LookupScorer(
-            "bi-encoder", "bi-encoder cosine (cosine)", indices, self.cosine, positives, self.positive_cosine)
-        similarity = None if self.similarity is None else LookupScorer(
-            "positive similarity", "cosine to the positives (positive_similarity)", indices, self.similarity,
-            positives, [np.full(len(p), np.nan, np.float32) for p in positives])
-        return judge, cosine, similarity
+        """The judge, cosine and positive-similarity scorers that read these values (``rows``: the queries'
+        input rows, for messages)."""
+        return lookup_scorers(indices, positives, judge_name, self.judge, self.positive_judge, self.cosine,
+                              self.positive_cosine, self.similarity, rows)
+
+
+#: What the values of a candidates file are called in messages: column -> description.
+VALUE_NAMES = {"reranker_score": "the judge's score (reranker_score)", "cosine": "the bi-encoder's cosine (cosine)",
+               "positive_similarity": "the cosine to the closest positive (positive_similarity)",
+               "pair_score": "the retriever's pair score (pair_score)"}
+
+
+def lookup_scorers(indices: np.ndarray, positives: Sequence[Sequence[int]], judge_name: str, judge: np.ndarray,
+                   positive_judge: Sequence[np.ndarray], cosine: Optional[np.ndarray] = None,
+                   positive_cosine: Optional[Sequence[np.ndarray]] = None, similarity: Optional[np.ndarray] = None,
+                   rows: Optional[np.ndarray] = None
+                   ) -> tuple[LookupScorer, Optional[LookupScorer], Optional[LookupScorer]]:
+    """The judge, the bi-encoder cosine and the positive-similarity scorers over values computed ahead (``None``
+    where those values are not given)."""
+    nan = [np.full(len(p), np.nan, np.float32) for p in positives]
+    return (LookupScorer(judge_name, VALUE_NAMES["reranker_score"], indices, judge, positives, positive_judge, rows),
+            None if cosine is None else LookupScorer("bi-encoder", VALUE_NAMES["cosine"], indices, cosine, positives,
+                                                     positive_cosine if positive_cosine is not None else nan, rows),
+            None if similarity is None else LookupScorer("positive similarity", VALUE_NAMES["positive_similarity"],
+                                                         indices, similarity, positives, nan, rows))
 
 
 def prescore(indices: np.ndarray, cells: np.ndarray, positives: Sequence[Sequence[int]], judge: Scorer,
@@ -389,6 +408,10 @@ class ScoredCandidates:
         positive_pairs_scored: Reranker pairs scored against positives.
         positive_cosines: Per query, the retrieval bi-encoder's cosine of each positive (NaN unless the agreement
             rule read it).
+        cosines: ``(n_queries, k)`` the retrieval bi-encoder's cosine where the agreement rule read it (NaN
+            elsewhere).
+        similarities: ``(n_queries, k)`` the cosine to the closest positive where the near-duplicate rule read
+            it (NaN elsewhere).
     """
 
     reasons: np.ndarray
@@ -399,6 +422,8 @@ class ScoredCandidates:
     pairs_scored: int = 0
     positive_pairs_scored: int = 0
     positive_cosines: list[np.ndarray] = field(default_factory=list)
+    cosines: Optional[np.ndarray] = None
+    similarities: Optional[np.ndarray] = None
 
 
 def lazy_select(
@@ -435,6 +460,8 @@ def lazy_select(
     reasons = cheap_reasons.copy()
     scored = np.zeros((nq, k), dtype=bool)
     scores = np.full((nq, k), np.nan, dtype=np.float32)
+    cosines = np.full((nq, k), np.nan, dtype=np.float32)
+    similarities = np.full((nq, k), np.nan, dtype=np.float32)
     reasons[reasons == filters.KEPT] = filters.NOT_SCORED
 
     # positives first: one batch for all of them
@@ -470,6 +497,8 @@ def lazy_select(
         d = indices[q, r]
         s = scorer.score(q, d) if rules.need_scores else np.full(len(cells), np.nan, np.float32)
         sims = similarity.score(q, d) if similarity is not None else None
+        if sims is not None:
+            similarities[q, r] = sims
         agree = None
         if agreement:
             assert bm25_margin is not None
@@ -480,6 +509,7 @@ def lazy_select(
             elif above.any():
                 cos[above] = cosine.score(q[above], d[above])
             agree = filters.agreement_mask(bm25_margin[q, r], 0.0, cos, cosine_reference[q])
+            cosines[q[above], r[above]] = cos[above]
         gate = None
         if rules.percentile_gate and calibration is not None:
             gate = filters.percentile_gate_mask(s, reference[q], calibration, rules.percentile_margin,
@@ -537,7 +567,7 @@ def lazy_select(
         pairs_scored = 0
     return ScoredCandidates(reasons, scores, pos_scores, reference, picks, pairs_scored,
                             len(pos_d) if rules.need_scores else 0,
-                            [pos_cos[bounds[q] : bounds[q + 1]] for q in range(nq)])
+                            [pos_cos[bounds[q] : bounds[q + 1]] for q in range(nq)], cosines, similarities)
 
 
 def judge_scores(sel: Any, scores: np.ndarray, positive_scores: Sequence[np.ndarray]) -> None:

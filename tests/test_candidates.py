@@ -90,10 +90,11 @@ def test_candidates_file_hybrid(cli: Cli, tiny: dict[str, Path], out_dir: Path, 
     mine_cli(cli, tiny, out, "--candidates-output", cand_path, "-n", "3", "--range-max", "30", "--retriever", "hybrid",
              "--relative-margin", "0.15")
     table = read_table(cand_path)
-    # the judge's scores, then the evidence the rules on (agreement, cross-query, lexical overlap) gathered
+    # the judge's scores, then what the rules on read: the bi-encoder's cosines (agreement), the cosines to the
+    # positives (near duplicates), the evidence gathered (agreement, cross-query, lexical overlap)
     assert table.column_names == ["query_id", "doc_id", "rank", "retrieval_score", "bm25_rank", "dense_rank",
-                                  "reranker_score", "positive_score", "bm25_score", "twin_similarity",
-                                  "lexical_overlap", "status"]
+                                  "reranker_score", "positive_score", "cosine", "positive_similarity",
+                                  "bm25_score", "twin_similarity", "lexical_overlap", "status"]
     check_candidates(table.to_pylist(), out, "triplet", tiny_info["positives"])
     cand = [c for c in table.to_pylist() if c["status"] != "qrel"]
     statuses = Counter(c["status"] for c in cand)

@@ -114,7 +114,12 @@ def evaluate(
     from negmine.io import read_metadata, read_qrels
 
     output = Path(output)
-    meta = read_metadata(output)
+    try:
+        meta = read_metadata(output)
+    except InputError:  # a table another tool wrote, with the same id columns, is audited all the same
+        if not output.is_file():
+            raise
+        meta = {}
     judged = read_qrels(qrels, qrels_query_column, qrels_doc_column, qrels_score_column)
     relevant = _relevant_keys(judged)
     neg = _negatives(output, (meta.get("config") or {}).get("output_format"))
@@ -123,6 +128,8 @@ def evaluate(
     mined = int(stats.get("queries_mined", 0))
     served = 1 - stats.get("short_queries", 0) / mined if mined else math.nan
     result = Evaluation(str(output), str(qrels), Rate.of("written negatives", flags), mined, served)
+    if not meta:
+        result.notes.append("no negmine provenance in the output: queries served unknown")
 
     cand = _read_candidates(Path(candidates)) if candidates is not None else None
     if cand is not None:
@@ -150,12 +157,14 @@ def evaluate(
     return result
 
 
-def _status_order(status: str) -> tuple[int, str]:
-    from negmine.filters import FALSE_NEGATIVE_RULES, REASONS
+def _status_order(status: str) -> tuple[int, int, str]:
+    """Written and kept first, then the rules in the order they run, then anything else."""
+    from negmine.filters import REASONS
 
-    rules = [REASONS[c] for c in FALSE_NEGATIVE_RULES]
     first = ["selected", "kept", "not_scored"]
-    return (0, str(first.index(status))) if status in first else (1 if status in rules else 2, status)
+    if status in first:
+        return (0, first.index(status), status)
+    return (1, REASONS.index(status), status) if status in REASONS else (2, 0, status)
 
 
 def _relevant_keys(qrels: Any) -> set[tuple[str, str]]:
@@ -187,7 +196,9 @@ def _negatives(path: Path, fmt: Optional[str]) -> dict[str, np.ndarray]:
 
     table = pq.read_table(path)
     names = table.column_names
-    fmt = fmt or ("triplet" if "negative_id" in names else "n-tuple" if "negative_ids" in names else "labeled-list")
+    if fmt is None:
+        tuple_like = "negative_ids" in names or "negative_1" in names
+        fmt = "triplet" if {"negative_id", "negative"} & set(names) else "n-tuple" if tuple_like else "labeled-list"
 
     def strings(col: Any) -> np.ndarray:
         return np.array(string_keys(col).to_pylist(), dtype=object)

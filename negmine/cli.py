@@ -742,6 +742,10 @@ def report(
     = None,
     html: Annotated[Optional[Path], _opt(OUTPUT, "Where to write the HTML page [default: PATH with .report.html].")]
     = None,
+    qrels: Annotated[Optional[Path], _opt(INPUTS, "Fuller relevance judgments: add the audit of 'negmine evaluate' "
+                                          "(false negatives, each rule's precision) to the report.")] = None,
+    candidates: Annotated[Optional[Path], _opt(INPUTS, "The run's candidates file, for the audit's per-rule "
+                                               "precision and score bands.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Summarise a mining run from its output file: counts per rule, score quantiles, short queries, and a picture
@@ -756,9 +760,16 @@ def report(
     from negmine import report as rep
 
     with _reporting(quiet, False):
-        data, png, html = rep.write_report(path, png, html)
+        if candidates is not None and qrels is None:
+            raise ConfigError("--candidates serves the audit: give --qrels with it")
+        data, png, html = rep.write_report(path, png, html, qrels, candidates)
     if not quiet:
-        _print_table(f"negmine report {path}", rep.report_rows(data), {}, None)
+        rows = rep.report_rows(data)
+        if data.get("evaluation") is not None:
+            from negmine.audit import evaluation_rows
+
+            rows += [(f"audit: {k}", v) for k, v in evaluation_rows(data["evaluation"])]
+        _print_table(f"negmine report {path}", rows, {}, None)
     typer.echo(str(png))
     typer.echo(str(html))
 

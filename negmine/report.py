@@ -7,7 +7,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -301,13 +301,24 @@ def plot_report(report: dict[str, Any], png: Any) -> None:
 
 
 def html_report(report: dict[str, Any], png: Any) -> str:
-    """A self-contained HTML page: the summary table and the picture, inlined."""
+    """A self-contained HTML page: the summary table and the picture, inlined; with ``report["evaluation"]`` (an
+    ``negmine.audit.Evaluation``), the audit against fuller judgments too."""
     import base64
     import html
 
     with open(png, "rb") as fh:
         image = base64.b64encode(fh.read()).decode("ascii")
     rows = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in report_rows(report))
+    audit = ""
+    if report.get("evaluation") is not None:
+        from negmine.audit import evaluation_rows
+
+        ev = report["evaluation"]
+        lines = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                           for k, v in evaluation_rows(ev))
+        audit = (f"<h2>Audit against {html.escape(ev.qrels)}</h2>\n<p>Written negatives that these judgments mark "
+                 "relevant are false negatives; a rule's row is the share of the candidates it dropped that are "
+                 f"relevant (its precision).</p>\n<table>{lines}</table>")
     config = html.escape(json.dumps(report["config"], indent=2, sort_keys=True))
     models = html.escape(json.dumps(report["models"], indent=2, sort_keys=True))
     return f"""<!doctype html>
@@ -319,19 +330,24 @@ td,th{{border-bottom:1px solid #ddd;padding:4px}}pre{{background:#f6f6f6;padding
 <p><code>{html.escape(report['path'])}</code>, negmine {html.escape(str(report['version']))}</p>
 <table>{rows}</table>
 <img alt="score distributions and drops per rule" src="data:image/png;base64,{image}" style="max-width:100%">
+{audit}
 <h2>Models</h2><pre>{models}</pre>
 <h2>Config</h2><pre>{config}</pre>
 </body></html>
 """
 
 
-def write_report(path: Any, png: Any = None, html: Any = None) -> tuple[dict[str, Any], Path, Path]:
+def write_report(path: Any, png: Any = None, html: Any = None, qrels: Any = None, candidates: Any = None,
+                 **qrels_columns: Optional[str]) -> tuple[dict[str, Any], Path, Path]:
     """Write the report of a negmine output (or candidates) file: a PNG and a self-contained HTML page.
 
     Args:
         path: The Parquet file negmine wrote.
         png: Where the picture goes (default: ``path`` with the suffix ``.report.png``).
         html: Where the page goes (default: ``path`` with the suffix ``.report.html``).
+        qrels: Fuller judgments to audit the output against (``negmine.audit.evaluate``), in the page.
+        candidates: The run's candidates file, for the audit's per-rule precision and bands.
+        **qrels_columns: ``qrels_query_column``, ``qrels_doc_column``, ``qrels_score_column``.
 
     Returns:
         The report data (from the file's provenance), and the PNG and HTML paths.
@@ -351,6 +367,10 @@ def write_report(path: Any, png: Any = None, html: Any = None) -> tuple[dict[str
         if not target.parent.is_dir():
             raise ConfigError(f"{option} {target}: folder {target.parent} does not exist")
         check_writable(target.parent, option)
+    if qrels is not None:
+        from negmine.audit import evaluate
+
+        data["evaluation"] = evaluate(path, qrels, candidates=candidates, **qrels_columns)
     plot_report(data, png)
     atomic_write_text(html, html_report(data, png))
     return data, png, html

@@ -29,13 +29,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import fn_metrics as M
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from common import DATASETS
 from fn_data import prepare
-
-import fn_metrics as M
 
 HERE = Path(__file__).resolve().parent
 N = 5

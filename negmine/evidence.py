@@ -140,8 +140,21 @@ def bm25_margin(scores: np.ndarray, positive_scores: Sequence[np.ndarray], refer
 
 
 def bm25_scorer(bm25: Any, texts: Sequence[str]) -> Callable[[int, np.ndarray], np.ndarray]:
-    """``scores(i, docs)``: BM25 scores of ``docs`` with ``texts[i]`` as the query (each text scored once)."""
+    """``scores(i, docs)``: BM25 scores of ``docs`` with ``texts[i]`` as the query (each text tokenized once).
+
+    With an index that scores given documents directly (``term_ids`` and ``pair_scores_ids``: a binary search in
+    each term's postings), no corpus-sized vector is built; else each text is scored against the whole corpus once.
+    """
     memo: dict[int, np.ndarray] = {}
+    if hasattr(bm25, "pair_scores_ids") and hasattr(bm25, "term_ids"):
+
+        def pair_scores(i: int, docs: np.ndarray) -> np.ndarray:
+            if i not in memo:
+                memo.clear()
+                memo[i] = bm25.term_ids([texts[i]])[0]
+            return bm25.pair_scores_ids([memo[i]], [docs])[0]
+
+        return pair_scores
 
     def scores(i: int, docs: np.ndarray) -> np.ndarray:
         if i not in memo:

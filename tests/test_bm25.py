@@ -207,3 +207,262 @@ def test_common_terms_differ_from_rank_bm25() -> None:
     assert ours == [0, 1, 2, 3, 4, -1]
     scores = retriever.scores(query)
     assert scores[0] == scores[1] > 0
+
+
+# --- the on-disk engine: parity with bm25s, chunked builds, memory maps, the cache -----------------------------------
+
+bm25s = pytest.importorskip("bm25s")
+
+
+def _zipf_corpus(n_docs: int, n_queries: int, seed: int = 7) -> tuple[list[str], list[str]]:
+    """Documents and queries of made-up words drawn from a Zipf distribution: frequent terms, rare terms, repeats,
+    empty documents; few enough words that many scores tie."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnop"))
+    words = sorted({"".join(rng.choice(letters, size=rng.integers(2, 8))) for _ in range(1500)})
+    p = 1.0 / np.arange(1, len(words) + 1)
+    p /= p.sum()
+
+    def text(lo: int, hi: int) -> str:
+        return " ".join(rng.choice(words, size=rng.integers(lo, hi + 1), p=p))
+
+    docs = [text(0, 40) for _ in range(n_docs)]
+    docs[5] = docs[9] = docs[11]  # equal documents: equal scores, ties to the lower index
+    return docs, [text(1, 8) for _ in range(n_queries)] + ["the and of", "zzzzzzzzz"]
+
+
+@pytest.fixture(scope="module")
+def zipf() -> tuple[list[str], list[str]]:
+    return _zipf_corpus(3000, 120)
+
+
+def _bm25s_model(method: str, tokens: list[list[str]]):  # type: ignore[no-untyped-def]
+    model = bm25s.BM25(method=method)
+    model.index(tokens, show_progress=False, create_empty_token=False)
+    return model
+
+
+def _sharing_topk(scores: np.ndarray, docs_tokens: list[set], query_tokens: list[str], k: int) -> list[int]:
+    """The reference ranking: documents sharing a query term, by score, ties to the lower index."""
+    q = set(query_tokens)
+    matching = np.array([i for i, d in enumerate(docs_tokens) if d & q], dtype=np.int64)
+    if matching.size == 0:
+        return []
+    order = np.lexsort((matching, -scores[matching]))
+    return matching[order[:k]].tolist()
+
+
+@pytest.mark.parametrize("method", BM25_METHODS)
+def test_scores_and_rankings_equal_bm25s_in_memory_index(zipf, method: str) -> None:  # type: ignore[no-untyped-def]
+    docs, queries = zipf
+    r = BM25Retriever(method=method).index(docs)
+    tokens = r.tokenize(docs)
+    model = _bm25s_model(method, tokens)
+    sets = [set(t) for t in tokens]
+    hits = r.search(queries, 20)
+    for i, q in enumerate(queries):
+        ids = model.get_tokens_ids(r.tokenize([q])[0])
+        ref = np.asarray(model.get_scores_from_ids(ids), dtype=np.float32) if ids else np.zeros(len(docs), np.float32)
+        np.testing.assert_allclose(r.scores(q), ref, rtol=1e-6, atol=0)
+        expected = _sharing_topk(ref, sets, r.tokenize([q])[0], 20)
+        got = hits.indices[i][hits.indices[i] >= 0].tolist()
+        assert got == expected, (method, q)
+        np.testing.assert_allclose(hits.scores[i, : len(got)], ref[got], rtol=1e-6, atol=0)
+
+
+def test_tokens_equal_bm25s_tokenizer() -> None:
+    texts = ["The Running dogs aren't RUNNING; café naïve 42 a b cc", "", "   ", "Über die Häuser, 2024-01-01!",
+             "x", "stopwords: the of and is was", "résumé résumés Running runs ran"]
+    for stemmer, stopwords in (("english", "en"), ("none", "en"), ("english", "none"), ("german", "de")):
+        ours = BM25Retriever(stemmer=stemmer, stopwords=stopwords).tokenize(texts)
+        theirs = make_tokenizer(stemmer, stopwords).tokenize(texts, return_as="string", show_progress=False,
+                                                             update_vocab=True)
+        assert ours == [[t for t in doc if t] for doc in theirs], (stemmer, stopwords)
+
+
+def _files(folder) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("method", ["lucene", "bm25+"])
+def test_chunked_build_equals_one_chunk_build_byte_for_byte(zipf, tmp_path, method: str) -> None:  # type: ignore[no-untyped-def]
+    from negmine import bm25 as m
+
+    docs = zipf[0][:700]
+    r = BM25Retriever(method=method)
+    m.build_index(docs, tmp_path / "one", r.params, r.analyzer, chunk=len(docs))
+    r = BM25Retriever(method=method)
+    m.build_index(docs, tmp_path / "many", r.params, r.analyzer, chunk=7)
+    one, many = _files(tmp_path / "one"), _files(tmp_path / "many")
+    assert "data.npy" in one and "vocab.hashes.npy" in one and not (tmp_path / "many" / "build.tmp").exists()
+    assert one == many
+
+
+def test_chunked_build_with_tiny_blocks_searches_the_same(zipf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from negmine import bm25 as m
+
+    docs, queries = zipf
+    ref = BM25Retriever().index(docs[:800]).search(queries, 10)
+    monkeypatch.setattr(m, "BUILD_CHUNK", 50)
+    monkeypatch.setattr(m, "TOKENIZE_BATCH", 3)
+    monkeypatch.setattr(m, "SCORE_BLOCK", 11)
+    monkeypatch.setattr(m, "WORD_CACHE", 5)
+    hits = BM25Retriever().index(docs[:800]).search(queries, 10)
+    assert np.array_equal(hits.indices, ref.indices) and np.array_equal(hits.scores, ref.scores)
+
+
+class _SlicesOnly:
+    """A lazy sequence that answers ``len`` and slices only (like an Arrow-backed column)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.biggest = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        if not isinstance(i, slice):
+            raise AssertionError("read one text at a time")
+        out = self.texts[i]
+        self.biggest = max(self.biggest, len(out))
+        return out
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("iterated")
+
+
+def test_index_reads_texts_by_slices_only(zipf, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from negmine import bm25 as m
+
+    docs, queries = zipf
+    monkeypatch.setattr(m, "BUILD_CHUNK", 256)
+    monkeypatch.setattr(m, "HASH_BLOCK", 100)
+    lazy = _SlicesOnly(docs)
+    r = BM25Retriever().index(lazy, cache_dir=tmp_path)
+    assert lazy.biggest <= 256
+    assert r.is_cached(lazy, tmp_path)
+    ref = BM25Retriever().index(docs)
+    assert np.array_equal(r.search(queries, 5).indices, ref.search(queries, 5).indices)
+
+
+def test_loaded_index_is_memory_mapped(zipf, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    r = BM25Retriever().index(zipf[0], cache_dir=tmp_path)
+    again = BM25Retriever().index(zipf[0], cache_dir=tmp_path)
+    for retriever in (r, again, BM25Retriever().index(zipf[0])):  # without a cache: mapped from removed files
+        idx = retriever._idx
+        for arr in (idx.indptr, idx.indices, idx.data, idx.vocab.hashes, idx.vocab.order, idx.vocab.blob):
+            assert isinstance(arr, np.memmap)
+    assert not r._idx.data.flags.writeable
+
+
+def test_search_results_do_not_depend_on_batching(zipf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from negmine import bm25 as m
+
+    docs, queries = zipf
+    r = BM25Retriever(method="bm25l", threads=1).index(docs)
+    ref = r.search(queries, 15)
+    one_by_one = [r.search([q], 15) for q in queries]
+    assert np.array_equal(np.concatenate([h.indices for h in one_by_one]), ref.indices)
+    assert np.concatenate([h.scores for h in one_by_one]).tobytes() == ref.scores.tobytes()
+    monkeypatch.setattr(m, "QUERY_CHUNK", 7)
+    monkeypatch.setattr(m, "QUERY_TASK", 2)
+    r.threads = 4
+    order = np.random.default_rng(0).permutation(len(queries))
+    shuffled = r.search([queries[i] for i in order], 15)
+    assert shuffled.indices.tobytes() == ref.indices[order].tobytes()
+    assert shuffled.scores.tobytes() == ref.scores[order].tobytes()
+    tokens = r.search_tokens(r.tokenize(queries), 15)
+    assert tokens.indices.tobytes() == ref.indices.tobytes() and tokens.scores.tobytes() == ref.scores.tobytes()
+
+
+@pytest.mark.parametrize("method", BM25_METHODS)
+def test_pair_scores_equal_the_full_scores(zipf, method: str) -> None:  # type: ignore[no-untyped-def]
+    docs, queries = zipf
+    r = BM25Retriever(method=method).index(docs)
+    rng = np.random.default_rng(1)
+    picks = [rng.choice(len(docs), size=30) for _ in queries]
+    pairs = r.pair_scores_ids(r.term_ids(queries), picks)
+    for q, d, got in zip(queries, picks, pairs):
+        assert got.dtype == np.float32 and got.tobytes() == r.scores(q)[d].tobytes()
+    # a document's own text as the query
+    assert r.pair_scores([docs[3]], [[3, 4, 0]])[0].tobytes() == r.scores(docs[3])[[3, 4, 0]].tobytes()
+
+
+def test_evidence_scorer_uses_pair_scores(zipf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from negmine.evidence import bm25_scorer
+
+    docs, queries = zipf
+    r = BM25Retriever().index(docs)
+    expected = [r.scores(q)[[1, 2, 3, 500]] for q in queries[:5]]
+    monkeypatch.setattr(BM25Retriever, "scores", lambda self, q: pytest.fail("built a corpus-sized vector"))
+    score = bm25_scorer(r, queries)
+    for i in range(5):
+        assert score(i, np.array([1, 2, 3, 500])).tobytes() == expected[i].tobytes()
+
+
+def test_vocabulary_lookup_survives_hash_collisions(zipf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from negmine import bm25 as m
+
+    docs, queries = zipf
+    ref = BM25Retriever().index(docs[:300]).search(queries, 10)
+    # every token hashes to one of two values: lookups must confirm the token itself
+    monkeypatch.setattr(m, "_token_hashes",
+                        lambda tokens: np.array([len(t) % 2 for t in tokens], dtype=np.uint64))
+    hits = BM25Retriever().index(docs[:300]).search(queries, 10)
+    assert np.array_equal(hits.indices, ref.indices)
+
+
+def test_empty_corpus_and_unknown_terms(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    r = BM25Retriever().index([], cache_dir=tmp_path)
+    assert r.n_docs == 0 and r.search(["apple"], 3).indices.tolist() == [[-1, -1, -1]]
+    assert r.scores("apple").size == 0
+    r = BM25Retriever(method="bm25+").index(["", "the of", "apple"])
+    assert r.search(["apple", "pear", ""], 2).indices.tolist() == [[2, -1], [-1, -1], [-1, -1]]
+    assert r.pair_scores(["pear"], [[0, 2]])[0].tolist() == [0.0, 0.0]
+
+
+def test_corrupt_cached_index_is_rebuilt(zipf, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    docs, queries = zipf
+    ref = BM25Retriever().index(docs, cache_dir=tmp_path).search(queries, 10)
+    (folder,) = (tmp_path / "bm25").iterdir()
+    data = folder / "data.npy"
+    raw = bytearray(data.read_bytes())
+    raw[-5] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    with caplog.at_level(logging.WARNING, logger="negmine"):
+        hits = BM25Retriever().index(docs, cache_dir=tmp_path).search(queries, 10)
+    assert any("corrupt" in rec.getMessage() for rec in caplog.records)
+    assert np.array_equal(hits.indices, ref.indices) and np.array_equal(hits.scores, ref.scores)
+
+
+def test_index_of_the_old_bm25s_layout_is_never_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """negmine 0.1 stored bm25s's own files under a key without the format: a new build, under a new key."""
+    import json
+
+    from negmine.cache import cached_dir, digest_of, text_hashes
+
+    docs = DOCS
+    r = BM25Retriever()
+    old_settings = {k: v for k, v in r.settings.items() if k != "format"}
+    old_key = digest_of(json.dumps(old_settings, sort_keys=True), text_hashes(docs).tobytes())[:32]
+    model = _bm25s_model("lucene", r.tokenize(docs))
+    cached_dir(tmp_path, "bm25", old_key, lambda f: model.save(str(f), show_progress=False),
+               {"settings": old_settings})
+    assert r.cache_key(docs) != old_key and not r.is_cached(docs, tmp_path)
+    r.index(docs, cache_dir=tmp_path)
+    assert r.is_cached(docs, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "bm25").iterdir()) == sorted([old_key, r.cache_key(docs)])
+    assert r.search(["apple"], 3).indices.tolist() == [[2, 0, -1]]
+
+
+def test_cache_key_is_the_digest_of_settings_and_text_hashes(zipf) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from negmine.cache import digest_of, text_hashes
+
+    r = BM25Retriever()
+    docs = zipf[0]
+    assert r.cache_key(docs) == digest_of(json.dumps(r.settings, sort_keys=True), text_hashes(docs).tobytes())[:32]

@@ -4,8 +4,8 @@
 
 Both get the same tokenized queries (negmine's tokenizer). rank-bm25 indexes the corpus tokenized beforehand (the
 tokenization time is printed on its own); negmine's index time includes its own tokenizing of the corpus (its
-build reads the texts). For corpora of millions of documents see bm25_scale.py. negmine is timed with the Robertson variant
-(BM25Okapi's formula) and with its default, Lucene. Prints the times and negmine's speed-up, and
+build reads the texts). For corpora of millions of documents see bm25_scale.py. negmine is timed with the
+Robertson variant (BM25Okapi's formula) and with its default, Lucene. Prints the times and negmine's speed-up, and
 checks that both produce the same top-10 rankings with the Robertson variant (rank-bm25's BM25Okapi formula).
 """
 

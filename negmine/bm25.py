@@ -42,9 +42,9 @@ from negmine.retrieve import Hits, topk
 #: Version of the on-disk layout; part of the cache key, so an index of another layout is rebuilt, never misread.
 INDEX_FORMAT = 2
 #: Documents tokenised and scored at a time while building.
-BUILD_CHUNK = 65536
+BUILD_CHUNK = 16384
 #: (term, document) pairs scored at a time while building.
-SCORE_BLOCK = 1 << 20
+SCORE_BLOCK = 1 << 19
 #: Texts tokenised together (one Python pass) within a chunk.
 TOKENIZE_BATCH = 2048
 #: Queries tokenised at a time before they are scored on the threads.
@@ -53,6 +53,12 @@ QUERY_CHUNK = 1024
 QUERY_TASK = 16
 #: Surface words whose stem (or term id) is remembered; the cache is emptied when it grows past this.
 WORD_CACHE = 1 << 18
+#: Search skips documents that cannot reach a query's top k (``_Index._top_pruned``) for queries of at most this
+#: many tokens whose postings add up to at least ``PRUNE_MIN_POSTINGS``.
+PRUNE_MAX_TERMS = 256
+PRUNE_MIN_POSTINGS = 4096
+#: Relative margin of the pruning bounds (float32 sums of PRUNE_MAX_TERMS values err by less than 2e-5).
+PRUNE_MARGIN = 1e-4
 #: BM25L / BM25+ delta (bm25s's default).
 DELTA = 0.5
 #: Texts hashed at a time for the cache key.
@@ -157,15 +163,19 @@ class _TermIds:
 
 def _triples(ids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A chunk's (term, document within the chunk, term frequency) for each distinct (document, term), sorted by
-    term then document."""
+    term then document (int32 each). Peak memory: 16 bytes per token."""
     n = max(int(lengths.size), 1)
-    key = ids.astype(np.int64) * n + np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)
+    key = ids.astype(np.int64)
+    key *= n
+    key += np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)
     key.sort()
-    if key.size == 0:
-        return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int32)
-    first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    change = np.ones(key.size, dtype=bool)
+    np.not_equal(key[1:], key[:-1], out=change[1:])
+    first = np.flatnonzero(change)
+    del change
     tf = np.diff(np.append(first, key.size)).astype(np.int32)
     key = key[first]
+    del first
     return (key // n).astype(np.int32), (key % n).astype(np.int32), tf
 
 
@@ -176,7 +186,18 @@ def _token_hashes(tokens: Sequence[str]) -> np.ndarray:
 
 
 def _load(path: Path) -> np.ndarray:
-    return np.load(path, mmap_mode="r")
+    """The array of a ``.npy`` file, memory-mapped (a plain ndarray view of the map: slicing a ``np.memmap``
+    costs microseconds of Python per slice)."""
+    return np.asarray(np.load(path, mmap_mode="r"))
+
+
+def _unique_sorted(parts: list[np.ndarray]) -> np.ndarray:
+    """The distinct values of ``parts``, ascending (by sorting: numpy's hash-based ``unique`` is slower here)."""
+    a = np.concatenate(parts).astype(np.int64)
+    a.sort()
+    if a.size:
+        a = a[np.concatenate([[True], a[1:] != a[:-1]])]
+    return a
 
 
 @dataclass
@@ -205,7 +226,8 @@ class Vocabulary:
         offsets = np.zeros(len(tokens) + 1, dtype=np.int64)
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
         blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        for name, arr in zip(Vocabulary.FILES, (hashes[order], order.astype(np.int32), offsets, blob)):
+        arrays: list[np.ndarray] = [hashes[order], order.astype(np.int32), offsets, blob]
+        for name, arr in zip(Vocabulary.FILES, arrays):
             np.save(folder / name, arr)
 
     @classmethod
@@ -326,11 +348,13 @@ def _second_pass(n_docs: int, starts: list[int], df: np.ndarray, total_length: i
     del indptr
     termmax = np.zeros(n_terms, dtype=np.float32)
     scoring = _Scoring(idf, nonoccurrence, tfc_fn, avg_length, params.k1, params.b)
+    min_score = 0.0
     for c, start in enumerate(starts):
         t, d, tf, lengths = (np.load(work / f"{c}.{name}.npy") for name in ("terms", "docs", "tf", "lengths"))
         for s in range(0, t.size, SCORE_BLOCK):  # a term's run may span two blocks: heads carry it on
-            _score_block(t[s : s + SCORE_BLOCK], d[s : s + SCORE_BLOCK], tf[s : s + SCORE_BLOCK], lengths, start,
-                         scoring, heads, data, indices, termmax)
+            low = _score_block(t[s : s + SCORE_BLOCK], d[s : s + SCORE_BLOCK], tf[s : s + SCORE_BLOCK], lengths,
+                               start, scoring, heads, data, indices, termmax)
+            min_score = min(min_score, low)
         for name in ("terms", "docs", "tf", "lengths"):
             (work / f"{c}.{name}.npy").unlink()
         advance(lengths.size)
@@ -338,7 +362,8 @@ def _second_pass(n_docs: int, starts: list[int], df: np.ndarray, total_length: i
     indices.flush()
     np.save(folder / "termmax.npy", termmax)
     return {"format": INDEX_FORMAT, "documents": n_docs, "terms": n_terms, "postings": nnz,
-            "average_length": float(avg_length), "method": method, "k1": params.k1, "b": params.b, "delta": DELTA}
+            "average_length": float(avg_length), "method": method, "k1": params.k1, "b": params.b, "delta": DELTA,
+            "min_score": min_score}
 
 
 @dataclass
@@ -352,10 +377,11 @@ class _Scoring:
 
 
 def _score_block(t: np.ndarray, d: np.ndarray, tf: np.ndarray, lengths: np.ndarray, start: int, scoring: _Scoring,
-                 heads: np.ndarray, data: np.ndarray, indices: np.ndarray, termmax: np.ndarray) -> None:
-    """Score (term, document, tf) triples sorted by term and write them after each term's ``heads`` position."""
+                 heads: np.ndarray, data: np.ndarray, indices: np.ndarray, termmax: np.ndarray) -> float:
+    """Score (term, document, tf) triples sorted by term and write them after each term's ``heads`` position;
+    keep each term's highest score in ``termmax``. Returns the lowest score."""
     if t.size == 0:
-        return
+        return 0.0
     # as bm25s computes a document's scores: float32 tf, the integer length, the float64 average; then float32
     score = scoring.idf[t] * scoring.tfc(tf_array=tf.astype(np.float32), l_d=lengths[d], l_avg=scoring.avg_length,
                                          k1=scoring.k1, b=scoring.b, delta=DELTA)
@@ -370,6 +396,7 @@ def _score_block(t: np.ndarray, d: np.ndarray, tf: np.ndarray, lengths: np.ndarr
     heads[t[first]] += run
     terms = t[first]  # distinct within the block
     termmax[terms] = np.maximum(termmax[terms], np.maximum.reduceat(score, first))
+    return float(score.min())
 
 
 class _Index:
@@ -385,6 +412,8 @@ class _Index:
         self.nonoccurrence = np.load(nonocc) if nonocc.is_file() else None
         self.termmax = np.load(folder / "termmax.npy")
         self.vocab = Vocabulary.load(folder)
+        self.nonnegative = float(self.meta["min_score"]) >= 0
+        self.prune = True
 
     def postings(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         s, e = int(self.indptr[t]), int(self.indptr[t + 1])
@@ -408,14 +437,21 @@ class _Index:
             out += c
         return out
 
-    def pair_scores(self, ids: np.ndarray, docs: np.ndarray) -> np.ndarray:
-        """Scores of given documents: a binary search of each in each query term's postings."""
+    def pair_scores(self, ids: np.ndarray, docs: np.ndarray, scratch: Optional[np.ndarray] = None) -> np.ndarray:
+        """Scores of given documents: a binary search of each in each query term's postings; with ``scratch``
+        (a zeroed float32 array of ``n_docs``, left zeroed), a term whose postings are fewer than 16 per document
+        is spread over it and read instead."""
         wanted = np.asarray(docs, dtype=np.int64).astype(np.int32)  # same dtype as the postings: no copy of them
         out = np.zeros(wanted.size, dtype=np.float32)
         if ids.size == 0 or wanted.size == 0:
             return out
-        for t in ids.tolist():
+        for t in ids.tolist():  # in query order, repeats included: bm25s's float32 sum (x + 0 == x)
             post, vals = self.postings(t)
+            if scratch is not None and post.size < 16 * wanted.size:
+                scratch[post] = vals
+                out += scratch[wanted]
+                scratch[post] = 0
+                continue
             pos = np.minimum(np.searchsorted(post, wanted), post.size - 1)
             hit = post[pos] == wanted
             out[hit] += vals[pos[hit]]
@@ -427,28 +463,121 @@ class _Index:
     def top(self, ids: np.ndarray, k: int, acc: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The top ``k`` (indices, scores) among the documents sharing a term with the query, with the
         caller's zeroed float32 accumulator and boolean mask of ``n_docs`` (left zeroed)."""
-        if ids.size == 0:
+        if ids.size == 0 or k <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        distinct = list(dict.fromkeys(ids.tolist()))
-        postings = {t: self.postings(t) for t in distinct}
+        if self.prune and self.nonnegative and ids.size <= PRUNE_MAX_TERMS:
+            found = self._top_pruned(ids, k, acc, mask)
+            if found is not None:
+                return found
+        return self._top_all(ids, k, acc, mask)
+
+    def _union(self, postings: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
+        """The documents of several postings lists, ascending (int64)."""
+        if len(postings) == 1:
+            return np.asarray(postings[0], dtype=np.int64)
+        if sum(p.size for p in postings) * 8 < self.n_docs:  # few: sorting them beats scanning a corpus-sized mask
+            return _unique_sorted(postings)
+        for p in postings:
+            mask[p] = True
+        found = np.flatnonzero(mask)
+        mask[found] = False
+        return found
+
+    def _top_all(self, ids: np.ndarray, k: int, acc: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every posting of every query term accumulated: O(postings + candidates), plus a scan of the
+        corpus-sized mask when the postings are many."""
+        postings = {t: self.postings(t) for t in dict.fromkeys(ids.tolist())}
         for t in ids.tolist():  # in query order, repeats included: bm25s's float32 sum
             docs, vals = postings[t]
             acc[docs] += vals
-        total = sum(postings[t][0].size for t in distinct)
-        if len(distinct) == 1:
-            found = np.asarray(postings[distinct[0]][0], dtype=np.int64)
-        elif total * 8 < self.n_docs:  # few postings: sorting them beats scanning a corpus-sized mask
-            found = np.unique(np.concatenate([postings[t][0] for t in distinct])).astype(np.int64)
-        else:
-            for t in distinct:
-                mask[postings[t][0]] = True
-            found = np.flatnonzero(mask)
-            mask[found] = False
+        found = self._union([p[0] for p in postings.values()], mask)
         scores = acc[found]
         acc[found] = 0
         c = self.constant(ids)
         if c is not None:
             scores += c
+        idx, val = topk(scores, k)
+        return found[idx], val
+
+    def _top_pruned(self, ids: np.ndarray, k: int, acc: np.ndarray,
+                    mask: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """The same top ``k`` as ``_top_all``, without scoring the documents that cannot reach it (MaxScore, term
+        at a time); ``None`` where that would not save work.
+
+        1. theta: the k-th best exact score among the documents of the rarest terms (a lower bound of the
+           final k-th score);
+        2. the query's "non-essential" terms, those whose maximum scores add up to less than theta: a document
+           with none but them cannot reach theta, so the candidates are the documents of the other terms;
+        3. the non-essential terms are added to the candidates' partial scores, largest maximum first, and a
+           candidate is dropped as soon as its partial score plus the maxima still to come is below theta;
+        4. the survivors are scored exactly (``pair_scores``: bm25s's float32 sum in query order) and ranked.
+
+        Scores are >= 0, so partial sums only grow; the bounds carry a relative margin ``PRUNE_MARGIN`` far above
+        float32 rounding, so a document that ties the k-th score is never dropped.
+        """
+        distinct, mult = np.unique(ids, return_counts=True)
+        starts, ends = self.indptr[distinct].astype(np.int64), self.indptr[distinct + 1].astype(np.int64)
+        df = ends - starts
+        total = int(df.sum())
+        if distinct.size < 2 or total < max(PRUNE_MIN_POSTINGS, 8 * k):
+            return None
+        c = float(self.constant(ids) or 0.0)
+        up = 1.0 + PRUNE_MARGIN
+
+        # 1. theta from the rarest terms' documents
+        rare = np.argsort(df, kind="stable")
+        reach = np.cumsum(df[rare])
+        j = int(np.searchsorted(reach, k))
+        while True:
+            if j >= rare.size or reach[j] * 2 > total:
+                return None
+            seed = self._union([self.indices[starts[i] : ends[i]] for i in rare[: j + 1]], mask)
+            if seed.size >= k:
+                break
+            j += 1
+        theta = float(np.partition(self.pair_scores(ids, seed, acc), seed.size - k)[seed.size - k])
+
+        # 2. essential terms: the candidates and their partial scores
+        bound = self.termmax[distinct].astype(np.float64) * mult
+        by_bound = np.argsort(bound, kind="stable")
+        rest = np.cumsum(bound[by_bound])  # rest[i]: the maxima of the i + 1 smallest-bound terms
+        n_rest = int(np.count_nonzero((rest * up + c) * up < theta))
+        if n_rest == 0:
+            return None
+        essential = set(distinct[by_bound[n_rest:]].tolist())
+        for t in ids.tolist():
+            if t in essential:
+                docs, vals = self.postings(t)
+                acc[docs] += vals
+        found = self._union([self.postings(t)[0] for t in essential], mask)
+        partial = acc[found].astype(np.float64)
+        acc[found] = 0
+
+        # 3. the non-essential terms, largest bound first, dropping what cannot reach theta
+        for i in range(n_rest - 1, -1, -1):
+            keep = ((partial * up + rest[i]) * up + c) * up >= theta
+            found, partial = found[keep], partial[keep]
+            if found.size == 0:
+                break
+            if found.size >= k:  # the k-th best lower bound of the final scores is a lower bound of the k-th
+                low = np.partition(partial, found.size - k)[found.size - k]
+                theta = max(theta, (low / up + c) / up)
+            t = int(distinct[by_bound[i]])
+            post, vals = self.postings(t)
+            gain = np.zeros(found.size, dtype=np.float64)
+            if found.size * 16 < post.size:  # few candidates: binary search them
+                pos = np.minimum(np.searchsorted(post, found.astype(np.int32)), post.size - 1)
+                hit = post[pos] == found
+                gain[hit] = vals[pos[hit]]
+            else:  # many: spread the postings over the accumulator and read the candidates' cells
+                acc[post] = vals
+                gain[:] = acc[found]
+                acc[post] = 0
+            partial += gain * mult[by_bound[i]]
+        found = found[((partial * up) + c) * up >= theta]
+
+        # 4. exact scores of the survivors
+        scores = self.pair_scores(ids, found, acc)
         idx, val = topk(scores, k)
         return found[idx], val
 

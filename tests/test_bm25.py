@@ -352,8 +352,20 @@ def test_loaded_index_is_memory_mapped(zipf, tmp_path) -> None:  # type: ignore[
     for retriever in (r, again, BM25Retriever().index(zipf[0])):  # without a cache: mapped from removed files
         idx = retriever._idx
         for arr in (idx.indptr, idx.indices, idx.data, idx.vocab.hashes, idx.vocab.order, idx.vocab.blob):
-            assert isinstance(arr, np.memmap)
+            assert _mapped(arr)
+        assert not _mapped(np.zeros(3))
     assert not r._idx.data.flags.writeable
+
+
+def _mapped(arr: np.ndarray) -> bool:
+    """Whether the array's memory is a memory map (``np.memmap``, or a view whose base chain reaches an mmap)."""
+    import mmap
+
+    while arr is not None:
+        if isinstance(arr, (np.memmap, mmap.mmap)):
+            return True
+        arr = getattr(arr, "base", None)
+    return False
 
 
 def test_search_results_do_not_depend_on_batching(zipf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -466,3 +478,55 @@ def test_cache_key_is_the_digest_of_settings_and_text_hashes(zipf) -> None:  # t
     r = BM25Retriever()
     docs = zipf[0]
     assert r.cache_key(docs) == digest_of(json.dumps(r.settings, sort_keys=True), text_hashes(docs).tobytes())[:32]
+
+
+@pytest.mark.parametrize("method", BM25_METHODS)
+@pytest.mark.parametrize("k", [1, 3, 10, 60])
+def test_pruned_search_equals_exhaustive_search(zipf, monkeypatch, method: str, k: int) -> None:  # type: ignore[no-untyped-def]
+    """Skipping the documents that cannot reach the top k changes nothing, ties included (byte for byte)."""
+    from negmine import bm25 as m
+
+    monkeypatch.setattr(m, "PRUNE_MIN_POSTINGS", 0)
+    docs, queries = zipf
+    rng = np.random.default_rng(2)
+    words = sorted({w for q in queries for w in q.split()})
+    more = [" ".join(rng.choice(words, size=rng.integers(2, 12))) for _ in range(150)]
+    more += [docs[11] + " " + docs[40], docs[7] * 2]  # long queries, repeated terms
+    queries = queries + more
+    r = BM25Retriever(method=method, threads=1).index(docs)
+    pruned = r.search(queries, k)
+    calls = []
+    real = m._Index._top_pruned
+
+    def counting(self, *args):  # type: ignore[no-untyped-def]
+        out = real(self, *args)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(m._Index, "_top_pruned", counting)
+    r.search(queries, k)
+    assert sum(calls) > len(queries) // 3  # pruning ran on many queries (the others had no term to skip)
+    r._idx.prune = False
+    full = r.search(queries, k)
+    assert pruned.indices.tobytes() == full.indices.tobytes()
+    assert pruned.scores.tobytes() == full.scores.tobytes()
+
+
+@pytest.mark.parametrize("method", ["lucene", "robertson", "bm25+"])
+def test_pruned_search_keeps_ties_at_the_kth_score(monkeypatch, method: str) -> None:  # type: ignore[no-untyped-def]
+    from negmine import bm25 as m
+
+    monkeypatch.setattr(m, "PRUNE_MIN_POSTINGS", 0)
+    rng = np.random.default_rng(5)
+    docs = ["alpha beta"] * 300 + ["alpha"] * 200 + ["beta gamma"] * 50 + ["delta alpha beta"] * 30
+    docs += [" ".join(rng.choice(["alpha", "beta", "gamma", "delta", "omega", "zeta"], size=3)) for _ in range(400)]
+    docs = [docs[i] for i in rng.permutation(len(docs))]
+    queries = ["alpha beta", "alpha beta gamma delta", "gamma delta", "omega alpha", "zeta zeta alpha"]
+    r = BM25Retriever(method=method, stemmer="none", threads=1).index(docs)
+    for k in (1, 10, 100, 400, 2000):
+        pruned = r.search(queries, k)
+        r._idx.prune = False
+        full = r.search(queries, k)
+        r._idx.prune = True
+        assert pruned.indices.tobytes() == full.indices.tobytes(), k
+        assert pruned.scores.tobytes() == full.scores.tobytes(), k

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -57,6 +57,13 @@ WORD_CACHE = 1 << 18
 #: many tokens whose postings add up to at least ``PRUNE_MIN_POSTINGS``.
 PRUNE_MAX_TERMS = 256
 PRUNE_MIN_POSTINGS = 4096
+#: ... and whose candidates (the rarest terms' documents, then the essential terms') are at most this many, which
+#: bounds the memory of a search thread.
+PRUNE_MAX_CANDIDATES = 1 << 20
+#: How many documents per wanted one (k) are scored exactly to find the pruning threshold.
+PRUNE_SEED = 4
+#: Documents ranked at a time when a query's candidates are found by scanning the corpus-sized mask.
+SCAN_BLOCK = 1 << 19
 #: Relative margin of the pruning bounds (float32 sums of PRUNE_MAX_TERMS values err by less than 2e-5).
 PRUNE_MARGIN = 1e-4
 #: BM25L / BM25+ delta (bm25s's default).
@@ -485,27 +492,41 @@ class _Index:
 
     def _top_all(self, ids: np.ndarray, k: int, acc: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every posting of every query term accumulated: O(postings + candidates), plus a scan of the
-        corpus-sized mask when the postings are many."""
+        corpus-sized mask when the postings are many (then the candidates are ranked ``SCAN_BLOCK`` documents at
+        a time, so the temporary arrays stay small whatever the corpus)."""
         postings = {t: self.postings(t) for t in dict.fromkeys(ids.tolist())}
         for t in ids.tolist():  # in query order, repeats included: bm25s's float32 sum
             docs, vals = postings[t]
             acc[docs] += vals
-        found = self._union([p[0] for p in postings.values()], mask)
-        scores = acc[found]
-        acc[found] = 0
         c = self.constant(ids)
-        if c is not None:
-            scores += c
-        idx, val = topk(scores, k)
-        return found[idx], val
+        lists = [p[0] for p in postings.values()]
+        blocks: Iterable[np.ndarray]
+        if len(lists) == 1 or sum(p.size for p in lists) * 8 < self.n_docs:
+            blocks = [self._union(lists, mask)]
+        else:
+            for p in lists:
+                mask[p] = True
+            blocks = (np.flatnonzero(mask[b : b + SCAN_BLOCK]) + b for b in range(0, self.n_docs, SCAN_BLOCK))
+        best = np.empty(0, np.int64), np.empty(0, np.float32)
+        for found in blocks:
+            scores = acc[found]
+            acc[found] = 0
+            mask[found] = False
+            if c is not None:
+                scores += c
+            # the best so far (lower documents, equal scores in document order) first: ties still go to the lower
+            docs, scores = np.concatenate([best[0], found]), np.concatenate([best[1], scores])
+            idx, val = topk(scores, k)
+            best = docs[idx], val
+        return best
 
     def _top_pruned(self, ids: np.ndarray, k: int, acc: np.ndarray,
                     mask: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
         """The same top ``k`` as ``_top_all``, without scoring the documents that cannot reach it (MaxScore, term
         at a time); ``None`` where that would not save work.
 
-        1. theta: the k-th best exact score among the documents of the rarest terms (a lower bound of the
-           final k-th score);
+        1. theta, a lower bound of the final k-th score: the k-th best exact score among the documents of the
+           rarest terms (the ``PRUNE_SEED`` x k of them that score best on those terms alone);
         2. the query's "non-essential" terms, those whose maximum scores add up to less than theta: a document
            with none but them cannot reach theta, so the candidates are the documents of the other terms;
         3. the non-essential terms are added to the candidates' partial scores, largest maximum first, and a
@@ -516,33 +537,44 @@ class _Index:
         float32 rounding, so a document that ties the k-th score is never dropped.
         """
         distinct, mult = np.unique(ids, return_counts=True)
-        starts, ends = self.indptr[distinct].astype(np.int64), self.indptr[distinct + 1].astype(np.int64)
-        df = ends - starts
+        df = (self.indptr[distinct + 1] - self.indptr[distinct]).astype(np.int64)
         total = int(df.sum())
         if distinct.size < 2 or total < max(PRUNE_MIN_POSTINGS, 8 * k):
             return None
         c = float(self.constant(ids) or 0.0)
         up = 1.0 + PRUNE_MARGIN
 
-        # 1. theta from the rarest terms' documents
+        # 1. theta
         rare = np.argsort(df, kind="stable")
         reach = np.cumsum(df[rare])
         j = int(np.searchsorted(reach, k))
         while True:
-            if j >= rare.size or reach[j] * 2 > total:
+            if j >= rare.size or reach[j] * 2 > total or reach[j] > PRUNE_MAX_CANDIDATES:
                 return None
-            seed = self._union([self.indices[starts[i] : ends[i]] for i in rare[: j + 1]], mask)
+            seed_terms = set(distinct[rare[: j + 1]].tolist())
+            seed = self._union([self.postings(t)[0] for t in seed_terms], mask)
             if seed.size >= k:
                 break
             j += 1
-        theta = float(np.partition(self.pair_scores(ids, seed, acc), seed.size - k)[seed.size - k])
+        for t in ids.tolist():
+            if t in seed_terms:
+                docs, vals = self.postings(t)
+                acc[docs] += vals
+        partial = acc[seed]
+        acc[seed] = 0
+        n_best = min(seed.size, PRUNE_SEED * k)
+        best = np.sort(seed[np.argpartition(partial, seed.size - n_best)[seed.size - n_best :]])
+        exact = self.pair_scores(ids, best, acc)
+        theta = float(np.partition(exact, n_best - k)[n_best - k])  # k documents score at least this
 
-        # 2. essential terms: the candidates and their partial scores
+        # 2. the essential terms' documents are the candidates; their partial scores
         bound = self.termmax[distinct].astype(np.float64) * mult
         by_bound = np.argsort(bound, kind="stable")
         rest = np.cumsum(bound[by_bound])  # rest[i]: the maxima of the i + 1 smallest-bound terms
         n_rest = int(np.count_nonzero((rest * up + c) * up < theta))
         if n_rest == 0:
+            return None
+        if int(df[by_bound[n_rest:]].sum()) > PRUNE_MAX_CANDIDATES:
             return None
         essential = set(distinct[by_bound[n_rest:]].tolist())
         for t in ids.tolist():
@@ -575,6 +607,8 @@ class _Index:
                 acc[post] = 0
             partial += gain * mult[by_bound[i]]
         found = found[((partial * up) + c) * up >= theta]
+        if found.size < k:  # cannot happen (k documents reach theta); were a bound wrong, rank them all
+            return None
 
         # 4. exact scores of the survivors
         scores = self.pair_scores(ids, found, acc)

@@ -530,3 +530,22 @@ def test_pruned_search_keeps_ties_at_the_kth_score(monkeypatch, method: str) -> 
         r._idx.prune = True
         assert pruned.indices.tobytes() == full.indices.tobytes(), k
         assert pruned.scores.tobytes() == full.scores.tobytes(), k
+
+
+@pytest.mark.parametrize("method", ["lucene", "bm25l"])
+def test_search_in_small_blocks_and_capped_pruning_changes_nothing(zipf, monkeypatch, method: str) -> None:  # type: ignore[no-untyped-def]
+    from negmine import bm25 as m
+
+    docs, queries = zipf
+    r = BM25Retriever(method=method, threads=1).index(docs)
+    ref = r.search(queries, 25)
+    r._idx.prune = False
+    assert r.search(queries, 25).indices.tobytes() == ref.indices.tobytes()
+    monkeypatch.setattr(m, "SCAN_BLOCK", 64)  # candidates ranked 64 documents at a time
+    blocked = r.search(queries, 25)
+    assert blocked.indices.tobytes() == ref.indices.tobytes() and blocked.scores.tobytes() == ref.scores.tobytes()
+    r._idx.prune = True
+    monkeypatch.setattr(m, "PRUNE_MIN_POSTINGS", 0)
+    monkeypatch.setattr(m, "PRUNE_MAX_CANDIDATES", 60)  # most queries fall back to the exhaustive search
+    capped = r.search(queries, 25)
+    assert capped.indices.tobytes() == ref.indices.tobytes() and capped.scores.tobytes() == ref.scores.tobytes()

@@ -56,7 +56,7 @@ WORD_CACHE = 1 << 18
 #: Search skips documents that cannot reach a query's top k (``_Index._top_pruned``) for queries of at most this
 #: many tokens whose postings add up to at least ``PRUNE_MIN_POSTINGS``.
 PRUNE_MAX_TERMS = 256
-PRUNE_MIN_POSTINGS = 4096
+PRUNE_MIN_POSTINGS = 32768
 #: ... and whose candidates (the rarest terms' documents, then the essential terms') are at most this many, which
 #: bounds the memory of a search thread.
 PRUNE_MAX_CANDIDATES = 1 << 20

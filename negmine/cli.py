@@ -129,7 +129,9 @@ def _opt(panel: str, help: str, *names: str, **kw: Any) -> Any:
 
 
 # Options shared by several commands, defined once. Defaults come from MineConfig (D).
-Corpus = Annotated[Optional[Path], _opt(INPUTS, "Corpus Parquet file (ids, texts, optional titles).")]
+#: The input formats, as the options' help says them.
+FILE_KINDS = "Parquet, or .jsonl / .csv / .tsv (each optionally .gz)"
+Corpus = Annotated[Optional[Path], _opt(INPUTS, f"Corpus file (ids, texts, optional titles): {FILE_KINDS}.")]
 CorpusIdColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus id column [_id, id, doc_id, ...].")]
 CorpusTextColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus text column [text, contents, ...].")]
 CorpusTitleColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus title column, joined before the text [title]; "
@@ -226,11 +228,15 @@ def mine(
                                  show_default=False)],
     config: Config = None,
     corpus: Corpus = None,
-    queries: Annotated[Optional[Path], _opt(INPUTS, "Query Parquet file (ids, texts).")] = None,
-    qrels: Annotated[Optional[Path], _opt(INPUTS, "Relevance judgments Parquet file; rows with score <= 0 are not "
-                                          "positives.")] = None,
-    pairs: Annotated[Optional[Path], _opt(INPUTS, "Instead of --queries/--qrels: Parquet file of (anchor, positive) "
-                                          "text pairs; the corpus defaults to the positives.")] = None,
+    queries: Annotated[Optional[Path], _opt(INPUTS, "Query file (ids, texts), as --corpus.")] = None,
+    qrels: Annotated[Optional[Path], _opt(INPUTS, "Relevance judgments file, as --corpus; rows with score <= 0 are "
+                                          "not positives.")] = None,
+    pairs: Annotated[Optional[Path], _opt(INPUTS, "Instead of --queries/--qrels: file of (anchor, positive) text "
+                                          "pairs, as --corpus; the corpus defaults to the positives.")] = None,
+    beir: Annotated[Optional[Path], _opt(INPUTS, "Instead of --corpus/--queries/--qrels: a BEIR folder "
+                                         "(corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv; or .gz).")] = None,
+    split: Annotated[Optional[str], _opt(INPUTS, "The qrels split of --beir (qrels/SPLIT.tsv) [default: train].")]
+    = None,
     cache_dir: Annotated[Optional[Path], _opt(INPUTS, "Cache for embeddings and indexes [default: "
                                               "$NEGMINE_CACHE_DIR or ~/.cache/negmine].")] = None,
     index_dir: Annotated[Optional[Path], _opt(INPUTS, "Directory built by 'negmine index', used instead of the "
@@ -367,17 +373,22 @@ def mine(
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
     from negmine.mine import mine as run_mine
 
-    inputs = (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
+    inputs: tuple[Optional[Path], ...] = (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
     with _reporting(quiet, verbose) as progress:
         settings = _mine_config(ctx, options)
         if dataset_card:
             from negmine.card import check_card_path, write_dataset_card
 
+            if beir is not None and not any((corpus, queries, qrels, pairs)):
+                from negmine.io import beir_files
+
+                inputs += tuple(beir_files(beir, split or "train").values())
             check_card_path(output, inputs)  # before the work, not after it
-        result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=settings, progress=progress,
-                          cache_dir=cache_dir, index_dir=index_dir, corpus_embeddings=corpus_embeddings,
-                          query_embeddings=query_embeddings, candidates_output=candidates_output,
-                          false_negatives_output=false_negatives_output, explicit=_given(ctx, options))
+        result = run_mine(corpus, queries, qrels, pairs=pairs, beir=beir, split=split, output=output,
+                          config=settings, progress=progress, cache_dir=cache_dir, index_dir=index_dir,
+                          corpus_embeddings=corpus_embeddings, query_embeddings=query_embeddings,
+                          candidates_output=candidates_output, false_negatives_output=false_negatives_output,
+                          explicit=_given(ctx, options))
         card = write_dataset_card(output, result.metadata, inputs) if dataset_card else None
     if not quiet:
         from negmine.report import summary_rows
@@ -684,7 +695,8 @@ def evaluate(
 @app.command(cls=_Command)
 def index(
     ctx: typer.Context,
-    corpus: Annotated[Path, _opt(INPUTS, "Corpus Parquet file (ids, texts, optional titles).", show_default=False)],
+    corpus: Annotated[Path, _opt(INPUTS, f"Corpus file (ids, texts, optional titles): {FILE_KINDS}.",
+                                 show_default=False)],
     index_dir: Annotated[Path, _opt(INPUTS, "Directory to build the indexes in (created if missing).",
                                     show_default=False)],
     config: Config = None,
@@ -853,9 +865,9 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-_NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbose", "cache_dir", "index_dir",
-               "corpus_embeddings", "query_embeddings", "candidates_output", "ctx", "config", "dataset_card",
-               "false_negatives_output", "candidates", "path", "json", "html", "png"}
+_NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "beir", "split", "quiet", "verbose", "cache_dir",
+               "index_dir", "corpus_embeddings", "query_embeddings", "candidates_output", "ctx", "config",
+               "dataset_card", "false_negatives_output", "candidates", "path", "json", "html", "png"}
 _OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity",
                     "lexical_overlap", "cross_query", "percentile_margin")
 

@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 
 from negmine.data import Corpus, Qrels, Queries, pairs_to_inputs
 from negmine.errors import ConfigError, InputError, storage_error
+from negmine.sources import JSONL, PLAIN_INTEGER, READ_BATCH, InputFile, first_line
+from negmine.sources import beir_files as beir_files  # the files of a BEIR folder, for mine() and the CLI
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -54,7 +56,7 @@ def read_schema(path: PathLike, role: str, option: Optional[str] = "") -> pa.Sch
     try:
         return pq.read_schema(p)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{p}: not a readable Parquet file ({_first_line(exc)})") from exc
+        raise InputError(f"{p}: not a readable Parquet file ({first_line(exc)})") from exc
 
 
 def pick_column(
@@ -84,11 +86,10 @@ def pick_column(
     )
 
 
-def _read_columns(path: PathLike, columns: list[str]) -> pa.Table:
-    try:
-        return pq.read_table(path, columns=columns)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: could not read columns {', '.join(columns)} ({_first_line(exc)})") from exc
+def open_input(path: PathLike, role: str, option: Optional[str] = "") -> InputFile:
+    """An input file of any format negmine reads (by its name: ``.jsonl``, ``.csv``, ``.tsv``, each optionally
+    ``.gz``, else Parquet), checked to exist; see ``negmine.sources``."""
+    return InputFile(path, role, option)
 
 
 def _first_bad_row(mask: pa.Array | pa.ChunkedArray) -> Optional[int]:
@@ -96,42 +97,63 @@ def _first_bad_row(mask: pa.Array | pa.ChunkedArray) -> Optional[int]:
     return int(hits[0]) if hits.size else None
 
 
-def _ids(table: Any, column: str, path: PathLike, offset: int = 0) -> Any:
-    """The id column of a table (or record batch), checked: strings or integers, none null or empty. Row numbers in
-    messages count from the file's first row (``offset``: the rows before this batch)."""
+def _ids(table: Any, column: str, src: InputFile, offset: int = 0) -> Any:
+    """The id column of a table (or record batch), checked: strings or integers, none null or empty. Messages name
+    rows counted from the file's first row (``offset``: the rows before this batch), or a text file's lines."""
     col = table.column(column)
     t = col.type
+    if pa.types.is_null(t) and len(col):
+        raise InputError(f"{src.path}: column {column!r} {src.where(offset)}: id is null")
     if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)):
-        raise InputError(f"{path}: column {column!r} holds {t}; ids must be strings or integers")
+        raise InputError(f"{src.path}: column {column!r} holds {t}; ids must be strings or integers")
     row = _first_bad_row(col.is_null())
     if row is not None:
-        raise InputError(f"{path}: column {column!r} row {offset + row}: id is null")
+        raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: id is null")
     if not pa.types.is_integer(t):
         row = _first_bad_row(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0))
         if row is not None:
-            raise InputError(f"{path}: column {column!r} row {offset + row}: id is empty")
+            raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: id is empty")
         if pa.types.is_large_string(t):
             col = pc.cast(col, pa.string())
     return col
 
 
-def _texts(table: Any, column: str, path: PathLike, offset: int = 0) -> Any:
+def _plain_integers(ids: Any) -> bool:
+    """Whether every id is an integer written plainly (``12``; not ``012``, ``+12`` or ``12.0``)."""
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        return False
+    return len(ids) == 0 or bool(pc.all(pc.match_substring_regex(ids, PLAIN_INTEGER)).as_py())
+
+
+def _integer_ids(ids: Any) -> Any:
+    """A CSV or TSV id column as int64 when every value is a plain integer that fits, else as it is (strings)."""
+    if len(ids) == 0 or not _plain_integers(ids):
+        return ids
+    try:
+        return pc.cast(ids, pa.int64())
+    except (pa.ArrowInvalid, OverflowError):  # past int64: keep the strings
+        return ids
+
+
+def _texts(table: Any, column: str, src: InputFile, offset: int = 0) -> Any:
     col = table.column(column)
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        raise InputError(f"{path}: column {column!r} holds {col.type}; texts must be strings")
+        raise InputError(f"{src.path}: column {column!r} holds {col.type}; texts must be strings")
     row = _first_bad_row(col.is_null())
     if row is not None:
-        raise InputError(f"{path}: column {column!r} row {offset + row}: text is null")
+        raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: text is null")
     return pc.cast(col, pa.string()) if pa.types.is_large_string(col.type) else col
 
 
-def _join_titles(table: Any, title: Optional[str], texts: Any, path: PathLike) -> Any:
+def _join_titles(table: Any, title: Optional[str], texts: Any, src: InputFile) -> Any:
     """``title + " " + text`` (whitespace trimmed at both ends) where a title is given, else the text."""
     if title is None:
         return texts
     titles = table.column(title)
+    if pa.types.is_null(titles.type):
+        return texts
     if not (pa.types.is_string(titles.type) or pa.types.is_large_string(titles.type)):
-        raise InputError(f"{path}: column {title!r} holds {titles.type}; titles must be strings "
+        raise InputError(f"{src.path}: column {title!r} holds {titles.type}; titles must be strings "
                          "(--corpus-title-column '' ignores it)")
     titles = pc.cast(titles, pa.string())
     has_title = pc.and_kleene(pc.is_valid(titles), pc.not_equal(titles, ""))
@@ -139,90 +161,142 @@ def _join_titles(table: Any, title: Optional[str], texts: Any, path: PathLike) -
     return pc.if_else(has_title, joined, texts)
 
 
-#: Rows read at a time when an input file is converted for the input cache.
-READ_BATCH = 65536
+def _scores(table: Any, column: str, src: InputFile) -> np.ndarray:
+    """A qrels score column as float64, checked: numbers (a CSV's values parsed), none null or NaN."""
+    col = table.column(column)
+    if src.untyped:
+        text = pc.utf8_trim_whitespace(col)
+        row = _first_bad_row(pc.invert(pc.match_substring_regex(text, NUMBER)))
+        if row is not None:
+            value = text[row].as_py()
+            what = "score is empty" if value == "" else f"score {value!r} is not a number"
+            raise InputError(f"{src.path}: column {column!r} {src.where(row)}: {what}")
+        col = pc.cast(text, pa.float64())
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
+        raise InputError(f"{src.path}: column {column!r} holds {col.type}; relevance scores must be numbers")
+    row = _first_bad_row(col.is_null())
+    if row is not None:
+        raise InputError(f"{src.path}: column {column!r} {src.where(row)}: score is null")
+    if pa.types.is_floating(col.type):
+        row = _first_bad_row(pc.is_nan(col))
+        if row is not None:
+            raise InputError(f"{src.path}: column {column!r} {src.where(row)}: score is NaN")
+    return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _collection_table(path: PathLike, columns: list[str], convert: Callable[[Any, int], dict[str, Any]],
+#: A number as a CSV or TSV score may be written.
+NUMBER = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+
+
+def _collection_table(src: InputFile, columns: list[str], convert: Callable[[Any, int], dict[str, Any]],
                       role: str, cache_dir: Optional[PathLike]) -> pa.Table:
     """An input file's checked columns as an Arrow table: read into memory, or (with ``cache_dir``) converted
-    batch by batch into an Arrow IPC file in the cache, keyed by the file's fingerprint and the columns, and
-    memory-mapped from there (no private memory for the texts, and no conversion next time)."""
+    batch by batch into an Arrow IPC file in the cache, keyed by the file's fingerprint, format and columns, and
+    memory-mapped from there (no private memory for the texts, and no conversion next time). The converted ``id``
+    column of a CSV or TSV file becomes int64 when every id is a plain integer."""
+    path = src.path
     if cache_dir is None:
-        table = _read_columns(path, columns)
+        table = src.read(columns)
         if table.num_rows == 0:
             raise InputError(f"{path}: the {role} is empty (no rows)")
-        return pa.table(convert(table, 0))
+        out = pa.table(convert(table, 0))
+        if src.untyped:
+            at = out.column_names.index("id")
+            out = out.set_column(at, "id", _integer_ids(out.column("id")))
+        return out
     from negmine.cache import cached_dir, digest_of
 
-    key = digest_of("inputs-v1", role, fingerprint(path), json.dumps(columns))[:32]
+    parts = ["inputs-v1", role, fingerprint(path), json.dumps(columns)]
+    if src.is_text:  # the same bytes read as another format are another table
+        parts.append(src.format + ("-v1" if src.untyped else ""))
+    key = digest_of(*parts)[:32]
 
     def build(folder: Path) -> None:
         writer = None
-        offset = 0
+        integers = src.untyped
+        target = folder / "table.arrow"
         try:
-            parquet = pq.ParquetFile(path)
-            for batch in parquet.iter_batches(batch_size=READ_BATCH, columns=columns):
+            offset = 0
+            for batch in src.batches(columns, batch_size=READ_BATCH):
                 part = pa.record_batch(convert(batch, offset))
+                integers = integers and _plain_integers(part.column("id"))
                 if writer is None:
-                    writer = pa.ipc.new_file(str(folder / "table.arrow"), part.schema)
+                    writer = pa.ipc.new_file(str(target), part.schema)
                 writer.write_batch(part)
                 offset += batch.num_rows
-        except (pa.ArrowInvalid, OSError) as exc:
-            if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowException) and exc.errno is not None:
-                raise
-            raise InputError(f"{path}: could not read columns {', '.join(columns)} ({_first_line(exc)})") from exc
         finally:
             if writer is not None:
                 writer.close()
         if writer is None:
             raise InputError(f"{path}: the {role} is empty (no rows)")
+        if integers:
+            _cast_ids(target)
 
     folder = cached_dir(Path(cache_dir), "inputs", key, build, {"path": str(path), "columns": columns})
     return pa.ipc.open_file(pa.memory_map(str(folder / "table.arrow"))).read_all()
+
+
+def _cast_ids(target: Path) -> None:
+    """Rewrite an IPC table with its ``id`` column as int64 (every id a plain integer), batch by batch; left as it
+    is when an id does not fit."""
+    tmp = target.with_name("table.int.arrow")
+    source = pa.ipc.open_file(pa.memory_map(str(target)))
+    schema = source.schema.set(0, pa.field("id", pa.int64()))
+    try:
+        with pa.ipc.new_file(str(tmp), schema) as writer:
+            for i in range(source.num_record_batches):
+                batch = source.get_batch(i)
+                writer.write_batch(batch.set_column(0, "id", pc.cast(batch.column(0), pa.int64())))
+    except (pa.ArrowInvalid, OverflowError):
+        tmp.unlink(missing_ok=True)
+        return
+    tmp.replace(target)
 
 
 def read_corpus(
     path: PathLike, id_column: Optional[str] = None, text_column: Optional[str] = None,
     title_column: Optional[str] = None, cache_dir: Optional[PathLike] = None,
 ) -> Corpus:
-    """Read and check a corpus file. A title column, when there is one, is joined before the text.
+    """Read and check a corpus file (Parquet, JSON Lines, CSV or TSV, by its name). A title column, when there is
+    one, is joined before the text.
 
     With ``cache_dir`` the corpus is converted once into a memory-mapped Arrow file there (see
     ``_collection_table``): texts then take no private memory, whatever the corpus's size.
     """
-    schema = read_schema(path, "corpus")
+    src = open_input(path, "corpus")
+    schema = src.schema()
     idc = pick_column(schema, path, id_column, CORPUS_ID, "id", "--corpus-id-column")
     txc = pick_column(schema, path, text_column, CORPUS_TEXT, "text", "--corpus-text-column")
     tic = pick_column(schema, path, title_column, TITLE, "title", "--corpus-title-column", required=False)
     assert idc is not None and txc is not None
 
     def convert(batch: Any, offset: int) -> dict[str, Any]:
-        bodies = _texts(batch, txc, path, offset)
-        out = {"id": _ids(batch, idc, path, offset), "text": _join_titles(batch, tic, bodies, path)}
+        bodies = _texts(batch, txc, src, offset)
+        out = {"id": _ids(batch, idc, src, offset), "text": _join_titles(batch, tic, bodies, src)}
         if tic is not None:
             out["body"] = bodies
         return out
 
-    table = _collection_table(path, list(dict.fromkeys(c for c in (idc, txc, tic) if c)), convert, "corpus",
+    table = _collection_table(src, list(dict.fromkeys(c for c in (idc, txc, tic) if c)), convert, "corpus",
                               cache_dir)
     return Corpus(table.column("id"), table.column("text"), f"{path}: column {idc!r}",
-                  table.column("body") if "body" in table.column_names else None)
+                  table.column("body") if "body" in table.column_names else None, where=src.where)
 
 
 def read_queries(path: PathLike, id_column: Optional[str] = None, text_column: Optional[str] = None,
                  cache_dir: Optional[PathLike] = None) -> Queries:
     """Read and check a query file (memory-mapped from ``cache_dir`` when given, as ``read_corpus``)."""
-    schema = read_schema(path, "queries")
+    src = open_input(path, "queries")
+    schema = src.schema()
     idc = pick_column(schema, path, id_column, QUERY_ID, "id", "--query-id-column")
     txc = pick_column(schema, path, text_column, QUERY_TEXT, "text", "--query-text-column")
     assert idc is not None and txc is not None
 
     def convert(batch: Any, offset: int) -> dict[str, Any]:
-        return {"id": _ids(batch, idc, path, offset), "text": _texts(batch, txc, path, offset)}
+        return {"id": _ids(batch, idc, src, offset), "text": _texts(batch, txc, src, offset)}
 
-    table = _collection_table(path, list(dict.fromkeys((idc, txc))), convert, "query file", cache_dir)
-    return Queries(table.column("id"), table.column("text"), f"{path}: column {idc!r}")
+    table = _collection_table(src, list(dict.fromkeys((idc, txc))), convert, "query file", cache_dir)
+    return Queries(table.column("id"), table.column("text"), f"{path}: column {idc!r}", where=src.where)
 
 
 def read_qrels(
@@ -230,47 +304,43 @@ def read_qrels(
     score_column: Optional[str] = None,
 ) -> Qrels:
     """Read and check relevance judgments. Without a score column every row is a positive."""
-    schema = read_schema(path, "qrels")
+    src = open_input(path, "qrels")
+    schema = src.schema()
     qc = pick_column(schema, path, query_column, QRELS_QUERY, "query id", "--qrels-query-column")
     dc = pick_column(schema, path, doc_column, QRELS_DOC, "document id", "--qrels-doc-column")
     sc = pick_column(schema, path, score_column, QRELS_SCORE, "score", "--qrels-score-column", required=False)
     assert qc is not None and dc is not None
-    table = _read_columns(path, list(dict.fromkeys(c for c in (qc, dc, sc) if c)))
+    types = None
+    if sc is not None and src.format == JSONL:
+        t = schema.field(sc).type
+        if pa.types.is_integer(t) or pa.types.is_floating(t):  # 1 on the first lines, 0.5 later: numbers
+            types = {sc: pa.float64()}
+    table = src.read(list(dict.fromkeys(c for c in (qc, dc, sc) if c)), types)
     if table.num_rows == 0:
         raise InputError(f"{path}: the qrels file is empty (no rows)")
-    qids = _ids(table, qc, path)
-    dids = _ids(table, dc, path)
-    if sc is None:
-        scores: Any = np.ones(table.num_rows)
-    else:
-        col = table.column(sc)
-        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
-            raise InputError(f"{path}: column {sc!r} holds {col.type}; relevance scores must be numbers")
-        row = _first_bad_row(col.is_null())
-        if row is not None:
-            raise InputError(f"{path}: column {sc!r} row {row}: score is null")
-        if pa.types.is_floating(col.type):
-            row = _first_bad_row(pc.is_nan(col))
-            if row is not None:
-                raise InputError(f"{path}: column {sc!r} row {row}: score is NaN")
-        scores = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    return Qrels(qids, dids, scores, str(path))
+    qids = _ids(table, qc, src)
+    dids = _ids(table, dc, src)
+    if src.untyped:
+        qids, dids = _integer_ids(qids), _integer_ids(dids)
+    scores: Any = np.ones(table.num_rows) if sc is None else _scores(table, sc, src)
+    return Qrels(qids, dids, scores, str(path), where=src.where)
 
 
 def read_pairs(
     path: PathLike, anchor_column: Optional[str] = None, positive_column: Optional[str] = None
 ) -> tuple[list[str], list[str]]:
     """Read (anchor, positive) text pairs, as sentence-transformers datasets hold them."""
-    schema = read_schema(path, "pairs")
+    src = open_input(path, "pairs")
+    schema = src.schema()
     ac = pick_column(schema, path, anchor_column, PAIRS_ANCHOR, "anchor (query text)", "--pairs-anchor-column")
     pc_ = pick_column(schema, path, positive_column, PAIRS_POSITIVE, "positive text", "--pairs-positive-column")
     assert ac is not None and pc_ is not None
     if ac == pc_:
         raise ConfigError(f"{path}: the anchor and positive columns are both {ac!r}")
-    table = _read_columns(path, [ac, pc_])
+    table = src.read([ac, pc_])
     if table.num_rows == 0:
         raise InputError(f"{path}: the pairs file is empty (no rows)")
-    return _texts(table, ac, path).to_pylist(), _texts(table, pc_, path).to_pylist()
+    return _texts(table, ac, src).to_pylist(), _texts(table, pc_, src).to_pylist()
 
 
 @dataclass

@@ -188,6 +188,8 @@ def mine(
     qrels: Union[Source, Qrels, None] = None,
     *,
     pairs: Union[Source, Sequence[tuple[str, str]], None] = None,
+    beir: Optional[Source] = None,
+    split: Optional[str] = None,
     output: Optional[Source] = None,
     config: Optional[MineConfig] = None,
     progress: Optional[Progress] = None,
@@ -205,11 +207,15 @@ def mine(
     sample, lay out for training.
 
     Args:
-        corpus: Corpus Parquet path (or a ``Corpus``).
-        queries: Query Parquet path (or ``Queries``).
-        qrels: Relevance judgments Parquet path (or ``Qrels``); rows with score <= 0 are not positives.
-        pairs: Instead of queries and qrels: a Parquet file (or a list) of (anchor, positive) text pairs; the corpus
-            then defaults to the positives.
+        corpus: Corpus file (or a ``Corpus``): Parquet, or JSON Lines, CSV or TSV by its name (``.jsonl``,
+            ``.csv``, ``.tsv``, each optionally ``.gz``).
+        queries: Query file, likewise (or ``Queries``).
+        qrels: Relevance judgments file, likewise (or ``Qrels``); rows with score <= 0 are not positives.
+        pairs: Instead of queries and qrels: a file (or a list) of (anchor, positive) text pairs; the corpus then
+            defaults to the positives.
+        beir: Instead of corpus, queries and qrels: a BEIR folder (``corpus.jsonl``, ``queries.jsonl``,
+            ``qrels/SPLIT.tsv``).
+        split: The qrels split of ``beir`` (default ``train``).
         output: Where to write the Parquet output (atomically). ``None`` keeps the table in memory.
         config: Settings; ``options`` override its fields by name (``num_negatives=10``).
         progress: Receives progress reports; the default shows nothing.
@@ -244,6 +250,14 @@ def mine(
     warnings: list[str] = []
     for message in config.ineffective(set(options) if explicit is None else explicit):
         _warn(warnings, message)
+    if beir is not None:
+        if any(x is not None for x in (corpus, queries, qrels, pairs)):
+            raise ConfigError("--beir stands for --corpus, --queries and --qrels: give either the BEIR folder or "
+                              "the files")
+        files = io.beir_files(beir, split if split is not None else "train")
+        corpus, queries, qrels = files["corpus"], files["queries"], files["qrels"]
+    elif split is not None:
+        raise ConfigError("--split chooses the qrels of a --beir folder: give --beir DIR, or drop --split")
     paths = [x for x in (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
              if isinstance(x, (str, Path))]
     out_path, cand_path, fn_path = check_outputs(output, candidates_output, false_negatives_output, paths)
@@ -377,7 +391,7 @@ def read_inputs(config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs
         if len(with_positives) <= 1_000_000 else _empty_texts(inputs.queries, with_positives)
     stats = input_stats(inputs, positives)
     if empty:
-        where = f"{inputs.queries.source}: row {empty[0]} (id {str(inputs.queries.ids[empty[0]])!r})"
+        where = f"{inputs.queries.source}: {inputs.queries.where(empty[0])} (id {str(inputs.queries.ids[empty[0]])!r})"
         if config.strict or len(empty) == len(with_positives):
             raise InputError(f"{where}: the query text is empty" + (
                 "" if config.strict else "; every query with positives has an empty text, so there is nothing to mine"))

@@ -337,10 +337,16 @@ def mine(
                                                       "it), and each query's positives with their scores.")] = None,
     false_negatives_output: FalseNegativesOutput = None,
     difficulty_bands: DifficultyBands = D.difficulty_bands,
-    output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}.")] = D.output_format,
+    output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}: sentence-transformers' layouts, or "
+                                       "FlagEmbedding's training data (a row per query: query, pos, neg).")]
+    = D.output_format,
     output_scores: Annotated[bool, _opt(OUTPUT, "Add score columns.", "--output-scores")] = D.output_scores,
+    prompt: Annotated[Optional[str], _opt(OUTPUT, "With --output-format flagembedding: the instruction written in "
+                                          "every row's prompt column (FlagEmbedding puts it before the query).")]
+    = D.prompt,
     columns: Annotated[str, _opt(OUTPUT, f"{_choices(COLUMN_SETS)}: every column (texts, ids, any scores), or only "
-                                 "what a trainer consumes (the texts; a labeled list's labels).")] = D.columns,
+                                 "what a trainer consumes (the texts and labels; FlagEmbedding's scores and "
+                                 "prompt).")] = D.columns,
     dataset_card: Annotated[bool, _opt(OUTPUT, "Also write README.md beside the output: a Hugging Face dataset "
                                        "card (features, inputs, models, settings, statistics). Replaces only a "
                                        "README.md negmine wrote.", "--dataset-card")] = False,

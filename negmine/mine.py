@@ -693,7 +693,7 @@ class Sinks:
     def write(self, result: BatchResult, run: Run) -> None:
         config, inputs = run.config, run.inputs
         table = select_columns(build_table(result.selection, inputs.queries, inputs.corpus, config.output_format,
-                                           config.num_negatives, config.output_scores),
+                                           config.num_negatives, config.output_scores, config.prompt),
                                config.output_format, config.columns)
         assert result.stats.negatives_written == negatives_in(table, config.output_format)
         if self.output is not None:
@@ -708,13 +708,10 @@ class Sinks:
 
     def commit(self, metadata: dict[str, Any], run: Run) -> Optional[pa.Table]:
         """Publish the files; the in-memory table when there is no output file."""
-        def empty(build: Any) -> pa.Table:
-            return build(_empty_selection(), run.inputs.queries, run.inputs.corpus)
-
         out_empty = select_columns(build_table(_empty_selection(), run.inputs.queries, run.inputs.corpus,
                                                run.config.output_format, run.config.num_negatives,
-                                               run.config.output_scores), run.config.output_format,
-                                   run.config.columns)
+                                               run.config.output_scores, run.config.prompt),
+                                   run.config.output_format, run.config.columns)
         if self.candidates is not None:
             self.candidates.commit({**metadata, "candidates": candidates_record(run)})
         if self.false_negatives is not None:

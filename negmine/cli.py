@@ -1,8 +1,8 @@
 """The ``negmine`` command: parse options into a MineConfig, call the library, render the result.
 
-Stdout carries data (the output path); progress, summaries, warnings and errors go to stderr. Importing this
-module loads neither numpy, pyarrow nor torch, so that ``--help`` answers at once; commands import the library
-when they run.
+Stdout carries data (the output path, or the JSON Lines rows of ``-o -``); progress, summaries, warnings and errors
+go to stderr. Importing this module loads neither numpy, pyarrow nor torch, so that ``--help`` answers at once;
+commands import the library when they run.
 """
 
 from __future__ import annotations
@@ -212,7 +212,10 @@ PromoteFalseNegatives = Annotated[bool, _opt(FILTERS, "Write the candidates drop
 FalseNegativesOutput = Annotated[Optional[Path], _opt(OUTPUT, "Also write the candidates dropped as likely false "
                                                       "negatives in qrels form (query-id, corpus-id, score = 1) with "
                                                       "the rule and scores: review them, or append them to the "
-                                                      "qrels.")]
+                                                      "qrels; .parquet, .jsonl or .jsonl.gz.")]
+OutputFile = Annotated[Path, _opt(INPUTS, "File to write (atomically), in the format its extension says: .parquet, "
+                                  ".jsonl or .jsonl.gz (provenance in OUT.provenance.json); - writes JSON Lines to "
+                                  "stdout.", "--output", "-o", show_default=False)]
 DifficultyBands = Annotated[Optional[int], _opt(OUTPUT, "Write each negative's difficulty band: the rank window cut "
                                                 "into this many slices, 1 = the best-ranked (hardest); for "
                                                 "curriculum training.", show_default=False)]
@@ -224,8 +227,7 @@ Verbose = Annotated[bool, _opt(OUTPUT, "Also show timings per stage and debug lo
 @app.command(cls=_Command)
 def mine(
     ctx: typer.Context,
-    output: Annotated[Path, _opt(INPUTS, "Parquet file to write (atomically).", "--output", "-o",
-                                 show_default=False)],
+    output: OutputFile,
     config: Config = None,
     corpus: Corpus = None,
     queries: Annotated[Optional[Path], _opt(INPUTS, "Query file (ids, texts), as --corpus.")] = None,
@@ -334,7 +336,8 @@ def mine(
     promote_false_negatives: PromoteFalseNegatives = D.promote_false_negatives,
     candidates_output: Annotated[Optional[Path], _opt(OUTPUT, "Also write every candidate with its ranks, scores "
                                                       "and fate (selected, kept, not_scored or the rule that dropped "
-                                                      "it), and each query's positives with their scores.")] = None,
+                                                      "it), and each query's positives with their scores; Parquet, "
+                                                      "which refilter and sweep read back.")] = None,
     false_negatives_output: FalseNegativesOutput = None,
     difficulty_bands: DifficultyBands = D.difficulty_bands,
     output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}: sentence-transformers' layouts, or "
@@ -372,19 +375,24 @@ def mine(
       negmine mine --corpus corpus.parquet --queries queries.parquet --qrels qrels.parquet \\
           -o negatives.parquet
       negmine mine --pairs pairs.parquet --columns training -o train.parquet
+      negmine mine --beir scifact/ --split train --output-format flagembedding -o train.jsonl
       negmine mine --config negmine.toml -n 10 -o negatives.parquet   # flags override the file
 
-    Prints the output path on stdout; progress and a summary go to stderr.
+    Prints the output path on stdout (with -o -, the JSON Lines rows instead); progress and a summary go to
+    stderr.
     """
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
     from negmine.mine import mine as run_mine
 
     inputs: tuple[Optional[Path], ...] = (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
+    to_stdout = str(output) == "-"
     with _reporting(quiet, verbose) as progress:
         settings = _mine_config(ctx, options)
         if dataset_card:
             from negmine.card import check_card_path, write_dataset_card
 
+            if to_stdout:
+                raise ConfigError("--dataset-card describes an output file: give --output a path, not -")
             if beir is not None and not any((corpus, queries, qrels, pairs)):
                 from negmine.io import beir_files
 
@@ -402,8 +410,10 @@ def mine(
         rows = summary_rows(result.stats, settings.num_negatives)
         if card is not None:
             rows.append(("dataset card", str(card)))
-        _print_table("negmine mine", rows, result.seconds if verbose else {}, result.output)
-    typer.echo(str(output))
+        _print_table("negmine mine", rows, result.seconds if verbose else {},
+                     Path("stdout") if to_stdout else result.output)
+    if not to_stdout:  # with -o -, stdout holds the rows alone
+        typer.echo(str(output))
 
 
 def _mine_config(ctx: Any, options: dict[str, Any]) -> MineConfig:
@@ -444,8 +454,7 @@ def refilter(
     candidates: Annotated[Path, typer.Argument(help="A candidates file of 'negmine mine --candidates-output' (with "
                                                "--score-all it holds every value any setting needs).",
                                                show_default=False)],
-    output: Annotated[Path, _opt(INPUTS, "Parquet file to write (atomically).", "--output", "-o",
-                                 show_default=False)],
+    output: OutputFile,
     config: Config = None,
     corpus: Annotated[Optional[Path], _opt(INPUTS, "The corpus, when not where the candidates file's provenance "
                                            "says (the same bytes).")] = None,
@@ -501,6 +510,8 @@ def refilter(
                                                  show_default=False)] = None,
     output_scores: Annotated[Optional[bool], _opt(OUTPUT, "Add score columns." + AS_MINED,
                                                   "--output-scores/--no-output-scores", show_default=False)] = None,
+    prompt: Annotated[Optional[str], _opt(OUTPUT, "FlagEmbedding's prompt column (--output-format flagembedding)."
+                                          + AS_MINED, show_default=False)] = None,
     columns: Annotated[Optional[str], _opt(OUTPUT, f"{_choices(COLUMN_SETS)}." + AS_MINED, show_default=False)]
     = None,
     difficulty_bands: Annotated[Optional[int], _opt(OUTPUT, "Difficulty bands per negative." + AS_MINED,
@@ -520,7 +531,8 @@ def refilter(
       negmine refilter cand.parquet --relative-margin 0.1 -n 10 -o neg-0.1.parquet
 
     Options not given keep the values the candidates were mined with. A value the file lacks (mined without
-    --score-all, lazy scoring never reached it) is an error naming it. Prints the output path on stdout.
+    --score-all, lazy scoring never reached it) is an error naming it. Prints the output path on stdout (with
+    -o -, the JSON Lines rows instead).
     """
     from negmine.mine import refilter as run_refilter
 
@@ -536,8 +548,10 @@ def refilter(
         from negmine.report import summary_rows
 
         rows = summary_rows(result.stats, int(result.metadata["config"]["num_negatives"]), cache_counts=False)
-        _print_table("negmine refilter", rows, result.seconds if verbose else {}, result.output)
-    typer.echo(str(output))
+        _print_table("negmine refilter", rows, result.seconds if verbose else {},
+                     Path("stdout") if str(output) == "-" else result.output)
+    if str(output) != "-":  # with -o -, stdout holds the rows alone
+        typer.echo(str(output))
 
 
 def _list_of(name: str, text: Optional[str]) -> Optional[list[Any]]:
@@ -754,8 +768,8 @@ def index(
 
 @app.command(cls=_Command)
 def report(
-    path: Annotated[Path, typer.Argument(help="A Parquet file written by negmine mine (output or candidates).",
-                                         show_default=False)],
+    path: Annotated[Path, typer.Argument(help="A file written by negmine mine (output or candidates): Parquet, or "
+                                         "JSON Lines with its OUT.provenance.json.", show_default=False)],
     png: Annotated[Optional[Path], _opt(OUTPUT, "Where to write the picture [default: PATH with .report.png].")]
     = None,
     html: Annotated[Optional[Path], _opt(OUTPUT, "Where to write the HTML page [default: PATH with .report.html].")]
@@ -823,7 +837,8 @@ def config_show(ctx: typer.Context) -> None:
 
 @config_app.command("from", cls=_Command)
 def config_from(
-    path: Annotated[Path, typer.Argument(help="A Parquet file written by negmine mine.", show_default=False)],
+    path: Annotated[Path, typer.Argument(help="A file written by negmine mine: Parquet, or JSON Lines with its "
+                                         "OUT.provenance.json.", show_default=False)],
 ) -> None:
     """Print as TOML the settings an output was mined with (from its provenance): the input paths as they were
     given, and every option. Rerun it, byte for byte, from the same directory:

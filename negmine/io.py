@@ -1,4 +1,5 @@
-"""Parquet in and out: column detection, schema and row checks, fingerprints, atomic writes."""
+"""Inputs and outputs: reading the inputs (any format ``negmine.sources`` reads) with column detection and row
+checks, fingerprints, output paths, atomic writes, Parquet and JSON Lines sinks, provenance."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from negmine.data import Corpus, Qrels, Queries, pairs_to_inputs
 from negmine.errors import ConfigError, InputError, storage_error
+from negmine.jsonl import SIDECAR, STDOUT, JsonLinesSink, sidecar_path
 from negmine.sources import JSONL, PLAIN_INTEGER, READ_BATCH, InputFile, first_line
 from negmine.sources import beir_files as beir_files  # the files of a BEIR folder, for mine() and the CLI
 
@@ -38,8 +41,9 @@ PAIRS_ANCHOR = ("anchor", "query", "question")
 PAIRS_POSITIVE = ("positive", "pos", "document", "passage", "answer")
 
 METADATA_KEY = b"negmine"
-#: File name endings negmine writes outputs in.
-OUTPUT_SUFFIXES = (".parquet",)
+#: File name endings negmine writes outputs in, and the format each means.
+OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".jsonl.gz": "jsonl.gz"}
+OUTPUT_SUFFIXES = tuple(OUTPUT_FORMATS)
 
 
 def read_schema(path: PathLike, role: str, option: Optional[str] = "") -> pa.Schema:
@@ -420,31 +424,87 @@ def fingerprint(path: PathLike) -> str:
     return _FINGERPRINTS[key]
 
 
+def output_format(path: PathLike) -> Optional[str]:
+    """What an output path is written as, by its name: ``parquet``, ``jsonl``, ``jsonl.gz``, ``stdout`` (``-``:
+    JSON Lines on stdout), or ``None`` for a name negmine does not write."""
+    if str(path) == STDOUT:
+        return "stdout"
+    name = Path(path).name.lower()
+    for suffix in sorted(OUTPUT_FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return OUTPUT_FORMATS[suffix]
+    return None
+
+
 def check_output_path(output: PathLike, inputs: Sequence[Optional[PathLike]], option: str = "--output",
-                      suffixes: Optional[tuple[str, ...]] = None) -> Path:
-    """Refuse an output path that is one of the inputs, or whose folder does not exist (``suffixes``: the file
-    kinds it may be; default: Parquet)."""
+                      suffixes: Optional[tuple[str, ...]] = None, stdout: bool = False) -> Path:
+    """Refuse an output path that is one of the inputs, whose folder does not exist, or whose name says no format
+    negmine writes: ``.parquet``, ``.jsonl``, ``.jsonl.gz`` (a JSON Lines output's provenance sidecar,
+    ``OUT.provenance.json``, is checked as well), or ``-`` for stdout where ``stdout`` allows it; ``suffixes``
+    names the only file kinds allowed instead (``(".png",)``, say)."""
+    kind = output_format(output) if suffixes is None else "other"
+    if kind == "stdout":
+        if not stdout:
+            raise ConfigError(f"{option} -: only --output can go to stdout; give {option} a file path")
+        return Path(STDOUT)
     out = Path(output)
-    for given in inputs:
-        if given is None:
-            continue
-        inp = Path(given)
-        same = out.resolve() == inp.resolve() or (out.exists() and inp.exists() and os.path.samefile(out, inp))
-        if same:
-            raise ConfigError(
-                f"{option} {out} is an input file; negmine never overwrites its inputs: choose another path"
-            )
+    targets = [out, sidecar_path(out)] if kind in ("jsonl", "jsonl.gz") else [out]
+    for target in targets:
+        for given in inputs:
+            if given is None or str(given) == STDOUT:
+                continue
+            inp = Path(given)
+            same = target.resolve() == inp.resolve() or (target.exists() and inp.exists()
+                                                         and os.path.samefile(target, inp))
+            if same:
+                raise ConfigError(
+                    f"{option} {target} is an input file; negmine never overwrites its inputs: choose another path"
+                )
     if out.is_dir():
         raise ConfigError(f"{option} {out} is a directory; give a file path such as {out / 'negatives.parquet'}")
     if suffixes is not None and not out.name.lower().endswith(suffixes):
         raise ConfigError(f"{option} {out}: name the file with a {' or '.join(suffixes)} extension")
-    if suffixes is None and not out.name.lower().endswith(OUTPUT_SUFFIXES):
-        raise ConfigError(f"{option} {out}: negmine writes Parquet; name the file with a "
-                          f"{' or '.join(OUTPUT_SUFFIXES)} extension")
+    if kind is None:
+        written = ".parquet, .jsonl or .jsonl.gz (the format follows the extension)"
+        raise ConfigError(f"{option} {out}: the name says no format negmine writes; end it with {written}"
+                          + (", or give - for JSON Lines on stdout" if stdout else ""))
+    if len(targets) > 1 and targets[1].is_dir():
+        raise ConfigError(f"{option} {out}: {targets[1]} (where its provenance goes) is a directory")
     if not out.parent.exists():
         raise ConfigError(f"{option} {out}: folder {out.parent} does not exist")
     check_writable(out.parent, option)
     return out
+
+
+def open_sink(path: PathLike, row_group_size: int) -> "ParquetSink | JsonLinesSink":
+    """The sink an output path's name asks for (see ``output_format``): Parquet in row groups of
+    ``row_group_size`` rows, JSON Lines (gzipped for ``.jsonl.gz``), or JSON Lines on stdout for ``-``."""
+    kind = output_format(path)
+    if kind == "stdout":
+        return JsonLinesSink(None)
+    if kind in ("jsonl", "jsonl.gz"):
+        return JsonLinesSink(path, compress=kind == "jsonl.gz")
+    return ParquetSink(path, row_group_size)
+
+
+def read_output(path: PathLike, schema: Optional[pa.Schema] = None) -> pa.Table:
+    """An output negmine wrote, as a table (``read_metadata`` gives its provenance): Parquet as it is; JSON Lines
+    read with ``schema`` (the types of the rows written; default: as pyarrow infers them)."""
+    kind = output_format(path)
+    if kind == "stdout":
+        raise ConfigError("the output went to stdout (-), so it cannot be read back; write it to a file")
+    if kind not in ("jsonl", "jsonl.gz"):
+        return pq.read_table(path)
+    options = pjson.ParseOptions(explicit_schema=schema) if schema is not None else None
+    with pa.input_stream(str(path), compression="gzip" if kind == "jsonl.gz" else None) as stream:
+        try:
+            table = pjson.read_json(stream, parse_options=options)
+        except pa.ArrowInvalid as exc:
+            if schema is not None and "Empty" in str(exc):
+                table = schema.empty_table()
+            else:
+                raise InputError(f"{path}: not a readable JSON Lines file ({first_line(exc)})") from exc
+    return table.select(schema.names) if schema is not None else table
 
 
 def check_writable(folder: PathLike, what: str = "") -> None:
@@ -634,14 +694,25 @@ class ParquetSink:
 
 
 def read_metadata(path: PathLike) -> dict[str, Any]:
-    """The provenance negmine stored in a Parquet file it wrote (the file's ``negmine`` key-value entry)."""
-    read_schema(path, "negmine output", None)
-    meta = pq.read_metadata(path).metadata or {}
-    if METADATA_KEY not in meta:
-        raise InputError(f"{path}: no negmine metadata; was it written by negmine mine?")
-    return json.loads(meta[METADATA_KEY])
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The provenance negmine stored with an output it wrote: a Parquet file's ``negmine`` key-value entry, or a
+    JSON Lines file's sidecar ``OUT.provenance.json`` (the sidecar's own path works too)."""
+    p = Path(path)
+    side = p if p.name.endswith(SIDECAR) else sidecar_path(p) if output_format(p) in ("jsonl", "jsonl.gz") else None
+    if side is None:
+        read_schema(path, "negmine output", None)
+        meta = pq.read_metadata(path).metadata or {}
+        if METADATA_KEY not in meta:
+            raise InputError(f"{path}: no negmine metadata; was it written by negmine mine?")
+        return json.loads(meta[METADATA_KEY])
+    if not p.exists():
+        raise InputError(f"negmine output file not found: {p}")
+    if not side.is_file():
+        raise InputError(f"{p}: no provenance file {side.name} beside it; negmine mine writes one with every JSON "
+                         "Lines file (but none for stdout)")
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{side}: not a readable provenance file ({first_line(exc)})") from exc
+    if not isinstance(data, dict) or "config" not in data:
+        raise InputError(f"{side}: no negmine provenance; was it written by negmine mine?")
+    return data

@@ -283,3 +283,43 @@ def test_the_output_of_a_python_only_run_stays_in_memory(tiny: dict[str, Path]) 
     result = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output_format="flagembedding",
                           num_negatives=2, **NO_SCORING_OPTIONS)
     assert result.output is None and result.table.column_names[:3] == ["query", "pos", "neg"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_evaluate_reads_every_layout_in_either_format(tiny: dict[str, Path], out_dir: Path,
+                                                      parquet_outputs: dict[str, Path], fmt: str) -> None:
+    from negmine.audit import _negatives, evaluate
+
+    out = out_dir / "neg.jsonl"
+    result = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=out, output_format=fmt,
+                          num_negatives=3, output_scores=True, prompt="Represent: " if fmt == "flagembedding" else None,
+                          **NO_SCORING_OPTIONS)
+    parquet, jsonl = evaluate(parquet_outputs[fmt], tiny["qrels"]), evaluate(out, tiny["qrels"])
+    assert parquet.false_negatives.n == jsonl.false_negatives.n == result.stats.negatives_written
+    assert parquet.false_negatives.relevant == jsonl.false_negatives.relevant == 0  # positives are no negatives
+    a, b = _negatives(parquet_outputs[fmt], fmt), _negatives(out, None)  # the layout told, or recognised
+    for key in ("query", "doc", "positive"):
+        assert list(a[key]) == list(b[key])
+    assert np.allclose(a["negative_score"], b["negative_score"], equal_nan=True)
+    assert not np.isnan(a["negative_score"]).any() and not np.isnan(a["positive_score"]).any()
+
+
+
+@pytest.mark.parametrize("fmt", ["labeled-pair", "flagembedding"])
+def test_refilter_writes_the_jsonl_mine_writes(tiny: dict[str, Path], out_dir: Path, fmt: str) -> None:
+    """The grouped layouts with difficulty bands and promoted false negatives, through a candidates file."""
+    options = {"output_format": fmt, "num_negatives": 3, "output_scores": True, "difficulty_bands": 3,
+               "promote_false_negatives": True, "sampling_strategy": "random", "range_max": 30}
+    mined, cand = out_dir / "mined.jsonl.gz", out_dir / "cand.parquet"
+    negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=mined, candidates_output=cand,
+                 score_all=True, **options)
+    again = out_dir / "again.jsonl.gz"
+    negmine.refilter(cand, again)
+    assert again.read_bytes() == mined.read_bytes()
+    band = "neg_difficulty_bands" if fmt == "flagembedding" else "difficulty_band"
+    rows_ = lines_of(mined)
+    assert all(band in r for r in rows_)
+    if fmt == "flagembedding":
+        assert all(len(r[band]) == len(r["neg"]) and all(1 <= b <= 3 for b in r[band]) for r in rows_)
+    else:
+        assert all((r[band] == 0) == (r["label"] == 1) for r in rows_)

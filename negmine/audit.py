@@ -101,7 +101,8 @@ def evaluate(
     """Audit a negmine output against fuller judgments.
 
     Args:
-        output: A Parquet output of ``negmine mine`` or ``refilter`` (with its id columns: ``--columns all``).
+        output: An output of ``negmine mine`` or ``refilter``, Parquet or JSON Lines, in any layout (with its id
+            columns: ``--columns all``).
         qrels: Relevance judgments (Parquet, columns detected as for mining); rows with a score > 0 are relevant.
         candidates: The run's candidates file (``--candidates-output``): for each rule's precision, and for the
             judge's scores of negatives and positives when the output has none.
@@ -190,15 +191,16 @@ def _negatives(path: Path, fmt: Optional[str]) -> dict[str, np.ndarray]:
     """Every written negative of an output: its query, document and positive ids, and the scores written with it
     (NaN where the output has none)."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     from negmine.data import string_keys
+    from negmine.io import read_output
 
-    table = pq.read_table(path)
+    table = read_output(path)  # Parquet or JSON Lines
     names = table.column_names
     if fmt is None:
         tuple_like = "negative_ids" in names or "negative_1" in names
-        fmt = "triplet" if {"negative_id", "negative"} & set(names) else "n-tuple" if tuple_like else "labeled-list"
+        fmt = "triplet" if {"negative_id", "negative"} & set(names) else "n-tuple" if tuple_like else \
+            "flagembedding" if "neg" in names else "labeled-pair" if "label" in names else "labeled-list"
 
     def strings(col: Any) -> np.ndarray:
         return np.array(string_keys(col).to_pylist(), dtype=object)
@@ -224,6 +226,8 @@ def _negatives(path: Path, fmt: Optional[str]) -> dict[str, np.ndarray]:
             values = floats(scores.values).reshape(-1, counts[0] + 1) if len(counts) else np.empty((0, 1))
             ns, ps = values[:, 1:].ravel(), np.repeat(values[:, 0], counts)
         return {"query": q, "doc": d, "positive": p, "negative_score": ns, "positive_score": ps}
+    if fmt in ("labeled-pair", "flagembedding"):
+        return _grouped_negatives(table, fmt, path, strings, floats)
     docs = _column(table, "doc_ids", path).combine_chunks()
     labels = np.asarray(_column(table, "labels", path).combine_chunks().values)
     counts = np.diff(np.asarray(docs.offsets))
@@ -239,6 +243,38 @@ def _negatives(path: Path, fmt: Optional[str]) -> dict[str, np.ndarray]:
         ns, ps = flat, flat[first][row] if len(first) else flat
     return {"query": q_rows[row][is_neg], "doc": all_docs[is_neg], "positive": positive[row][is_neg],
             "negative_score": ns[is_neg], "positive_score": ps[is_neg] if len(ps) else ps}
+
+
+def _grouped_negatives(table: Any, fmt: str, path: Path, strings: Any, floats: Any) -> dict[str, np.ndarray]:
+    """The negatives of the layouts that gather a query (``labeled-pair``, ``flagembedding``); a negative's
+    positive is its query's first positive."""
+    names = table.column_names
+    if fmt == "flagembedding":
+        neg = _column(table, "neg_ids", path).combine_chunks()
+        pos = _column(table, "pos_ids", path).combine_chunks()
+        counts = np.diff(np.asarray(neg.offsets))
+        first = np.asarray(pos.offsets)[:-1]
+        q = np.repeat(strings(_column(table, "query_id", path)), counts)
+        p = np.repeat(strings(pos.values)[first], counts) if len(first) else np.empty(0, dtype=object)
+        ns, ps = np.full(len(q), np.nan), np.full(len(q), np.nan)
+        if "neg_scores" in names and "pos_scores" in names:
+            ns = floats(table.column("neg_scores").combine_chunks().values)
+            pos_scores = floats(table.column("pos_scores").combine_chunks().values)
+            ps = np.repeat(pos_scores[first], counts) if len(first) else ps
+        return {"query": q, "doc": strings(neg.values), "positive": p, "negative_score": ns, "positive_score": ps}
+    q_all = strings(_column(table, "query_id", path))
+    d_all = strings(_column(table, "doc_id", path))
+    labels = np.asarray(_column(table, "label", path).to_numpy(zero_copy_only=False))
+    scores = floats(table.column("score")) if "score" in names else np.full(len(q_all), np.nan)
+    first_positive: dict[Any, int] = {}
+    for row in np.flatnonzero(labels != 0):
+        first_positive.setdefault(q_all[row], int(row))
+    neg = np.flatnonzero(labels == 0)
+    at = [first_positive.get(q, -1) for q in q_all[neg]]
+    positive = np.array([d_all[a] if a >= 0 else None for a in at], dtype=object)
+    ps = np.array([scores[a] if a >= 0 else np.nan for a in at], dtype=np.float64)
+    return {"query": q_all[neg], "doc": d_all[neg], "positive": positive, "negative_score": scores[neg],
+            "positive_score": ps}
 
 
 def _read_candidates(path: Path) -> dict[str, np.ndarray]:

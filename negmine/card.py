@@ -3,7 +3,8 @@
 The card is what the Hub shows and reads: a YAML header (features of the layout's columns, the data file as the
 ``train`` split, tags and task categories), then what was mined: the inputs and their fingerprints, the models,
 the settings (as a config file that reruns the mining), and the report's figures. Everything comes from the
-output file and its provenance, so ``write_dataset_card("negatives.parquet")`` works on any negmine output.
+output file and its provenance, so ``write_dataset_card("negatives.parquet")`` works on any negmine output, Parquet
+or JSON Lines (whose features are described as ``datasets`` reads them: int64 and float64).
 
 Safe-overwrite rule: the card carries a marker line (``<!-- negmine dataset card ... -->``). negmine replaces a
 ``README.md`` that has it, refuses one that has not (someone else's README), and never writes over an input file.
@@ -39,6 +40,21 @@ COLUMN_DOCS = {
     "positive_score": "score of the positive (reranker or retriever)",
     "negative_score": "score of the negative",
     "scores": "scores of the positive, then of the negatives",
+    "label": "1 for a positive, 0 for a negative",
+    "doc_id": "id of the document in `positive`",
+    "score": "score of the document (reranker or retriever)",
+    "query": "the query text",
+    "pos": "the texts of the query's positives",
+    "neg": "the texts of the query's mined hard negatives",
+    "pos_scores": "scores of `pos` (reranker or retriever)",
+    "neg_scores": "scores of `neg`",
+    "prompt": "the instruction FlagEmbedding puts before the query",
+    "pos_ids": "ids of `pos`",
+    "neg_ids": "ids of `neg`",
+}
+#: Columns whose meaning depends on the layout.
+LAYOUT_COLUMN_DOCS = {
+    ("labeled-pair", "positive"): "a document's text: a positive (label 1) or a mined hard negative (label 0)",
 }
 
 #: Hub size categories, by upper bound of rows.
@@ -87,7 +103,7 @@ def write_dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = No
     """Write the dataset card of ``output`` (a negmine output file) beside it, atomically.
 
     Args:
-        output: The Parquet file negmine mine wrote.
+        output: The file negmine mine wrote (Parquet or JSON Lines).
         metadata: Its provenance (default: read from the file).
         inputs: More paths the card must not overwrite (the inputs the provenance records are always checked).
 
@@ -108,19 +124,15 @@ def write_dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = No
 
 
 def dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = None) -> str:
-    """The text of the dataset card of ``output``."""
-    import pyarrow.parquet as pq
-
+    """The text of the dataset card of ``output`` (Parquet or JSON Lines)."""
     from negmine.configfile import INPUT_ROLES, config_from_metadata, config_to_toml
-    from negmine.io import read_metadata
+    from negmine.io import output_format, read_metadata
     from negmine.report import load_report, report_rows
 
     out = Path(output)
     meta = metadata if metadata is not None else read_metadata(out)
-    info = pq.ParquetFile(out)
-    schema, rows = info.schema_arrow, info.metadata.num_rows
-    sizes = (sum(info.metadata.row_group(i).total_byte_size for i in range(info.metadata.num_row_groups)),
-             out.stat().st_size)
+    jsonl = output_format(out) in ("jsonl", "jsonl.gz")
+    schema, rows, sizes = _json_lines_info(out) if jsonl else _parquet_info(out)
     config = meta.get("config") or {}
     fmt = str(config.get("output_format", "triplet"))
     version = meta.get("negmine_version", "?")
@@ -133,10 +145,18 @@ def dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = None) ->
              f"models (embedders, rerankers): {rows:,} rows in the `{fmt}` layout.", "",
              "## Columns", "", "| column | type | holds |", "| --- | --- | --- |"]
     for field in schema:
-        lines.append(f"| `{field.name}` | {_feature(field.type)[1]} | {_column_doc(field.name)} |")
+        lines.append(f"| `{field.name}` | {_feature(field.type)[1]} | {_column_doc(field.name, fmt)} |")
     lines += ["", "## Use", "", "```python", "from datasets import load_dataset", "",
-              f'train = load_dataset("parquet", data_files="{out.name}", split="train")', "```", ""]
-    if fmt != "labeled-list" and "query_id" not in schema.names:
+              f'train = load_dataset("{"json" if jsonl else "parquet"}", data_files="{out.name}", split="train")',
+              "```", ""]
+    if fmt == "flagembedding":
+        where = "" if out.name.endswith(".jsonl") else " as a .jsonl file (FlagEmbedding reads .json and .jsonl)"
+        lines += ["The rows are FlagEmbedding's training data (`query`, `pos`, `neg`): give the file to its "
+                  f"`--train_data`{where}.", ""]
+    elif fmt == "labeled-pair" and "query_id" not in schema.names:
+        lines += ["The columns are what a sentence-transformers CrossEncoder trainer takes as they are, e.g. with "
+                  "`BinaryCrossEntropyLoss`.", ""]
+    elif fmt != "labeled-list" and "query_id" not in schema.names:
         lines += ["The columns are the texts a sentence-transformers trainer takes as they are, e.g. with "
                   "`MultipleNegativesRankingLoss`.", ""]
 
@@ -166,9 +186,42 @@ def dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = None) ->
     return "\n".join(lines) + "\n"
 
 
+def _parquet_info(out: Path) -> tuple[Any, int, tuple[int, int]]:
+    """(schema, rows, (the data's uncompressed bytes, the file's size)) of a Parquet output."""
+    import pyarrow.parquet as pq
+
+    info = pq.ParquetFile(out)
+    sizes = (sum(info.metadata.row_group(i).total_byte_size for i in range(info.metadata.num_row_groups)),
+             out.stat().st_size)
+    return info.schema_arrow, info.metadata.num_rows, sizes
+
+
+def _json_lines_info(out: Path) -> tuple[Any, int, tuple[int, int]]:
+    """(schema, rows, (the JSON text's bytes, the file's size)) of a JSON Lines output, read as the Hub's
+    ``datasets`` reads it (pyarrow.json: integers as int64, floats as float64)."""
+    import gzip
+
+    import pyarrow as pa
+
+    from negmine.sources import open_json
+
+    opener: Any = gzip.open if out.name.endswith(".gz") else open
+    size = rows = 0
+    with opener(out, "rb") as fh:
+        for line in fh:
+            size += len(line)
+            rows += bool(line.strip())
+    if rows == 0:
+        return pa.schema([]), 0, (0, out.stat().st_size)
+    with pa.input_stream(str(out), compression="gzip" if out.name.endswith(".gz") else None) as stream:
+        schema = open_json(stream, None).schema
+    return schema, rows, (size, out.stat().st_size)
+
+
 def _yaml_header(name: str, schema: Any, rows: int, fmt: str, sizes: tuple[int, int]) -> list[str]:
     """The card's metadata; ``sizes``: the data's uncompressed bytes and the file's size."""
-    tasks = ["sentence-similarity", "text-retrieval"] + (["text-ranking"] if fmt == "labeled-list" else [])
+    ranking = fmt in ("labeled-list", "labeled-pair")
+    tasks = ["sentence-similarity", "text-retrieval"] + (["text-ranking"] if ranking else [])
     size = next((label for bound, label in _SIZES if rows < bound), "n>1B")
     lines = ["tags:", *(f"- {t}" for t in ("negmine", "hard-negatives", "sentence-transformers", fmt)),
              "task_categories:", *(f"- {t}" for t in tasks),
@@ -204,10 +257,10 @@ def _dtype(arrow_type: Any) -> str:
     return str(arrow_type)  # int8 .. int64, uint8 .. uint64: the Hub's names too
 
 
-def _column_doc(name: str) -> str:
+def _column_doc(name: str, fmt: str = "") -> str:
     if name.startswith("negative_") and name[9:].isdigit():
         return f"the text of hard negative {name[9:]}"
-    return COLUMN_DOCS.get(name, "")
+    return LAYOUT_COLUMN_DOCS.get((fmt, name)) or COLUMN_DOCS.get(name, "")
 
 
 def _yaml_str(text: str) -> str:

@@ -1,8 +1,8 @@
 """The ``negmine`` command: parse options into a MineConfig, call the library, render the result.
 
-Stdout carries data (the output path); progress, summaries, warnings and errors go to stderr. Importing this
-module loads neither numpy, pyarrow nor torch, so that ``--help`` answers at once; commands import the library
-when they run.
+Stdout carries data (the output path, or the JSON Lines rows of ``-o -``); progress, summaries, warnings and errors
+go to stderr. Importing this module loads neither numpy, pyarrow nor torch, so that ``--help`` answers at once;
+commands import the library when they run.
 """
 
 from __future__ import annotations
@@ -129,7 +129,9 @@ def _opt(panel: str, help: str, *names: str, **kw: Any) -> Any:
 
 
 # Options shared by several commands, defined once. Defaults come from MineConfig (D).
-Corpus = Annotated[Optional[Path], _opt(INPUTS, "Corpus Parquet file (ids, texts, optional titles).")]
+#: The input formats, as the options' help says them.
+FILE_KINDS = "Parquet, or .jsonl / .csv / .tsv (each optionally .gz)"
+Corpus = Annotated[Optional[Path], _opt(INPUTS, f"Corpus file (ids, texts, optional titles): {FILE_KINDS}.")]
 CorpusIdColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus id column [_id, id, doc_id, ...].")]
 CorpusTextColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus text column [text, contents, ...].")]
 CorpusTitleColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus title column, joined before the text [title]; "
@@ -210,7 +212,10 @@ PromoteFalseNegatives = Annotated[bool, _opt(FILTERS, "Write the candidates drop
 FalseNegativesOutput = Annotated[Optional[Path], _opt(OUTPUT, "Also write the candidates dropped as likely false "
                                                       "negatives in qrels form (query-id, corpus-id, score = 1) with "
                                                       "the rule and scores: review them, or append them to the "
-                                                      "qrels.")]
+                                                      "qrels; .parquet, .jsonl or .jsonl.gz.")]
+OutputFile = Annotated[Path, _opt(INPUTS, "File to write (atomically), in the format its extension says: .parquet, "
+                                  ".jsonl or .jsonl.gz (provenance in OUT.provenance.json); - writes JSON Lines to "
+                                  "stdout.", "--output", "-o", show_default=False)]
 DifficultyBands = Annotated[Optional[int], _opt(OUTPUT, "Write each negative's difficulty band: the rank window cut "
                                                 "into this many slices, 1 = the best-ranked (hardest); for "
                                                 "curriculum training.", show_default=False)]
@@ -222,15 +227,18 @@ Verbose = Annotated[bool, _opt(OUTPUT, "Also show timings per stage and debug lo
 @app.command(cls=_Command)
 def mine(
     ctx: typer.Context,
-    output: Annotated[Path, _opt(INPUTS, "Parquet file to write (atomically).", "--output", "-o",
-                                 show_default=False)],
+    output: OutputFile,
     config: Config = None,
     corpus: Corpus = None,
-    queries: Annotated[Optional[Path], _opt(INPUTS, "Query Parquet file (ids, texts).")] = None,
-    qrels: Annotated[Optional[Path], _opt(INPUTS, "Relevance judgments Parquet file; rows with score <= 0 are not "
-                                          "positives.")] = None,
-    pairs: Annotated[Optional[Path], _opt(INPUTS, "Instead of --queries/--qrels: Parquet file of (anchor, positive) "
-                                          "text pairs; the corpus defaults to the positives.")] = None,
+    queries: Annotated[Optional[Path], _opt(INPUTS, "Query file (ids, texts), as --corpus.")] = None,
+    qrels: Annotated[Optional[Path], _opt(INPUTS, "Relevance judgments file, as --corpus; rows with score <= 0 are "
+                                          "not positives.")] = None,
+    pairs: Annotated[Optional[Path], _opt(INPUTS, "Instead of --queries/--qrels: file of (anchor, positive) text "
+                                          "pairs, as --corpus; the corpus defaults to the positives.")] = None,
+    beir: Annotated[Optional[Path], _opt(INPUTS, "Instead of --corpus/--queries/--qrels: a BEIR folder "
+                                         "(corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv; or .gz).")] = None,
+    split: Annotated[Optional[str], _opt(INPUTS, "The qrels split of --beir (qrels/SPLIT.tsv) [default: train].")]
+    = None,
     cache_dir: Annotated[Optional[Path], _opt(INPUTS, "Cache for embeddings and indexes [default: "
                                               "$NEGMINE_CACHE_DIR or ~/.cache/negmine].")] = None,
     index_dir: Annotated[Optional[Path], _opt(INPUTS, "Directory built by 'negmine index', used instead of the "
@@ -328,13 +336,20 @@ def mine(
     promote_false_negatives: PromoteFalseNegatives = D.promote_false_negatives,
     candidates_output: Annotated[Optional[Path], _opt(OUTPUT, "Also write every candidate with its ranks, scores "
                                                       "and fate (selected, kept, not_scored or the rule that dropped "
-                                                      "it), and each query's positives with their scores.")] = None,
+                                                      "it), and each query's positives with their scores; Parquet, "
+                                                      "which refilter and sweep read back.")] = None,
     false_negatives_output: FalseNegativesOutput = None,
     difficulty_bands: DifficultyBands = D.difficulty_bands,
-    output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}.")] = D.output_format,
+    output_format: Annotated[str, _opt(OUTPUT, f"{_choices(OUTPUT_FORMATS)}: sentence-transformers' layouts, or "
+                                       "FlagEmbedding's training data (a row per query: query, pos, neg).")]
+    = D.output_format,
     output_scores: Annotated[bool, _opt(OUTPUT, "Add score columns.", "--output-scores")] = D.output_scores,
+    prompt: Annotated[Optional[str], _opt(OUTPUT, "With --output-format flagembedding: the instruction written in "
+                                          "every row's prompt column (FlagEmbedding puts it before the query).")]
+    = D.prompt,
     columns: Annotated[str, _opt(OUTPUT, f"{_choices(COLUMN_SETS)}: every column (texts, ids, any scores), or only "
-                                 "what a trainer consumes (the texts; a labeled list's labels).")] = D.columns,
+                                 "what a trainer consumes (the texts and labels; FlagEmbedding's scores and "
+                                 "prompt).")] = D.columns,
     dataset_card: Annotated[bool, _opt(OUTPUT, "Also write README.md beside the output: a Hugging Face dataset "
                                        "card (features, inputs, models, settings, statistics). Replaces only a "
                                        "README.md negmine wrote.", "--dataset-card")] = False,
@@ -360,24 +375,34 @@ def mine(
       negmine mine --corpus corpus.parquet --queries queries.parquet --qrels qrels.parquet \\
           -o negatives.parquet
       negmine mine --pairs pairs.parquet --columns training -o train.parquet
+      negmine mine --beir scifact/ --split train --output-format flagembedding -o train.jsonl
       negmine mine --config negmine.toml -n 10 -o negatives.parquet   # flags override the file
 
-    Prints the output path on stdout; progress and a summary go to stderr.
+    Prints the output path on stdout (with -o -, the JSON Lines rows instead); progress and a summary go to
+    stderr.
     """
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
     from negmine.mine import mine as run_mine
 
-    inputs = (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
+    inputs: tuple[Optional[Path], ...] = (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
+    to_stdout = str(output) == "-"
     with _reporting(quiet, verbose) as progress:
         settings = _mine_config(ctx, options)
         if dataset_card:
             from negmine.card import check_card_path, write_dataset_card
 
+            if to_stdout:
+                raise ConfigError("--dataset-card describes an output file: give --output a path, not -")
+            if beir is not None and not any((corpus, queries, qrels, pairs)):
+                from negmine.io import beir_files
+
+                inputs += tuple(beir_files(beir, split or "train").values())
             check_card_path(output, inputs)  # before the work, not after it
-        result = run_mine(corpus, queries, qrels, pairs=pairs, output=output, config=settings, progress=progress,
-                          cache_dir=cache_dir, index_dir=index_dir, corpus_embeddings=corpus_embeddings,
-                          query_embeddings=query_embeddings, candidates_output=candidates_output,
-                          false_negatives_output=false_negatives_output, explicit=_given(ctx, options))
+        result = run_mine(corpus, queries, qrels, pairs=pairs, beir=beir, split=split, output=output,
+                          config=settings, progress=progress, cache_dir=cache_dir, index_dir=index_dir,
+                          corpus_embeddings=corpus_embeddings, query_embeddings=query_embeddings,
+                          candidates_output=candidates_output, false_negatives_output=false_negatives_output,
+                          explicit=_given(ctx, options))
         card = write_dataset_card(output, result.metadata, inputs) if dataset_card else None
     if not quiet:
         from negmine.report import summary_rows
@@ -385,8 +410,10 @@ def mine(
         rows = summary_rows(result.stats, settings.num_negatives)
         if card is not None:
             rows.append(("dataset card", str(card)))
-        _print_table("negmine mine", rows, result.seconds if verbose else {}, result.output)
-    typer.echo(str(output))
+        _print_table("negmine mine", rows, result.seconds if verbose else {},
+                     Path("stdout") if to_stdout else result.output)
+    if not to_stdout:  # with -o -, stdout holds the rows alone
+        typer.echo(str(output))
 
 
 def _mine_config(ctx: Any, options: dict[str, Any]) -> MineConfig:
@@ -427,8 +454,7 @@ def refilter(
     candidates: Annotated[Path, typer.Argument(help="A candidates file of 'negmine mine --candidates-output' (with "
                                                "--score-all it holds every value any setting needs).",
                                                show_default=False)],
-    output: Annotated[Path, _opt(INPUTS, "Parquet file to write (atomically).", "--output", "-o",
-                                 show_default=False)],
+    output: OutputFile,
     config: Config = None,
     corpus: Annotated[Optional[Path], _opt(INPUTS, "The corpus, when not where the candidates file's provenance "
                                            "says (the same bytes).")] = None,
@@ -484,6 +510,8 @@ def refilter(
                                                  show_default=False)] = None,
     output_scores: Annotated[Optional[bool], _opt(OUTPUT, "Add score columns." + AS_MINED,
                                                   "--output-scores/--no-output-scores", show_default=False)] = None,
+    prompt: Annotated[Optional[str], _opt(OUTPUT, "FlagEmbedding's prompt column (--output-format flagembedding)."
+                                          + AS_MINED, show_default=False)] = None,
     columns: Annotated[Optional[str], _opt(OUTPUT, f"{_choices(COLUMN_SETS)}." + AS_MINED, show_default=False)]
     = None,
     difficulty_bands: Annotated[Optional[int], _opt(OUTPUT, "Difficulty bands per negative." + AS_MINED,
@@ -503,7 +531,8 @@ def refilter(
       negmine refilter cand.parquet --relative-margin 0.1 -n 10 -o neg-0.1.parquet
 
     Options not given keep the values the candidates were mined with. A value the file lacks (mined without
-    --score-all, lazy scoring never reached it) is an error naming it. Prints the output path on stdout.
+    --score-all, lazy scoring never reached it) is an error naming it. Prints the output path on stdout (with
+    -o -, the JSON Lines rows instead).
     """
     from negmine.mine import refilter as run_refilter
 
@@ -519,8 +548,10 @@ def refilter(
         from negmine.report import summary_rows
 
         rows = summary_rows(result.stats, int(result.metadata["config"]["num_negatives"]), cache_counts=False)
-        _print_table("negmine refilter", rows, result.seconds if verbose else {}, result.output)
-    typer.echo(str(output))
+        _print_table("negmine refilter", rows, result.seconds if verbose else {},
+                     Path("stdout") if str(output) == "-" else result.output)
+    if str(output) != "-":  # with -o -, stdout holds the rows alone
+        typer.echo(str(output))
 
 
 def _list_of(name: str, text: Optional[str]) -> Optional[list[Any]]:
@@ -684,7 +715,8 @@ def evaluate(
 @app.command(cls=_Command)
 def index(
     ctx: typer.Context,
-    corpus: Annotated[Path, _opt(INPUTS, "Corpus Parquet file (ids, texts, optional titles).", show_default=False)],
+    corpus: Annotated[Path, _opt(INPUTS, f"Corpus file (ids, texts, optional titles): {FILE_KINDS}.",
+                                 show_default=False)],
     index_dir: Annotated[Path, _opt(INPUTS, "Directory to build the indexes in (created if missing).",
                                     show_default=False)],
     config: Config = None,
@@ -736,8 +768,8 @@ def index(
 
 @app.command(cls=_Command)
 def report(
-    path: Annotated[Path, typer.Argument(help="A Parquet file written by negmine mine (output or candidates).",
-                                         show_default=False)],
+    path: Annotated[Path, typer.Argument(help="A file written by negmine mine (output or candidates): Parquet, or "
+                                         "JSON Lines with its OUT.provenance.json.", show_default=False)],
     png: Annotated[Optional[Path], _opt(OUTPUT, "Where to write the picture [default: PATH with .report.png].")]
     = None,
     html: Annotated[Optional[Path], _opt(OUTPUT, "Where to write the HTML page [default: PATH with .report.html].")]
@@ -805,7 +837,8 @@ def config_show(ctx: typer.Context) -> None:
 
 @config_app.command("from", cls=_Command)
 def config_from(
-    path: Annotated[Path, typer.Argument(help="A Parquet file written by negmine mine.", show_default=False)],
+    path: Annotated[Path, typer.Argument(help="A file written by negmine mine: Parquet, or JSON Lines with its "
+                                         "OUT.provenance.json.", show_default=False)],
 ) -> None:
     """Print as TOML the settings an output was mined with (from its provenance): the input paths as they were
     given, and every option. Rerun it, byte for byte, from the same directory:
@@ -853,9 +886,9 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-_NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "quiet", "verbose", "cache_dir", "index_dir",
-               "corpus_embeddings", "query_embeddings", "candidates_output", "ctx", "config", "dataset_card",
-               "false_negatives_output", "candidates", "path", "json", "html", "png"}
+_NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "beir", "split", "quiet", "verbose", "cache_dir",
+               "index_dir", "corpus_embeddings", "query_embeddings", "candidates_output", "ctx", "config",
+               "dataset_card", "false_negatives_output", "candidates", "path", "json", "html", "png"}
 _OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity",
                     "lexical_overlap", "cross_query", "percentile_margin")
 

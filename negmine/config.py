@@ -26,7 +26,7 @@ SAMPLING_STRATEGIES = ("top", "random", "simans")
 #: SimANS's a and b: the defaults of its reference code (microsoft/SimXNS, SimANS/wiki/co_training_wiki_train.py).
 SIMANS_A = 0.5
 SIMANS_B = 0.0
-OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-list")
+OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list", "flagembedding")
 #: ``all`` columns, or only those a trainer consumes (texts, and the labeled list's labels: no ids, no scores).
 COLUMN_SETS = ("all", "training")
 #: Devices torch knows by these names (an index after a colon where several exist).
@@ -123,8 +123,12 @@ class MineConfig:
             1 = the best-ranked (hardest); for curriculum training. ``None``: no band column.
         promote_false_negatives: Write the candidates dropped as likely false negatives as extra positives of
             their query (rows of their own, with the negatives of the query's first positive).
-        output_format: ``triplet``, ``n-tuple`` or ``labeled-list``.
+        output_format: ``triplet``, ``n-tuple``, ``labeled-pair``, ``labeled-list`` (sentence-transformers'
+            layouts) or ``flagembedding`` (FlagEmbedding's training data: a row per query with ``query``, ``pos``,
+            ``neg``).
         output_scores: Add score columns to the output.
+        prompt: ``flagembedding`` only: the instruction written in every row's ``prompt`` column (FlagEmbedding
+            puts it before the query).
         columns: ``all`` (texts, ids and any scores) or ``training``: only what a trainer consumes (``anchor``,
             ``positive``, ``negative`` or ``negative_1`` .. ``negative_N``; ``anchor``, ``docs``, ``labels`` for
             ``labeled-list``), so that the table trains as it is.
@@ -202,6 +206,7 @@ class MineConfig:
 
     output_format: str = "triplet"
     output_scores: bool = False
+    prompt: Optional[str] = None
     columns: str = "all"
     strict: bool = False
     allow_empty: bool = False
@@ -325,7 +330,10 @@ class MineConfig:
             ("reranker_batch_size", self.reranker is None, f"without {flag('reranker')}"),
             ("reranker_max_length", self.reranker is None, f"without {flag('reranker')}"),
             ("margin_reference", not margins, "without a margin"),
-            ("output_scores", self.columns == "training", f"with {flag('columns')} training (no score columns)"),
+            ("output_scores", self.columns == "training" and self.output_format != "flagembedding",
+             f"with {flag('columns')} training (no score columns)"),
+            ("prompt", self.prompt is not None and self.output_format != "flagembedding",
+             f"with {flag('output_format')} {self.output_format} (it fills FlagEmbedding's prompt column)"),
             ("percentile_floor", self.percentile_margin is None, f"without {flag('percentile_margin')}"),
             ("ray_address", self.engine != "ray", f"without {flag('engine')} ray"),
             ("workers", self.engine != "ray", f"without {flag('engine')} ray"),

@@ -40,7 +40,8 @@ _TAKES = {
 #: Options of ``negmine mine`` that are not ``MineConfig`` fields: the files it reads and writes, and switches
 #: of the command itself.
 RUN_OPTIONS = {
-    "output": PATH, "corpus": PATH, "queries": PATH, "qrels": PATH, "pairs": PATH, "cache_dir": PATH,
+    "output": PATH, "corpus": PATH, "queries": PATH, "qrels": PATH, "pairs": PATH, "beir": PATH, "split": STR,
+    "cache_dir": PATH,
     "index_dir": PATH, "corpus_embeddings": PATH, "query_embeddings": PATH, "candidates_output": PATH,
     "false_negatives_output": PATH, "dataset_card": BOOL, "quiet": BOOL, "verbose": BOOL,
 }

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Optional, Sequence, TypeVar, Union, overload
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar, Union, overload
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from negmine.errors import InputError
+from negmine.sources import row_label
 
 T = TypeVar("T", bound="TextCollection")
 ArrayLike = Union[pa.Array, pa.ChunkedArray]
@@ -117,14 +118,17 @@ class TextCollection:
         texts: Texts, likewise.
         source: Where they came from, for messages.
         bodies: The texts without a joined title, when a title was joined (pairs are matched against both).
+        where: How messages name a row (``row N``; a text file's reader names its line, ``line N``).
     """
 
-    def __init__(self, ids: Any, texts: Any, source: str = "<memory>", bodies: Any = None) -> None:
+    def __init__(self, ids: Any, texts: Any, source: str = "<memory>", bodies: Any = None,
+                 where: Callable[[int], str] = row_label) -> None:
         try:
             id_array = _chunked(ids)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):  # a mix of ints and strings: strings
             id_array = _chunked([str(i) for i in ids], pa.string())
         self.source = source
+        self.where = where
         self.id_array = id_array
         self.text_array = _chunked(texts, pa.string())
         self.body_array = _chunked(bodies, pa.string()) if bodies is not None else None
@@ -134,8 +138,8 @@ class TextCollection:
         duplicate = first_duplicate(self.key_array)
         if duplicate is not None:
             row, first = duplicate
-            raise InputError(f"{source}: row {row}: duplicate id {self.key_array[row].as_py()!r} "
-                             f"(first seen at row {first})")
+            raise InputError(f"{source}: {where(row)}: duplicate id {self.key_array[row].as_py()!r} "
+                             f"(first seen at {where(first)})")
 
     def __len__(self) -> int:
         return len(self.text_array)
@@ -191,14 +195,17 @@ class Queries(TextCollection):
 
 
 class Qrels:
-    """Relevance judgments as parallel arrays; rows with a score <= 0 are judged but not positives."""
+    """Relevance judgments as parallel arrays; rows with a score <= 0 are judged but not positives. ``where`` names
+    a row in messages (``row N``, or a text file's ``line N``)."""
 
-    def __init__(self, query_ids: Any, doc_ids: Any, scores: Any, source: str = "<memory>") -> None:
+    def __init__(self, query_ids: Any, doc_ids: Any, scores: Any, source: str = "<memory>",
+                 where: Callable[[int], str] = row_label) -> None:
         self.query_id_array = _chunked(query_ids)
         self.doc_id_array = _chunked(doc_ids)
         self.score_array = np.asarray(scores.to_numpy(zero_copy_only=False) if isinstance(
             scores, (pa.Array, pa.ChunkedArray)) else list(scores), dtype=np.float64)
         self.source = source
+        self.where = where
 
     def __len__(self) -> int:
         return len(self.score_array)
@@ -299,9 +306,9 @@ def match_positives(qrels: Qrels, queries: Queries, corpus: Corpus, strict: bool
         else:
             what, value, source = "document", qrels.doc_id_array[int(row)].as_py(), corpus.source
         if strict:
-            raise InputError(f"{qrels.source}: row {row}: {what} id {str(value)!r} is not in {source} "
+            raise InputError(f"{qrels.source}: {qrels.where(int(row))}: {what} id {str(value)!r} is not in {source} "
                              "(drop --strict to skip such rows with a warning)")
-        result.unknown_examples.append(f"{what} {str(value)!r} (row {row})")
+        result.unknown_examples.append(f"{what} {str(value)!r} ({qrels.where(int(row))})")
     valid = np.flatnonzero(positive & (q_rows >= 0) & (d_rows >= 0))
     pairs = q_rows[valid] * max(len(corpus), 1) + d_rows[valid]
     _, first = np.unique(pairs, return_index=True)  # each (query, document) once: its first qrels row
@@ -327,9 +334,9 @@ def _nothing_matched(qrels: Qrels, queries: Queries, corpus: Corpus) -> str:
 
     r = int(rows[0])
     return (f"{qrels.source}: no row names a known query and document with a score > 0, so there is nothing to "
-            f"mine: the ids differ in type or form, e.g. row {r} names query {show(qrels.query_ids[r])} and document "
-            f"{show(qrels.doc_ids[r])}, while the query ids look like {show(queries.ids[0])} and the corpus ids "
-            f"like {show(corpus.ids[0])} (ids match by their text: 12 matches '12', not '012' or 'doc12')")
+            f"mine: the ids differ in type or form, e.g. {qrels.where(r)} names query {show(qrels.query_ids[r])} "
+            f"and document {show(qrels.doc_ids[r])}, while the query ids look like {show(queries.ids[0])} and the "
+            f"corpus ids like {show(corpus.ids[0])} (ids match by their text: 12 matches '12', not '012' or 'doc12')")
 
 
 def pairs_to_inputs(

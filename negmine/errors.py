@@ -51,6 +51,7 @@ _HINTS = {
     errno.EPERM: "operation not permitted: write elsewhere or fix the folder's permissions",
     errno.ENOTDIR: "a file stands where a folder should be",
     errno.EISDIR: "a folder stands where a file should be",
+    errno.EPIPE: "broken pipe: the reader stopped reading, so the rest was not written",
 }
 
 

@@ -1,4 +1,5 @@
-"""Parquet in and out: column detection, schema and row checks, fingerprints, atomic writes."""
+"""Inputs and outputs: reading the inputs (any format ``negmine.sources`` reads) with column detection and row
+checks, fingerprints, output paths, atomic writes, Parquet and JSON Lines sinks, provenance."""
 
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from negmine.data import Corpus, Qrels, Queries, pairs_to_inputs
 from negmine.errors import ConfigError, InputError, storage_error
+from negmine.jsonl import SIDECAR, STDOUT, JsonLinesSink, sidecar_path
+from negmine.sources import JSONL, PLAIN_INTEGER, READ_BATCH, InputFile, first_line
+from negmine.sources import beir_files as beir_files  # the files of a BEIR folder, for mine() and the CLI
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -36,8 +41,9 @@ PAIRS_ANCHOR = ("anchor", "query", "question")
 PAIRS_POSITIVE = ("positive", "pos", "document", "passage", "answer")
 
 METADATA_KEY = b"negmine"
-#: File name endings negmine writes outputs in.
-OUTPUT_SUFFIXES = (".parquet",)
+#: File name endings negmine writes outputs in, and the format each means.
+OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".jsonl.gz": "jsonl.gz"}
+OUTPUT_SUFFIXES = tuple(OUTPUT_FORMATS)
 
 
 def read_schema(path: PathLike, role: str, option: Optional[str] = "") -> pa.Schema:
@@ -54,7 +60,7 @@ def read_schema(path: PathLike, role: str, option: Optional[str] = "") -> pa.Sch
     try:
         return pq.read_schema(p)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{p}: not a readable Parquet file ({_first_line(exc)})") from exc
+        raise InputError(f"{p}: not a readable Parquet file ({first_line(exc)})") from exc
 
 
 def pick_column(
@@ -84,11 +90,10 @@ def pick_column(
     )
 
 
-def _read_columns(path: PathLike, columns: list[str]) -> pa.Table:
-    try:
-        return pq.read_table(path, columns=columns)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: could not read columns {', '.join(columns)} ({_first_line(exc)})") from exc
+def open_input(path: PathLike, role: str, option: Optional[str] = "") -> InputFile:
+    """An input file of any format negmine reads (by its name: ``.jsonl``, ``.csv``, ``.tsv``, each optionally
+    ``.gz``, else Parquet), checked to exist; see ``negmine.sources``."""
+    return InputFile(path, role, option)
 
 
 def _first_bad_row(mask: pa.Array | pa.ChunkedArray) -> Optional[int]:
@@ -96,42 +101,63 @@ def _first_bad_row(mask: pa.Array | pa.ChunkedArray) -> Optional[int]:
     return int(hits[0]) if hits.size else None
 
 
-def _ids(table: Any, column: str, path: PathLike, offset: int = 0) -> Any:
-    """The id column of a table (or record batch), checked: strings or integers, none null or empty. Row numbers in
-    messages count from the file's first row (``offset``: the rows before this batch)."""
+def _ids(table: Any, column: str, src: InputFile, offset: int = 0) -> Any:
+    """The id column of a table (or record batch), checked: strings or integers, none null or empty. Messages name
+    rows counted from the file's first row (``offset``: the rows before this batch), or a text file's lines."""
     col = table.column(column)
     t = col.type
+    if pa.types.is_null(t) and len(col):
+        raise InputError(f"{src.path}: column {column!r} {src.where(offset)}: id is null")
     if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)):
-        raise InputError(f"{path}: column {column!r} holds {t}; ids must be strings or integers")
+        raise InputError(f"{src.path}: column {column!r} holds {t}; ids must be strings or integers")
     row = _first_bad_row(col.is_null())
     if row is not None:
-        raise InputError(f"{path}: column {column!r} row {offset + row}: id is null")
+        raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: id is null")
     if not pa.types.is_integer(t):
         row = _first_bad_row(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0))
         if row is not None:
-            raise InputError(f"{path}: column {column!r} row {offset + row}: id is empty")
+            raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: id is empty")
         if pa.types.is_large_string(t):
             col = pc.cast(col, pa.string())
     return col
 
 
-def _texts(table: Any, column: str, path: PathLike, offset: int = 0) -> Any:
+def _plain_integers(ids: Any) -> bool:
+    """Whether every id is an integer written plainly (``12``; not ``012``, ``+12`` or ``12.0``)."""
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        return False
+    return len(ids) == 0 or bool(pc.all(pc.match_substring_regex(ids, PLAIN_INTEGER)).as_py())
+
+
+def _integer_ids(ids: Any) -> Any:
+    """A CSV or TSV id column as int64 when every value is a plain integer that fits, else as it is (strings)."""
+    if len(ids) == 0 or not _plain_integers(ids):
+        return ids
+    try:
+        return pc.cast(ids, pa.int64())
+    except (pa.ArrowInvalid, OverflowError):  # past int64: keep the strings
+        return ids
+
+
+def _texts(table: Any, column: str, src: InputFile, offset: int = 0) -> Any:
     col = table.column(column)
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        raise InputError(f"{path}: column {column!r} holds {col.type}; texts must be strings")
+        raise InputError(f"{src.path}: column {column!r} holds {col.type}; texts must be strings")
     row = _first_bad_row(col.is_null())
     if row is not None:
-        raise InputError(f"{path}: column {column!r} row {offset + row}: text is null")
+        raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: text is null")
     return pc.cast(col, pa.string()) if pa.types.is_large_string(col.type) else col
 
 
-def _join_titles(table: Any, title: Optional[str], texts: Any, path: PathLike) -> Any:
+def _join_titles(table: Any, title: Optional[str], texts: Any, src: InputFile) -> Any:
     """``title + " " + text`` (whitespace trimmed at both ends) where a title is given, else the text."""
     if title is None:
         return texts
     titles = table.column(title)
+    if pa.types.is_null(titles.type):
+        return texts
     if not (pa.types.is_string(titles.type) or pa.types.is_large_string(titles.type)):
-        raise InputError(f"{path}: column {title!r} holds {titles.type}; titles must be strings "
+        raise InputError(f"{src.path}: column {title!r} holds {titles.type}; titles must be strings "
                          "(--corpus-title-column '' ignores it)")
     titles = pc.cast(titles, pa.string())
     has_title = pc.and_kleene(pc.is_valid(titles), pc.not_equal(titles, ""))
@@ -139,90 +165,142 @@ def _join_titles(table: Any, title: Optional[str], texts: Any, path: PathLike) -
     return pc.if_else(has_title, joined, texts)
 
 
-#: Rows read at a time when an input file is converted for the input cache.
-READ_BATCH = 65536
+def _scores(table: Any, column: str, src: InputFile) -> np.ndarray:
+    """A qrels score column as float64, checked: numbers (a CSV's values parsed), none null or NaN."""
+    col = table.column(column)
+    if src.untyped:
+        text = pc.utf8_trim_whitespace(col)
+        row = _first_bad_row(pc.invert(pc.match_substring_regex(text, NUMBER)))
+        if row is not None:
+            value = text[row].as_py()
+            what = "score is empty" if value == "" else f"score {value!r} is not a number"
+            raise InputError(f"{src.path}: column {column!r} {src.where(row)}: {what}")
+        col = pc.cast(text, pa.float64())
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
+        raise InputError(f"{src.path}: column {column!r} holds {col.type}; relevance scores must be numbers")
+    row = _first_bad_row(col.is_null())
+    if row is not None:
+        raise InputError(f"{src.path}: column {column!r} {src.where(row)}: score is null")
+    if pa.types.is_floating(col.type):
+        row = _first_bad_row(pc.is_nan(col))
+        if row is not None:
+            raise InputError(f"{src.path}: column {column!r} {src.where(row)}: score is NaN")
+    return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _collection_table(path: PathLike, columns: list[str], convert: Callable[[Any, int], dict[str, Any]],
+#: A number as a CSV or TSV score may be written.
+NUMBER = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+
+
+def _collection_table(src: InputFile, columns: list[str], convert: Callable[[Any, int], dict[str, Any]],
                       role: str, cache_dir: Optional[PathLike]) -> pa.Table:
     """An input file's checked columns as an Arrow table: read into memory, or (with ``cache_dir``) converted
-    batch by batch into an Arrow IPC file in the cache, keyed by the file's fingerprint and the columns, and
-    memory-mapped from there (no private memory for the texts, and no conversion next time)."""
+    batch by batch into an Arrow IPC file in the cache, keyed by the file's fingerprint, format and columns, and
+    memory-mapped from there (no private memory for the texts, and no conversion next time). The converted ``id``
+    column of a CSV or TSV file becomes int64 when every id is a plain integer."""
+    path = src.path
     if cache_dir is None:
-        table = _read_columns(path, columns)
+        table = src.read(columns)
         if table.num_rows == 0:
             raise InputError(f"{path}: the {role} is empty (no rows)")
-        return pa.table(convert(table, 0))
+        out = pa.table(convert(table, 0))
+        if src.untyped:
+            at = out.column_names.index("id")
+            out = out.set_column(at, "id", _integer_ids(out.column("id")))
+        return out
     from negmine.cache import cached_dir, digest_of
 
-    key = digest_of("inputs-v1", role, fingerprint(path), json.dumps(columns))[:32]
+    parts = ["inputs-v1", role, fingerprint(path), json.dumps(columns)]
+    if src.is_text:  # the same bytes read as another format are another table
+        parts.append(src.format + ("-v1" if src.untyped else ""))
+    key = digest_of(*parts)[:32]
 
     def build(folder: Path) -> None:
         writer = None
-        offset = 0
+        integers = src.untyped
+        target = folder / "table.arrow"
         try:
-            parquet = pq.ParquetFile(path)
-            for batch in parquet.iter_batches(batch_size=READ_BATCH, columns=columns):
+            offset = 0
+            for batch in src.batches(columns, batch_size=READ_BATCH):
                 part = pa.record_batch(convert(batch, offset))
+                integers = integers and _plain_integers(part.column("id"))
                 if writer is None:
-                    writer = pa.ipc.new_file(str(folder / "table.arrow"), part.schema)
+                    writer = pa.ipc.new_file(str(target), part.schema)
                 writer.write_batch(part)
                 offset += batch.num_rows
-        except (pa.ArrowInvalid, OSError) as exc:
-            if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowException) and exc.errno is not None:
-                raise
-            raise InputError(f"{path}: could not read columns {', '.join(columns)} ({_first_line(exc)})") from exc
         finally:
             if writer is not None:
                 writer.close()
         if writer is None:
             raise InputError(f"{path}: the {role} is empty (no rows)")
+        if integers:
+            _cast_ids(target)
 
     folder = cached_dir(Path(cache_dir), "inputs", key, build, {"path": str(path), "columns": columns})
     return pa.ipc.open_file(pa.memory_map(str(folder / "table.arrow"))).read_all()
+
+
+def _cast_ids(target: Path) -> None:
+    """Rewrite an IPC table with its ``id`` column as int64 (every id a plain integer), batch by batch; left as it
+    is when an id does not fit."""
+    tmp = target.with_name("table.int.arrow")
+    source = pa.ipc.open_file(pa.memory_map(str(target)))
+    schema = source.schema.set(0, pa.field("id", pa.int64()))
+    try:
+        with pa.ipc.new_file(str(tmp), schema) as writer:
+            for i in range(source.num_record_batches):
+                batch = source.get_batch(i)
+                writer.write_batch(batch.set_column(0, "id", pc.cast(batch.column(0), pa.int64())))
+    except (pa.ArrowInvalid, OverflowError):
+        tmp.unlink(missing_ok=True)
+        return
+    tmp.replace(target)
 
 
 def read_corpus(
     path: PathLike, id_column: Optional[str] = None, text_column: Optional[str] = None,
     title_column: Optional[str] = None, cache_dir: Optional[PathLike] = None,
 ) -> Corpus:
-    """Read and check a corpus file. A title column, when there is one, is joined before the text.
+    """Read and check a corpus file (Parquet, JSON Lines, CSV or TSV, by its name). A title column, when there is
+    one, is joined before the text.
 
     With ``cache_dir`` the corpus is converted once into a memory-mapped Arrow file there (see
     ``_collection_table``): texts then take no private memory, whatever the corpus's size.
     """
-    schema = read_schema(path, "corpus")
+    src = open_input(path, "corpus")
+    schema = src.schema()
     idc = pick_column(schema, path, id_column, CORPUS_ID, "id", "--corpus-id-column")
     txc = pick_column(schema, path, text_column, CORPUS_TEXT, "text", "--corpus-text-column")
     tic = pick_column(schema, path, title_column, TITLE, "title", "--corpus-title-column", required=False)
     assert idc is not None and txc is not None
 
     def convert(batch: Any, offset: int) -> dict[str, Any]:
-        bodies = _texts(batch, txc, path, offset)
-        out = {"id": _ids(batch, idc, path, offset), "text": _join_titles(batch, tic, bodies, path)}
+        bodies = _texts(batch, txc, src, offset)
+        out = {"id": _ids(batch, idc, src, offset), "text": _join_titles(batch, tic, bodies, src)}
         if tic is not None:
             out["body"] = bodies
         return out
 
-    table = _collection_table(path, list(dict.fromkeys(c for c in (idc, txc, tic) if c)), convert, "corpus",
+    table = _collection_table(src, list(dict.fromkeys(c for c in (idc, txc, tic) if c)), convert, "corpus",
                               cache_dir)
     return Corpus(table.column("id"), table.column("text"), f"{path}: column {idc!r}",
-                  table.column("body") if "body" in table.column_names else None)
+                  table.column("body") if "body" in table.column_names else None, where=src.where)
 
 
 def read_queries(path: PathLike, id_column: Optional[str] = None, text_column: Optional[str] = None,
                  cache_dir: Optional[PathLike] = None) -> Queries:
     """Read and check a query file (memory-mapped from ``cache_dir`` when given, as ``read_corpus``)."""
-    schema = read_schema(path, "queries")
+    src = open_input(path, "queries")
+    schema = src.schema()
     idc = pick_column(schema, path, id_column, QUERY_ID, "id", "--query-id-column")
     txc = pick_column(schema, path, text_column, QUERY_TEXT, "text", "--query-text-column")
     assert idc is not None and txc is not None
 
     def convert(batch: Any, offset: int) -> dict[str, Any]:
-        return {"id": _ids(batch, idc, path, offset), "text": _texts(batch, txc, path, offset)}
+        return {"id": _ids(batch, idc, src, offset), "text": _texts(batch, txc, src, offset)}
 
-    table = _collection_table(path, list(dict.fromkeys((idc, txc))), convert, "query file", cache_dir)
-    return Queries(table.column("id"), table.column("text"), f"{path}: column {idc!r}")
+    table = _collection_table(src, list(dict.fromkeys((idc, txc))), convert, "query file", cache_dir)
+    return Queries(table.column("id"), table.column("text"), f"{path}: column {idc!r}", where=src.where)
 
 
 def read_qrels(
@@ -230,47 +308,43 @@ def read_qrels(
     score_column: Optional[str] = None,
 ) -> Qrels:
     """Read and check relevance judgments. Without a score column every row is a positive."""
-    schema = read_schema(path, "qrels")
+    src = open_input(path, "qrels")
+    schema = src.schema()
     qc = pick_column(schema, path, query_column, QRELS_QUERY, "query id", "--qrels-query-column")
     dc = pick_column(schema, path, doc_column, QRELS_DOC, "document id", "--qrels-doc-column")
     sc = pick_column(schema, path, score_column, QRELS_SCORE, "score", "--qrels-score-column", required=False)
     assert qc is not None and dc is not None
-    table = _read_columns(path, list(dict.fromkeys(c for c in (qc, dc, sc) if c)))
+    types = None
+    if sc is not None and src.format == JSONL:
+        t = schema.field(sc).type
+        if pa.types.is_integer(t) or pa.types.is_floating(t):  # 1 on the first lines, 0.5 later: numbers
+            types = {sc: pa.float64()}
+    table = src.read(list(dict.fromkeys(c for c in (qc, dc, sc) if c)), types)
     if table.num_rows == 0:
         raise InputError(f"{path}: the qrels file is empty (no rows)")
-    qids = _ids(table, qc, path)
-    dids = _ids(table, dc, path)
-    if sc is None:
-        scores: Any = np.ones(table.num_rows)
-    else:
-        col = table.column(sc)
-        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)):
-            raise InputError(f"{path}: column {sc!r} holds {col.type}; relevance scores must be numbers")
-        row = _first_bad_row(col.is_null())
-        if row is not None:
-            raise InputError(f"{path}: column {sc!r} row {row}: score is null")
-        if pa.types.is_floating(col.type):
-            row = _first_bad_row(pc.is_nan(col))
-            if row is not None:
-                raise InputError(f"{path}: column {sc!r} row {row}: score is NaN")
-        scores = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    return Qrels(qids, dids, scores, str(path))
+    qids = _ids(table, qc, src)
+    dids = _ids(table, dc, src)
+    if src.untyped:
+        qids, dids = _integer_ids(qids), _integer_ids(dids)
+    scores: Any = np.ones(table.num_rows) if sc is None else _scores(table, sc, src)
+    return Qrels(qids, dids, scores, str(path), where=src.where)
 
 
 def read_pairs(
     path: PathLike, anchor_column: Optional[str] = None, positive_column: Optional[str] = None
 ) -> tuple[list[str], list[str]]:
     """Read (anchor, positive) text pairs, as sentence-transformers datasets hold them."""
-    schema = read_schema(path, "pairs")
+    src = open_input(path, "pairs")
+    schema = src.schema()
     ac = pick_column(schema, path, anchor_column, PAIRS_ANCHOR, "anchor (query text)", "--pairs-anchor-column")
     pc_ = pick_column(schema, path, positive_column, PAIRS_POSITIVE, "positive text", "--pairs-positive-column")
     assert ac is not None and pc_ is not None
     if ac == pc_:
         raise ConfigError(f"{path}: the anchor and positive columns are both {ac!r}")
-    table = _read_columns(path, [ac, pc_])
+    table = src.read([ac, pc_])
     if table.num_rows == 0:
         raise InputError(f"{path}: the pairs file is empty (no rows)")
-    return _texts(table, ac, path).to_pylist(), _texts(table, pc_, path).to_pylist()
+    return _texts(table, ac, src).to_pylist(), _texts(table, pc_, src).to_pylist()
 
 
 @dataclass
@@ -350,31 +424,87 @@ def fingerprint(path: PathLike) -> str:
     return _FINGERPRINTS[key]
 
 
+def output_format(path: PathLike) -> Optional[str]:
+    """What an output path is written as, by its name: ``parquet``, ``jsonl``, ``jsonl.gz``, ``stdout`` (``-``:
+    JSON Lines on stdout), or ``None`` for a name negmine does not write."""
+    if str(path) == STDOUT:
+        return "stdout"
+    name = Path(path).name.lower()
+    for suffix in sorted(OUTPUT_FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return OUTPUT_FORMATS[suffix]
+    return None
+
+
 def check_output_path(output: PathLike, inputs: Sequence[Optional[PathLike]], option: str = "--output",
-                      suffixes: Optional[tuple[str, ...]] = None) -> Path:
-    """Refuse an output path that is one of the inputs, or whose folder does not exist (``suffixes``: the file
-    kinds it may be; default: Parquet)."""
+                      suffixes: Optional[tuple[str, ...]] = None, stdout: bool = False) -> Path:
+    """Refuse an output path that is one of the inputs, whose folder does not exist, or whose name says no format
+    negmine writes: ``.parquet``, ``.jsonl``, ``.jsonl.gz`` (a JSON Lines output's provenance sidecar,
+    ``OUT.provenance.json``, is checked as well), or ``-`` for stdout where ``stdout`` allows it; ``suffixes``
+    names the only file kinds allowed instead (``(".png",)``, say)."""
+    kind = output_format(output) if suffixes is None else "other"
+    if kind == "stdout":
+        if not stdout:
+            raise ConfigError(f"{option} -: only --output can go to stdout; give {option} a file path")
+        return Path(STDOUT)
     out = Path(output)
-    for given in inputs:
-        if given is None:
-            continue
-        inp = Path(given)
-        same = out.resolve() == inp.resolve() or (out.exists() and inp.exists() and os.path.samefile(out, inp))
-        if same:
-            raise ConfigError(
-                f"{option} {out} is an input file; negmine never overwrites its inputs: choose another path"
-            )
+    targets = [out, sidecar_path(out)] if kind in ("jsonl", "jsonl.gz") else [out]
+    for target in targets:
+        for given in inputs:
+            if given is None or str(given) == STDOUT:
+                continue
+            inp = Path(given)
+            same = target.resolve() == inp.resolve() or (target.exists() and inp.exists()
+                                                         and os.path.samefile(target, inp))
+            if same:
+                raise ConfigError(
+                    f"{option} {target} is an input file; negmine never overwrites its inputs: choose another path"
+                )
     if out.is_dir():
         raise ConfigError(f"{option} {out} is a directory; give a file path such as {out / 'negatives.parquet'}")
     if suffixes is not None and not out.name.lower().endswith(suffixes):
         raise ConfigError(f"{option} {out}: name the file with a {' or '.join(suffixes)} extension")
-    if suffixes is None and not out.name.lower().endswith(OUTPUT_SUFFIXES):
-        raise ConfigError(f"{option} {out}: negmine writes Parquet; name the file with a "
-                          f"{' or '.join(OUTPUT_SUFFIXES)} extension")
+    if kind is None:
+        written = ".parquet, .jsonl or .jsonl.gz (the format follows the extension)"
+        raise ConfigError(f"{option} {out}: the name says no format negmine writes; end it with {written}"
+                          + (", or give - for JSON Lines on stdout" if stdout else ""))
+    if len(targets) > 1 and targets[1].is_dir():
+        raise ConfigError(f"{option} {out}: {targets[1]} (where its provenance goes) is a directory")
     if not out.parent.exists():
         raise ConfigError(f"{option} {out}: folder {out.parent} does not exist")
     check_writable(out.parent, option)
     return out
+
+
+def open_sink(path: PathLike, row_group_size: int) -> "ParquetSink | JsonLinesSink":
+    """The sink an output path's name asks for (see ``output_format``): Parquet in row groups of
+    ``row_group_size`` rows, JSON Lines (gzipped for ``.jsonl.gz``), or JSON Lines on stdout for ``-``."""
+    kind = output_format(path)
+    if kind == "stdout":
+        return JsonLinesSink(None)
+    if kind in ("jsonl", "jsonl.gz"):
+        return JsonLinesSink(path, compress=kind == "jsonl.gz")
+    return ParquetSink(path, row_group_size)
+
+
+def read_output(path: PathLike, schema: Optional[pa.Schema] = None) -> pa.Table:
+    """An output negmine wrote, as a table (``read_metadata`` gives its provenance): Parquet as it is; JSON Lines
+    read with ``schema`` (the types of the rows written; default: as pyarrow infers them)."""
+    kind = output_format(path)
+    if kind == "stdout":
+        raise ConfigError("the output went to stdout (-), so it cannot be read back; write it to a file")
+    if kind not in ("jsonl", "jsonl.gz"):
+        return pq.read_table(path)
+    options = pjson.ParseOptions(explicit_schema=schema) if schema is not None else None
+    with pa.input_stream(str(path), compression="gzip" if kind == "jsonl.gz" else None) as stream:
+        try:
+            table = pjson.read_json(stream, parse_options=options)
+        except pa.ArrowInvalid as exc:
+            if schema is not None and "Empty" in str(exc):
+                table = schema.empty_table()
+            else:
+                raise InputError(f"{path}: not a readable JSON Lines file ({first_line(exc)})") from exc
+    return table.select(schema.names) if schema is not None else table
 
 
 def check_writable(folder: PathLike, what: str = "") -> None:
@@ -564,14 +694,25 @@ class ParquetSink:
 
 
 def read_metadata(path: PathLike) -> dict[str, Any]:
-    """The provenance negmine stored in a Parquet file it wrote (the file's ``negmine`` key-value entry)."""
-    read_schema(path, "negmine output", None)
-    meta = pq.read_metadata(path).metadata or {}
-    if METADATA_KEY not in meta:
-        raise InputError(f"{path}: no negmine metadata; was it written by negmine mine?")
-    return json.loads(meta[METADATA_KEY])
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The provenance negmine stored with an output it wrote: a Parquet file's ``negmine`` key-value entry, or a
+    JSON Lines file's sidecar ``OUT.provenance.json`` (the sidecar's own path works too)."""
+    p = Path(path)
+    side = p if p.name.endswith(SIDECAR) else sidecar_path(p) if output_format(p) in ("jsonl", "jsonl.gz") else None
+    if side is None:
+        read_schema(path, "negmine output", None)
+        meta = pq.read_metadata(path).metadata or {}
+        if METADATA_KEY not in meta:
+            raise InputError(f"{path}: no negmine metadata; was it written by negmine mine?")
+        return json.loads(meta[METADATA_KEY])
+    if not p.exists():
+        raise InputError(f"negmine output file not found: {p}")
+    if not side.is_file():
+        raise InputError(f"{p}: no provenance file {side.name} beside it; negmine mine writes one with every JSON "
+                         "Lines file (but none for stdout)")
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{side}: not a readable provenance file ({first_line(exc)})") from exc
+    if not isinstance(data, dict) or "config" not in data:
+        raise InputError(f"{side}: no negmine provenance; was it written by negmine mine?")
+    return data

@@ -87,21 +87,21 @@ class MineResult:
 
     def __init__(self, table: Optional[pa.Table], stats: MineStats, metadata: dict[str, Any],
                  output: Optional[Path] = None, seconds: Optional[dict[str, float]] = None,
-                 warnings: Optional[list[str]] = None) -> None:
+                 warnings: Optional[list[str]] = None, schema: Optional[pa.Schema] = None) -> None:
         self._table = table
         self.stats = stats
         self.metadata = metadata
         self.output = output
         self.seconds = seconds or {}
         self.warnings = warnings or []
+        self._schema = schema
 
     @property
     def table(self) -> pa.Table:
-        """The training table: the one kept in memory (no ``output``), else read back from ``output``."""
+        """The training table: the one kept in memory (no ``output``), else read back from ``output`` (a JSON Lines
+        file with the column types it was written from; not possible for stdout)."""
         if self._table is None and self.output is not None:
-            import pyarrow.parquet as pq
-
-            self._table = pq.read_table(self.output)
+            self._table = io.read_output(self.output, self._schema)
         assert self._table is not None
         return self._table
 
@@ -188,6 +188,8 @@ def mine(
     qrels: Union[Source, Qrels, None] = None,
     *,
     pairs: Union[Source, Sequence[tuple[str, str]], None] = None,
+    beir: Optional[Source] = None,
+    split: Optional[str] = None,
     output: Optional[Source] = None,
     config: Optional[MineConfig] = None,
     progress: Optional[Progress] = None,
@@ -205,12 +207,18 @@ def mine(
     sample, lay out for training.
 
     Args:
-        corpus: Corpus Parquet path (or a ``Corpus``).
-        queries: Query Parquet path (or ``Queries``).
-        qrels: Relevance judgments Parquet path (or ``Qrels``); rows with score <= 0 are not positives.
-        pairs: Instead of queries and qrels: a Parquet file (or a list) of (anchor, positive) text pairs; the corpus
-            then defaults to the positives.
-        output: Where to write the Parquet output (atomically). ``None`` keeps the table in memory.
+        corpus: Corpus file (or a ``Corpus``): Parquet, or JSON Lines, CSV or TSV by its name (``.jsonl``,
+            ``.csv``, ``.tsv``, each optionally ``.gz``).
+        queries: Query file, likewise (or ``Queries``).
+        qrels: Relevance judgments file, likewise (or ``Qrels``); rows with score <= 0 are not positives.
+        pairs: Instead of queries and qrels: a file (or a list) of (anchor, positive) text pairs; the corpus then
+            defaults to the positives.
+        beir: Instead of corpus, queries and qrels: a BEIR folder (``corpus.jsonl``, ``queries.jsonl``,
+            ``qrels/SPLIT.tsv``).
+        split: The qrels split of ``beir`` (default ``train``).
+        output: Where to write the output (atomically), in the format its name says: ``.parquet``, ``.jsonl`` or
+            ``.jsonl.gz`` (provenance in ``OUT.provenance.json``); ``"-"`` writes JSON Lines to stdout. ``None``
+            keeps the table in memory.
         config: Settings; ``options`` override its fields by name (``num_negatives=10``).
         progress: Receives progress reports; the default shows nothing.
         cache_dir: Where embeddings, indexes, the inputs' Arrow copies and unfinished runs are kept (default:
@@ -224,8 +232,9 @@ def mine(
         candidates_output: Parquet path for an audit of every candidate: its ranks and scores, and whether it
             was selected, kept, not scored, or which rule dropped it; with ``score_all``, every value
             ``refilter`` needs.
-        false_negatives_output: Parquet path for the candidates dropped as likely false negatives, in qrels form
-            (``query-id``, ``corpus-id``, ``score`` = 1) with the rule that dropped each and its scores.
+        false_negatives_output: Path for the candidates dropped as likely false negatives, in qrels form
+            (``query-id``, ``corpus-id``, ``score`` = 1) with the rule that dropped each and its scores: Parquet,
+            or JSON Lines for a ``.jsonl`` or ``.jsonl.gz`` name.
         explicit: The option names the caller set on purpose (default: the keys of ``options``); those that have
             no effect with the others are warned about.
 
@@ -244,6 +253,14 @@ def mine(
     warnings: list[str] = []
     for message in config.ineffective(set(options) if explicit is None else explicit):
         _warn(warnings, message)
+    if beir is not None:
+        if any(x is not None for x in (corpus, queries, qrels, pairs)):
+            raise ConfigError("--beir stands for --corpus, --queries and --qrels: give either the BEIR folder or "
+                              "the files")
+        files = io.beir_files(beir, split if split is not None else "train")
+        corpus, queries, qrels = files["corpus"], files["queries"], files["qrels"]
+    elif split is not None:
+        raise ConfigError("--split chooses the qrels of a --beir folder: give --beir DIR, or drop --split")
     paths = [x for x in (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
              if isinstance(x, (str, Path))]
     out_path, cand_path, fn_path = check_outputs(output, candidates_output, false_negatives_output, paths)
@@ -266,9 +283,11 @@ def mine(
 
 def check_outputs(output: Optional[Source], candidates: Optional[Source], false_negatives: Optional[Source],
                   inputs: Sequence[Source]) -> tuple[Optional[Path], Optional[Path], Optional[Path]]:
-    """The output paths, checked before any work: none is an input or another output, each folder exists."""
-    out = io.check_output_path(output, inputs) if output is not None else None
-    cand = io.check_output_path(candidates, inputs, "--candidates-output") if candidates is not None else None
+    """The output paths, checked before any work: none is an input or another output, each folder exists, each name
+    says a format negmine writes (the output may be ``-``, stdout; the candidates file is Parquet)."""
+    out = io.check_output_path(output, inputs, stdout=True) if output is not None else None
+    cand = io.check_output_path(candidates, inputs, "--candidates-output", (".parquet",)) \
+        if candidates is not None else None
     fn = io.check_output_path(false_negatives, inputs, "--false-negatives-output") \
         if false_negatives is not None else None
     named = [(option, p) for option, p in (("--output", out), ("--candidates-output", cand),
@@ -356,7 +375,7 @@ def run_batches(run: Run, stats: MineStats, store: RunStore, sinks: "Sinks", res
         raise
     store.clear()
     warnings.extend(run.warnings)
-    return MineResult(table, stats, metadata, sinks.output_path, seconds, warnings)
+    return MineResult(table, stats, metadata, sinks.output_path, seconds, warnings, sinks.schema)
 
 
 def read_inputs(config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, cache: Optional[Path],
@@ -377,7 +396,7 @@ def read_inputs(config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs
         if len(with_positives) <= 1_000_000 else _empty_texts(inputs.queries, with_positives)
     stats = input_stats(inputs, positives)
     if empty:
-        where = f"{inputs.queries.source}: row {empty[0]} (id {str(inputs.queries.ids[empty[0]])!r})"
+        where = f"{inputs.queries.source}: {inputs.queries.where(empty[0])} (id {str(inputs.queries.ids[empty[0]])!r})"
         if config.strict or len(empty) == len(with_positives):
             raise InputError(f"{where}: the query text is empty" + (
                 "" if config.strict else "; every query with positives has an empty text, so there is nothing to mine"))
@@ -664,24 +683,36 @@ class LiveSources:
 
 
 class Sinks:
-    """Where the batches' rows go: the output, the candidates file and the false-negatives file, each written in
-    fixed row groups into a temporary file (or, without an output path, kept in memory)."""
+    """Where the batches' rows go: the output and the false-negatives file, each in the format its name says
+    (Parquet in fixed row groups, or JSON Lines) into a temporary file, or the output as JSON Lines to stdout
+    (``-``); the candidates file, always Parquet (``refilter`` reads it back); without an output path, the rows
+    kept in memory."""
 
     def __init__(self, output: Optional[Path], candidates: Optional[Path],
                  false_negatives: Optional[Path] = None) -> None:
         self.output_path = output
-        self.output = io.ParquetSink(output, OUTPUT_ROW_GROUP) if output is not None else None
-        self.candidates = io.ParquetSink(candidates, CANDIDATES_ROW_GROUP) if candidates is not None else None
-        self.false_negatives = io.ParquetSink(false_negatives, CANDIDATES_ROW_GROUP) \
-            if false_negatives is not None else None
+        self.output: Any = None
+        self.candidates: Optional[io.ParquetSink] = None
+        self.false_negatives: Any = None
+        try:
+            self.output = io.open_sink(output, OUTPUT_ROW_GROUP) if output is not None else None
+            self.candidates = io.ParquetSink(candidates, CANDIDATES_ROW_GROUP) if candidates is not None else None
+            self.false_negatives = io.open_sink(false_negatives, CANDIDATES_ROW_GROUP) \
+                if false_negatives is not None else None
+        except BaseException:
+            self.abort()
+            raise
         self.tables: list[pa.Table] = []
+        self.schema: Optional[pa.Schema] = None  # of the output's rows
 
     def write(self, result: BatchResult, run: Run) -> None:
         config, inputs = run.config, run.inputs
         table = select_columns(build_table(result.selection, inputs.queries, inputs.corpus, config.output_format,
-                                           config.num_negatives, config.output_scores),
+                                           config.num_negatives, config.output_scores, config.prompt),
                                config.output_format, config.columns)
         assert result.stats.negatives_written == negatives_in(table, config.output_format)
+        if self.schema is None:
+            self.schema = table.schema
         if self.output is not None:
             self.output.write(table)
         else:
@@ -694,13 +725,12 @@ class Sinks:
 
     def commit(self, metadata: dict[str, Any], run: Run) -> Optional[pa.Table]:
         """Publish the files; the in-memory table when there is no output file."""
-        def empty(build: Any) -> pa.Table:
-            return build(_empty_selection(), run.inputs.queries, run.inputs.corpus)
-
         out_empty = select_columns(build_table(_empty_selection(), run.inputs.queries, run.inputs.corpus,
                                                run.config.output_format, run.config.num_negatives,
-                                               run.config.output_scores), run.config.output_format,
-                                   run.config.columns)
+                                               run.config.output_scores, run.config.prompt),
+                                   run.config.output_format, run.config.columns)
+        if self.schema is None:
+            self.schema = out_empty.schema
         if self.candidates is not None:
             self.candidates.commit({**metadata, "candidates": candidates_record(run)})
         if self.false_negatives is not None:

@@ -85,11 +85,10 @@ def batch_stats(config: Any, queries: Any, hits: Any, reasons: np.ndarray, sel: 
                       not_scored=int((reasons == filters.NOT_SCORED).sum()))
     if scored is not None:
         stats.pairs_scored, stats.positive_pairs_scored = scored.pairs_scored, scored.positive_pairs_scored
+    from negmine.write import written
+
     counts = np.array([len(n) for n in sel.negatives], dtype=np.int64)
-    stats.negatives_written = int(counts.sum())
-    stats.rows_written = int(counts.sum() if config.output_format == "triplet" else
-                             (counts == config.num_negatives).sum() if config.output_format == "n-tuple" else
-                             (counts > 0).sum())
+    stats.rows_written, stats.negatives_written = written(sel, config.output_format, config.num_negatives)
     short = np.flatnonzero(counts < config.num_negatives)
     short_q = sorted({int(sel.query[r]) for r in short})
     stats.short_pairs = int(short.size)

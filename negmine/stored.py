@@ -27,8 +27,8 @@ REFILTER_OPTIONS = (
     "absolute_margin", "relative_margin", "max_score", "min_score", "margin_reference", "max_positive_similarity",
     "lexical_overlap", "agreement", "cross_query", "percentile_margin", "percentile_floor", "percentile_cap",
     "score_all", "range_min", "range_max", "num_negatives", "sampling_strategy", "simans_a", "simans_b", "seed",
-    "difficulty_bands", "promote_false_negatives", "output_format", "output_scores", "columns", "allow_empty",
-    "query_batch_size",
+    "difficulty_bands", "promote_false_negatives", "output_format", "output_scores", "prompt", "columns",
+    "allow_empty", "query_batch_size",
 )
 #: What each evidence column serves, and its value where a query has no such candidate.
 EVIDENCE = {"twin_similarity": ("cross_query", -np.inf), "lexical_overlap": ("lexical_overlap", 0.0),

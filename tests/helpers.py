@@ -65,6 +65,54 @@ def assert_cli_error(
     return line
 
 
+def write_as(path: Path, data: dict[str, list[Any]], blank_lines: bool = False) -> Path:
+    """Write columns as the file's name says: .jsonl, .csv or .tsv (each optionally .gz), else Parquet;
+    ``blank_lines`` puts an empty line after each JSON Lines row."""
+    import csv
+    import gzip
+    import io
+    import json
+
+    from negmine import sources
+
+    fmt, gz = sources.input_format(path)
+    rows = [dict(zip(data, values)) for values in zip(*data.values())]
+    if fmt == sources.PARQUET:
+        pq.write_table(pa.table(data), path)
+        return path
+    if fmt == sources.JSONL:
+        text = "".join(json.dumps(r) + "\n" + ("\n" if blank_lines else "") for r in rows)
+    else:
+        buffer = io.StringIO()
+        if fmt == sources.TSV:
+            writer = csv.writer(buffer, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
+        else:
+            writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(list(data))
+        writer.writerows([[r[c] for c in data] for r in rows])
+        text = buffer.getvalue()
+    if gz:
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_beir(root: Path, corpus: dict[str, list[Any]], queries: dict[str, list[Any]], qrels: dict[str, list[Any]],
+               gz: bool = False, splits: Sequence[str] = ("train", "test")) -> Path:
+    """A BEIR folder in BEIR's own forms: corpus.jsonl and queries.jsonl (with a ``metadata`` object per row),
+    qrels/SPLIT.tsv (each ``.gz`` with ``gz``)."""
+    ext = ".gz" if gz else ""
+    (root / "qrels").mkdir(parents=True)
+    n_docs, n_queries = len(next(iter(corpus.values()))), len(next(iter(queries.values())))
+    write_as(root / f"corpus.jsonl{ext}", dict(corpus, metadata=[{}] * n_docs))
+    write_as(root / f"queries.jsonl{ext}", dict(queries, metadata=[{}] * n_queries))
+    for split in splits:
+        write_as(root / "qrels" / f"{split}.tsv{ext}", qrels)
+    return root
+
+
 def read_table(path: Path) -> pa.Table:
     return pq.read_table(path)
 

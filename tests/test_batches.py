@@ -27,11 +27,14 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "random, n-tuple": {"sampling_strategy": "random", "output_format": "n-tuple", "num_negatives": 3},
     "labeled-list, percentile gate": {"output_format": "labeled-list", "percentile_margin": 0.1,
                                       "percentile_floor": 0.2, "output_scores": True},
+    "random, flagembedding, scores": {"sampling_strategy": "random", "output_format": "flagembedding",
+                                      "output_scores": True, "prompt": "Represent: "},
+    "labeled-pair, judge margin": {"output_format": "labeled-pair", "relative_margin": 0.15, "output_scores": True},
 }
 
 
-def run(tmp_path: Path, name: str, **options: Any) -> tuple[bytes, bytes]:
-    out, cand = tmp_path / f"{name}.parquet", tmp_path / f"{name}-c.parquet"
+def run(tmp_path: Path, name: str, suffix: str = ".parquet", **options: Any) -> tuple[bytes, bytes]:
+    out, cand = tmp_path / f"{name}{suffix}", tmp_path / f"{name}-c{suffix}"
     negmine.mine(*INPUTS, output=out, candidates_output=cand, cache_dir=tmp_path / "cache", **options)
     return out.read_bytes(), cand.read_bytes()
 
@@ -42,6 +45,21 @@ def test_the_bytes_do_not_depend_on_the_batch_size(tmp_path: Path, setting: str)
     whole = run(tmp_path, "whole", **options)
     for size in (1, 4, 7):
         assert run(tmp_path, f"b{size}", query_batch_size=size, **options) == whole, size
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+@pytest.mark.parametrize("setting", ["defaults", "random, flagembedding, scores", "labeled-pair, judge margin"])
+def test_json_lines_bytes_do_not_depend_on_the_batch_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          setting: str, suffix: str) -> None:
+    import negmine.jsonl
+
+    monkeypatch.setattr(negmine.jsonl, "CHUNK", 4096)  # many compressor pieces, cut across the batches
+    options = SETTINGS[setting]
+    whole = run(tmp_path, "whole", suffix, **options)
+    side = (tmp_path / f"whole{suffix}.provenance.json").read_bytes()
+    for size in (1, 7):
+        assert run(tmp_path, f"b{size}", suffix, query_batch_size=size, **options) == whole, size
+        assert (tmp_path / f"b{size}{suffix}.provenance.json").read_bytes() == side
 
 
 def test_row_groups_are_fixed_whatever_the_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

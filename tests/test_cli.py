@@ -577,7 +577,8 @@ def test_output_formats_hold_the_same_negatives(cli: Cli, tiny: dict[str, Path],
 def test_bad_output_format(cli: Cli, tiny: dict[str, Path], out_dir: Path) -> None:
     out = out_dir / "neg.parquet"
     assert_cli_error(cli(*mine_args(tiny, out, "--output-format", "csv")), 2,
-                     ["--output-format must be one of triplet, n-tuple, labeled-list", "'csv'"], out)
+                     ["--output-format must be one of triplet, n-tuple, labeled-pair, labeled-list, flagembedding",
+                      "'csv'"], out)
 
 
 # --- bad input -----------------------------------------------------------------------------------------------------

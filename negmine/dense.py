@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
@@ -32,7 +33,7 @@ logger = logging.getLogger("negmine")
 DOC_BLOCK = 1 << 17
 QUERY_BATCH = 4096
 #: Candidates fetched from faiss beyond k per corpus block (they absorb faiss's rounding; see ``_search_block``).
-FETCH_MARGIN = 32
+FETCH_MARGIN = 16
 #: Rows read at a time when checking, hashing or normalising given vectors; pairs scored at a time.
 CHECK_BLOCK = 1 << 15
 SCORE_PAIRS = 1 << 14
@@ -72,31 +73,34 @@ def new_npy(path: Path, shape: tuple[int, ...]) -> np.memmap:
 
 # --- canonical scores ------------------------------------------------------------------------------------------
 
-def inner_products(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Inner products of matching rows of ``x`` and ``y`` (broadcast), as float32.
-
-    The bits of a pair's score depend on the two vectors only, not on what else is computed with them, the batch
-    size, the BLAS library or the CPU: float64 products (exact for float32 inputs) summed in a fixed pairwise order
-    with element-wise additions, then rounded once. Exact search, approximate search and ``pair_scores`` all score
-    this way, so a document has one score for a query wherever it shows up.
-    """
-    p = np.multiply(x, y, dtype=np.float64)
+def _tree_sum(p: np.ndarray) -> np.ndarray:
+    """Sums over the last axis in a fixed pairwise order, with element-wise additions (``p`` is overwritten)."""
     w = p.shape[-1]
     while w > 1:
         h = w // 2
         np.add(p[..., :h], p[..., w - h : w], out=p[..., :h])
         w -= h
-    if w == 0:
-        return np.zeros(p.shape[:-1], dtype=np.float32)
-    return p[..., 0].astype(np.float32)
+    return p[..., 0].copy() if w else np.zeros(p.shape[:-1], dtype=p.dtype)
+
+
+def inner_products(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Inner products of matching rows of ``x`` and ``y`` (broadcast), as float32.
+
+    The bits of a pair's score depend on the two vectors only, not on what else is computed with them, the batch
+    size, the BLAS library or the CPU: float32 products summed in a fixed pairwise order by element-wise IEEE
+    operations (nothing fused, nothing reordered). Exact search, the probing of IVF lists and ``pair_scores`` all
+    score this way, so a document has one score for a query wherever it shows up.
+    """
+    return _tree_sum(np.multiply(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)))
 
 
 def _pair_scores(xq: np.ndarray, qrows: np.ndarray, xb: np.ndarray, drows: np.ndarray) -> np.ndarray:
     """``inner_products(xq[qrows], xb[drows])``, a bounded number of pairs at a time."""
     out = np.empty(len(qrows), dtype=np.float32)
     for s in range(0, len(qrows), SCORE_PAIRS):
-        d = drows[s : s + SCORE_PAIRS]
-        out[s : s + len(d)] = inner_products(np.asarray(xb[d], dtype=np.float32), xq[qrows[s : s + SCORE_PAIRS]])
+        p = np.asarray(xb[drows[s : s + SCORE_PAIRS]], dtype=np.float32)  # a gathered copy: multiplied in place
+        np.multiply(p, xq[qrows[s : s + SCORE_PAIRS]], out=p)
+        out[s : s + len(p)] = _tree_sum(p)
     return out
 
 
@@ -484,7 +488,8 @@ class DenseRetriever:
 
     After the first ``search``, ``search_report`` says how it searched: ``index`` (``"exact"`` or the factory
     string), ``on_disk``, ``nprobe`` / ``efSearch`` (the setting chosen), ``recall_at_k`` (measured against exact
-    search on ``sample`` of the queries; 1.0 for exact search), ``k``, ``sample`` and ``tried``.
+    search on ``sample`` of the queries; 1.0 for exact search), ``k``, ``sample``, ``tried`` (recall per setting)
+    and ``seconds`` (the measurement's time).
     """
 
     name = "dense"
@@ -637,6 +642,7 @@ class DenseRetriever:
         """Measure recall@k against exact search on a seeded sample of ``queries`` for the index's settings,
         smallest first, and keep the first that reaches RECALL_TARGET (else the best, with a warning)."""
         assert self.doc_vectors is not None
+        started = time.perf_counter()
         nq = queries.shape[0]
         rows = np.sort(np.random.default_rng(0).choice(nq, size=min(RECALL_SAMPLE, nq), replace=False))
         sample = np.ascontiguousarray(queries[rows], dtype=np.float32)
@@ -663,7 +669,8 @@ class DenseRetriever:
             index.set(value)
         factory = self.factory()
         report: dict[str, Any] = {"index": factory, "on_disk": index.on_disk, "recall_at_k": round(recall, 4),
-                                  "k": int(min(k, index.ntotal)), "sample": int(len(rows)), "tried": tried}
+                                  "k": int(min(k, index.ntotal)), "sample": int(len(rows)), "tried": tried,
+                                  "seconds": round(time.perf_counter() - started, 2)}
         if index.param is not None:
             report[index.param] = value
         if recall < RECALL_TARGET:

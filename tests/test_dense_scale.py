@@ -82,7 +82,7 @@ def test_inner_products_are_one_score_per_pair() -> None:
     pairwise = inner_products(x, y)
     assert pairwise.dtype == np.float32
     np.testing.assert_allclose(pairwise, np.einsum("ij,ij->i", x.astype(np.float64), y.astype(np.float64)),
-                               rtol=0, atol=1e-7)
+                               rtol=0, atol=1e-6)
     for i in (0, 7, 49):  # alone, in a slice, against a broadcast query: the same bits
         assert inner_products(x[i : i + 1], y[i : i + 1])[0] == pairwise[i]
         assert inner_products(x[i], y[i]) == pairwise[i]
@@ -231,7 +231,8 @@ def test_recall_is_measured_and_nprobe_chosen(tmp_path: Path) -> None:
     assert abs(overlap - report["recall_at_k"]) < 0.05  # the sample tells the truth
     r2 = ann(tmp_path, "IVF64,Flat", docs, queries)
     r2.search(["q"] * 300, 20)
-    assert r2.search_report == report  # seeded
+    assert r2.search_report is not None
+    assert {**r2.search_report, "seconds": 0} == {**report, "seconds": 0}  # seeded
 
 
 def test_low_recall_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

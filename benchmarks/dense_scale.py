@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -146,12 +147,13 @@ def main() -> None:
         child(Path(docs), Path(queries), Path(cache), index, int(k), int(batch), int(check))
         return
     ROOT.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # clean up when killed
     rows = []
     try:
         for n in [int(x) for x in a.sizes.split(",")]:
             centres = np.random.default_rng(n).standard_normal((max(1, n // 1000), DIM), dtype=np.float32)
             centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-            docs, queries = ROOT / f"docs-{n}.npy", ROOT / f"queries-{n}.npy"
+            docs, queries = ROOT / f"docs-{n}-{a.data}.npy", ROOT / f"queries-{n}-{a.queries}-{a.data}.npy"
             t = time.perf_counter()
             if not docs.exists():
                 unit_vectors(docs, n, 1, a.data, centres)

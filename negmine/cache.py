@@ -51,7 +51,7 @@ MAX_PENDING = 65536
 #: Rows copied at a time when reading or merging vectors (bounds the memory of a copy).
 COPY_BLOCK = 65536
 #: Sub-folders of a cache folder.
-CACHE_PARTS = ("embeddings", "bm25", "faiss", "tmp")
+CACHE_PARTS = ("embeddings", "bm25", "faiss", "vectors", "tmp")
 
 #: What ``encode`` may return: all vectors at once, or (positions, vectors) batches as they are ready.
 Encoded = Union[np.ndarray, Iterable[tuple[np.ndarray, np.ndarray]]]
@@ -123,6 +123,18 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     """``np.save`` atomically."""
     with atomic_target(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array, allow_pickle=False)
+
+
+def reserve(path: Path, start: int = 0) -> None:
+    """Allocate the disk blocks of a (sparse) file from ``start`` to its end, so that a full disk is an OSError
+    now rather than a SIGBUS when a memory map of it is written."""
+    size = os.path.getsize(path)
+    if size > start and hasattr(os, "posix_fallocate"):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, start, size - start)
+        finally:
+            os.close(fd)
 
 
 def write_manifest(
@@ -335,8 +347,9 @@ class EmbeddingCache:
         return int(self.missing(texts).size)
 
     def get(
-        self, texts: Sequence[str], encode: Callable[[list[str]], Encoded], out: Optional[np.ndarray] = None,
-        progress: Optional[Progress] = None, label: str = "encoding",
+        self, texts: Sequence[str], encode: Callable[[list[str]], Encoded],
+        out: Union[np.ndarray, Callable[[int], np.ndarray], None] = None,
+        progress: Optional[Progress] = None, label: str = "encoding", keys: Optional[np.ndarray] = None,
     ) -> tuple[np.ndarray, int, int]:
         """Vectors for ``texts``: from the cache where present, else from ``encode`` (and then stored).
 
@@ -345,15 +358,20 @@ class EmbeddingCache:
             encode: Called once, with the distinct texts the cache lacks (in order of first appearance). It returns
                 their vectors, or yields ``(positions, vectors)`` batches as they are ready: each batch lands in the
                 cache within ``COMMIT_SECONDS``, so a crash loses little work.
-            out: Optional array (for instance a memory map) to fill; allocated when ``None``.
+            out: Optional array (for instance a memory map) to fill, or a function that makes it given the vectors'
+                dimension (called once, when the dimension is known); allocated in RAM when ``None``.
             progress: Receives one stage, ``label``, advanced as vectors are encoded.
             label: The progress stage's description.
+            keys: ``text_hashes(texts)``, when the caller has it already.
 
         Returns:
             (vectors, distinct texts encoded now, distinct texts found in the cache).
         """
         progress = progress or Progress()
-        keys = text_hashes(texts)
+        make: Callable[[int], np.ndarray] = out if callable(out) else \
+            (lambda dim: np.empty((len(texts), dim), dtype=np.float32))
+        out = None if callable(out) else out
+        keys = text_hashes(texts) if keys is None else keys
         first, inverse = _distinct(keys)
         ukeys = keys[first]
         if not self._cleaned and self.dir.exists():
@@ -376,7 +394,7 @@ class EmbeddingCache:
                         seg_of[rows_here] = -1
                         continue
                     if out is None:
-                        out = np.empty((len(texts), seg.dim), dtype=np.float32)
+                        out = make(seg.dim)
                     if seg.dim != out.shape[1]:  # another dimension under one identity: ignore that segment
                         seg_of[rows_here] = -1
                         continue
@@ -387,9 +405,9 @@ class EmbeddingCache:
         cached = len(first) - missing.size
         if missing.size:
             out = self._encode_missing([texts[int(i)] for i in first[missing]], ukeys[missing], first[missing],
-                                       encode, out, len(texts), progress, label)
+                                       encode, out, make, progress, label)
         if out is None:
-            out = np.empty((0, dim), dtype=np.float32)
+            out = make(dim)
         _fill_duplicates(out, first, inverse)
         if missing.size:
             self._maybe_merge()
@@ -399,7 +417,7 @@ class EmbeddingCache:
 
     def _encode_missing(
         self, texts: list[str], keys: np.ndarray, dest: np.ndarray, encode: Callable[[list[str]], Encoded],
-        out: Optional[np.ndarray], n_total: int, progress: Progress, label: str,
+        out: Optional[np.ndarray], make: Callable[[int], np.ndarray], progress: Progress, label: str,
     ) -> np.ndarray:
         """Encode ``texts`` into ``out[dest]``, committing segments as batches arrive."""
         pending: list[tuple[np.ndarray, np.ndarray]] = []
@@ -414,7 +432,7 @@ class EmbeddingCache:
                 if vecs.ndim != 2 or vecs.shape[0] != positions.size:
                     raise ValueError(f"the encoder returned {vecs.shape} vectors for {positions.size} texts")
                 if out is None:
-                    out = np.empty((n_total, vecs.shape[1]), dtype=np.float32)
+                    out = make(vecs.shape[1])
                 out[dest[positions]] = vecs
                 pending.append((keys[positions], vecs))
                 n_pending += positions.size
@@ -427,7 +445,7 @@ class EmbeddingCache:
             if pending:
                 self._write_segment(np.concatenate([k for k, _ in pending]), np.concatenate([v for _, v in pending]))
         if out is None:  # an encoder that returned nothing for no texts
-            out = np.empty((n_total, 0), dtype=np.float32)
+            out = make(0)
         return out
 
     def _write_segment(self, keys: np.ndarray, vecs: np.ndarray) -> str:
@@ -506,6 +524,7 @@ class EmbeddingCache:
         tmp = temp_path(self.dir, files[1].name)
         try:
             merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(keys), dims.pop()))
+            reserve(tmp)
             for s, (_, vecs) in enumerate(sources):
                 dest = np.flatnonzero(src == s)
                 _copy_rows(vecs, row[dest], merged, dest)

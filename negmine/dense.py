@@ -1,29 +1,55 @@
-"""Dense retrieval: cached embeddings and faiss inner-product search (exact by default, any index factory
-string for large corpora, on the GPU when faiss-gpu sees one)."""
+"""Dense retrieval: cached embeddings and faiss inner-product search.
+
+Whatever is proportional to the corpus lives in files and is memory-mapped: the corpus matrix (assembled once in the
+cache, in corpus order, and reused by the next run without a lookup), given ``.npy`` embeddings (used in place when
+their rows are unit-norm, else normalised once into the cache), and the inverted lists of IVF indexes. Exact search
+streams corpus blocks through faiss (on every core) and scores the candidates it keeps canonically
+(``inner_products``), so a query's hits do not depend on the other queries of its batch. ``faiss_index="auto"``
+searches exactly up to AUTO_EXACT_MAX documents and through an on-disk IVF index above, with ``nprobe`` chosen by
+the recall measured against exact search on a sample of the run's queries (``DenseRetriever.search_report``).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import os
-import tempfile
+import time
+import weakref
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from negmine.cache import EmbeddingCache, cached_dir, digest_of, text_hashes
+from negmine.cache import EmbeddingCache, cached_dir, digest_of, reserve, text_hashes
 from negmine.errors import ConfigError, InputError
 from negmine.models import Encoder, encode_stream
 from negmine.progress import Progress
-from negmine.retrieve import Hits, topk
+from negmine.retrieve import Hits
 
 logger = logging.getLogger("negmine")
 
 #: Corpus rows searched per exact-search block, and queries per batch: memory stays bounded.
 DOC_BLOCK = 1 << 17
 QUERY_BATCH = 4096
-#: Corpus embeddings larger than this many bytes are assembled in a memory-mapped file, not in RAM.
-MMAP_BYTES = 1 << 30
+#: Candidates fetched from faiss beyond k per corpus block (they absorb faiss's rounding; see ``_search_block``).
+FETCH_MARGIN = 16
+#: Rows read at a time when checking, hashing or normalising given vectors; pairs scored at a time.
+CHECK_BLOCK = 1 << 15
+SCORE_PAIRS = 1 << 14
+#: ``faiss_index="auto"`` searches exactly up to this many documents, through an on-disk IVF index above.
+AUTO_EXACT_MAX = 1_000_000
+#: The recall@k an approximate index should reach against exact search, the queries it is measured on, and the
+#: settings tried (smallest first): IVF ``nprobe``, HNSW ``efSearch``.
+RECALL_TARGET = 0.95
+RECALL_SAMPLE = 100
+NPROBES = (16, 32, 64, 128, 256)
+EF_SEARCHES = (64, 128, 256, 512, 1024)
+#: Given rows whose norm is within this of 1 (or 0) are used as they are.
+NORM_TOLERANCE = 1e-3
+#: Part of the cache keys of what this module writes: bump it when the files' layout or meaning changes.
+INDEX_FORMAT = "2"
+VECTORS_FORMAT = "1"
 
 
 def _faiss() -> Any:
@@ -38,131 +64,320 @@ def gpu_count() -> int:
     return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
 
 
-def _merge_topk(
-    d1: np.ndarray, i1: np.ndarray, d2: np.ndarray, i2: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    d = np.concatenate([d1, d2], axis=1)
-    i = np.concatenate([i1, i2], axis=1)
-    # best score first; among equal scores the lower corpus index first
+def new_npy(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A new float32 ``.npy`` file, memory-mapped for writing, its disk space reserved."""
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    reserve(path)
+    return mm
+
+
+# --- canonical scores ------------------------------------------------------------------------------------------
+
+def _tree_sum(p: np.ndarray) -> np.ndarray:
+    """Sums over the last axis in a fixed pairwise order, with element-wise additions (``p`` is overwritten)."""
+    w = p.shape[-1]
+    while w > 1:
+        h = w // 2
+        np.add(p[..., :h], p[..., w - h : w], out=p[..., :h])
+        w -= h
+    return p[..., 0].copy() if w else np.zeros(p.shape[:-1], dtype=p.dtype)
+
+
+def inner_products(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Inner products of matching rows of ``x`` and ``y`` (broadcast), as float32.
+
+    The bits of a pair's score depend on the two vectors only, not on what else is computed with them, the batch
+    size, the BLAS library or the CPU: float32 products summed in a fixed pairwise order by element-wise IEEE
+    operations (nothing fused, nothing reordered). Exact search, the probing of IVF lists and ``pair_scores`` all
+    score this way, so a document has one score for a query wherever it shows up.
+    """
+    return _tree_sum(np.multiply(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)))
+
+
+def _pair_scores(xq: np.ndarray, qrows: np.ndarray, xb: np.ndarray, drows: np.ndarray) -> np.ndarray:
+    """``inner_products(xq[qrows], xb[drows])``, a bounded number of pairs at a time."""
+    out = np.empty(len(qrows), dtype=np.float32)
+    for s in range(0, len(qrows), SCORE_PAIRS):
+        p = np.asarray(xb[drows[s : s + SCORE_PAIRS]], dtype=np.float32)  # a gathered copy: multiplied in place
+        np.multiply(p, xq[qrows[s : s + SCORE_PAIRS]], out=p)
+        out[s : s + len(p)] = _tree_sum(p)
+    return out
+
+
+def _sorted_hits(d: np.ndarray, i: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` best, best score first, ties to the lower index, empty slots (index -1) last."""
     order = np.lexsort((np.where(i < 0, np.iinfo(np.int64).max, i), -d), axis=1)[:, :k]
     return np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
 
 
-def _block_topk(xq: np.ndarray, xb: np.ndarray, k: int, gpu_res: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's top ``k`` of one corpus block, best first, ties broken by the lower index.
+def _merge_topk(
+    d1: np.ndarray, i1: np.ndarray, d2: np.ndarray, i2: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    return _sorted_hits(np.concatenate([d1, d2], axis=1), np.concatenate([i1, i2], axis=1), k)
 
-    faiss returns a few more than ``k``; when the fetched list ends inside the tie at rank ``k`` (so tied
-    documents may have been cut arbitrarily), that query's block is scored in full and cut exactly.
+
+# --- exact search ----------------------------------------------------------------------------------------------
+
+def _slack(xq: np.ndarray, xb: np.ndarray, gpu: bool) -> np.ndarray:
+    """Per query, a bound on how far faiss's float32 inner product with any row of ``xb`` can be from the
+    canonical one (4x the textbook bound d * 2^-24 * |q| * |x|; 16x more on a GPU)."""
+    qn = np.sqrt(np.einsum("ij,ij->i", xq, xq, dtype=np.float64))
+    xn = float(np.sqrt(np.einsum("ij,ij->i", xb, xb).max(initial=0.0)))
+    bound = 4.0 * xq.shape[1] * 2.0**-24 * qn * xn * (16 if gpu else 1)
+    return (bound + 1e-30).astype(np.float32)
+
+
+def _search_block(xq: np.ndarray, xb: np.ndarray, offset: int, best_d: np.ndarray, best_i: np.ndarray, k: int,
+                  gpu_res: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Merge one corpus block (rows ``offset`` ...) into each query's best ``k`` (canonical scores, ties to the
+    lower index).
+
+    faiss fetches ``k + FETCH_MARGIN`` candidates per query; those that can beat the query's current k-th score
+    are scored canonically. The block's other rows score at most the last fetched faiss score plus the rounding
+    slack; where that could still reach the new k-th score (near-ties, duplicates), every row of the block within
+    the slack of it is scored canonically, so the result is the exact canonical top-k whatever faiss computed.
     """
     faiss = _faiss()
-    k = min(k, len(xb))
-    fetch = min(len(xb), 2 * k + 8)
+    nb = len(xb)
+    fetch = min(nb, k + FETCH_MARGIN)
     if gpu_res is not None:
         d, i = faiss.knn_gpu(gpu_res, xq, xb, fetch, metric=faiss.METRIC_INNER_PRODUCT)
     else:
         d, i = faiss.knn(xq, xb, fetch, metric=faiss.METRIC_INNER_PRODUCT)
-    d, i = d.astype(np.float32), i.astype(np.int64)
-    order = np.lexsort((i, -d), axis=1)[:, :k]
-    out_d, out_i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
-    if fetch < len(xb):
-        for row in np.flatnonzero(d[:, fetch - 1] >= out_d[:, k - 1]):
-            out_i[row], out_d[row] = topk(xb @ xq[row], k)
-    return out_d, out_i
+    d, i = np.asarray(d, dtype=np.float32), np.asarray(i, dtype=np.int64)
+    slack = _slack(xq, xb, gpu_res is not None)
+    want = (i >= 0) & (d >= (best_d[:, k - 1] - slack)[:, None])
+    rows, cols = np.nonzero(want)
+    cand_d = np.full(d.shape, -np.inf, dtype=np.float32)
+    cand_d[rows, cols] = _pair_scores(xq, rows, xb, i[rows, cols])
+    new_d, new_i = _merge_topk(best_d, best_i, cand_d, np.where(want, i + offset, -1), k)
+    if fetch < nb:
+        for q in np.flatnonzero(d[:, -1] + slack >= new_d[:, k - 1]):
+            approx = np.asarray(xb @ xq[q], dtype=np.float32)
+            near = np.flatnonzero(approx >= new_d[q, k - 1] - slack[q])
+            s = _pair_scores(xq, np.full(near.size, q), xb, near)
+            row_d, row_i = _merge_topk(best_d[q : q + 1], best_i[q : q + 1], s[None], (near + offset)[None], k)
+            new_d[q], new_i[q] = row_d[0], row_i[0]
+    return new_d, new_i
 
 
 def exact_search(docs: np.ndarray, queries: np.ndarray, k: int, use_gpu: bool = False,
                  progress: Optional[Progress] = None) -> Hits:
-    """Exact top-k by inner product, over corpus blocks (``docs`` may be a memory map) and query batches."""
+    """Exact top-k by inner product over corpus blocks (``docs`` may be a memory map) and query batches.
+
+    A query's hits (indices and scores, to the bit) do not depend on the other queries searched with it, on the
+    batch size or on the GPU: scores are ``inner_products``, ties go to the lower index.
+    """
     faiss = _faiss()
     progress = progress or Progress()
     n, nq = docs.shape[0], queries.shape[0]
     k = min(k, n)
     hits = Hits.empty(nq, k)
+    if k <= 0 or nq == 0:
+        return hits
     res = faiss.StandardGpuResources() if use_gpu else None
     with progress.stage("dense: searching", total=nq) as advance:
         for qs in range(0, nq, QUERY_BATCH):
             xq = np.ascontiguousarray(queries[qs : qs + QUERY_BATCH], dtype=np.float32)
-            best_d = np.full((len(xq), 0), -np.inf, dtype=np.float32)
-            best_i = np.full((len(xq), 0), -1, dtype=np.int64)
+            best_d = np.full((len(xq), k), -np.inf, dtype=np.float32)
+            best_i = np.full((len(xq), k), -1, dtype=np.int64)
             for ds in range(0, n, DOC_BLOCK):
                 xb = np.ascontiguousarray(docs[ds : ds + DOC_BLOCK], dtype=np.float32)
-                d, i = _block_topk(xq, xb, k, res)
-                i = np.where(i >= 0, i + ds, -1)
-                best_d, best_i = _merge_topk(best_d, best_i, d, i, k)
-            hits.scores[qs : qs + len(xq), : best_d.shape[1]] = best_d
-            hits.indices[qs : qs + len(xq), : best_i.shape[1]] = best_i
+                best_d, best_i = _search_block(xq, xb, ds, best_d, best_i, k, res)
+            hits.scores[qs : qs + len(xq)] = best_d
+            hits.indices[qs : qs + len(xq)] = best_i
             advance(len(xq))
     return hits
+
+
+# --- faiss indexes ---------------------------------------------------------------------------------------------
+
+class _Index:
+    """A saved faiss index, loaded once (IVF lists memory-mapped), and how to search it.
+
+    An IVF index on the CPU is probed through ``search_preassigned`` with the lists chosen by ``exact_search`` over
+    its centroids, so which lists a query probes does not depend on its batch either. Indexes that store lossy
+    codes (PQ, SQ) fetch ``2k`` candidates whose scores are then recomputed from the corpus vectors.
+    """
+
+    def __init__(self, path: Path, use_gpu: bool = False) -> None:
+        faiss = _faiss()
+        from negmine import ivf as ivf_mod
+
+        self.path = path
+        self.gpu = use_gpu
+        self.index = ivf_mod.read_mapped(path)
+        self.on_disk = ivf_mod.is_mapped(self.index)
+        self.ntotal = int(self.index.ntotal)
+        ivf = faiss.try_extract_index_ivf(self.index)
+        base = faiss.downcast_index(ivf if ivf is not None else self.index)
+        self.param: Optional[str] = "nprobe" if ivf is not None else "efSearch" if isinstance(base, faiss.IndexHNSW) \
+            else None
+        self.nlist = int(ivf.nlist) if ivf is not None else 0
+        self.value: Optional[int] = int(ivf.nprobe) if ivf is not None else \
+            int(base.hnsw.efSearch) if self.param == "efSearch" else None
+        storage = faiss.downcast_index(base.storage) if isinstance(base, faiss.IndexHNSW) else base
+        self.lossy = not isinstance(storage, (faiss.IndexIVFFlat, faiss.IndexFlat))
+        self.ivf: Any = None
+        self.centroids: Optional[np.ndarray] = None
+        if ivf is not None and not use_gpu and ivf.this == faiss.downcast_index(self.index).this:
+            self.ivf = ivf
+            self.centroids = ivf.quantizer.reconstruct_n(0, self.nlist)
+        if use_gpu:
+            self.index = faiss.index_cpu_to_all_gpus(self.index)
+
+    def set(self, value: int) -> None:
+        """Set the search parameter (``nprobe`` or ``efSearch``)."""
+        faiss = _faiss()
+        self.value = value
+        if self.param is not None:
+            space = faiss.GpuParameterSpace() if self.gpu else faiss.ParameterSpace()
+            space.set_index_parameter(self.index, self.param, value)
+
+    def search(self, queries: np.ndarray, k: int, docs: Optional[np.ndarray] = None,
+               progress: Optional[Progress] = None) -> Hits:
+        progress = progress or Progress()
+        k = min(k, self.ntotal)
+        hits = Hits.empty(queries.shape[0], k)
+        if k <= 0:
+            return hits
+        fetch = min(self.ntotal, 2 * k) if self.lossy and docs is not None else k
+        with progress.stage("dense: searching (faiss index)", total=queries.shape[0]) as advance:
+            for qs in range(0, queries.shape[0], QUERY_BATCH):
+                xq = np.ascontiguousarray(queries[qs : qs + QUERY_BATCH], dtype=np.float32)
+                if self.ivf is not None and self.value is not None:
+                    nprobe = min(self.value, self.nlist)
+                    coarse = exact_search(self.centroids, xq, nprobe)  # type: ignore[arg-type]
+                    self.ivf.nprobe = nprobe
+                    d, i = self.ivf.search_preassigned(xq, fetch, coarse.indices, coarse.scores)
+                else:
+                    d, i = self.index.search(xq, fetch)
+                i = np.asarray(i, dtype=np.int64)
+                d = np.where(i >= 0, np.asarray(d, dtype=np.float32), -np.inf).astype(np.float32)
+                if self.lossy and docs is not None:
+                    rows, cols = np.nonzero(i >= 0)
+                    d[rows, cols] = _pair_scores(xq, rows, docs, i[rows, cols])
+                d, i = _sorted_hits(d, i, k)
+                hits.scores[qs : qs + len(xq)] = d
+                hits.indices[qs : qs + len(xq)] = i
+                advance(len(xq))
+        return hits
 
 
 def factory_search(index_path: Path, queries: np.ndarray, k: int, use_gpu: bool = False,
                    progress: Optional[Progress] = None) -> Hits:
-    """Top-k from a saved faiss index (approximate for IVF / HNSW / PQ)."""
+    """Top-k from a saved faiss index (approximate for IVF / HNSW / PQ) with the settings saved in it."""
+    return _Index(Path(index_path), use_gpu).search(queries, k, progress=progress)
+
+
+def build_factory_index(docs: np.ndarray, factory: str, folder: Path, progress: Optional[Progress] = None) -> None:
+    """Train and fill an index, saved as ``folder/index.faiss``.
+
+    Training takes a seeded sample (``negmine.ivf.TRAIN_PER_LIST`` vectors per IVF list). A plain IVF index
+    (``IVF4096,Flat``, ``IVF4096,PQ32``, ``IVF1024,SQ8``) is filled on disk, block by block, and read back
+    memory-mapped; any other (HNSW, or a wrapped IVF such as ``OPQ32,IVF4096,PQ32``) is filled in RAM.
+    """
     faiss = _faiss()
+    from negmine import ivf
+
     progress = progress or Progress()
-    index = faiss.read_index(str(index_path))
-    if use_gpu:
-        index = faiss.index_cpu_to_all_gpus(index)
-    k = min(k, index.ntotal)
-    hits = Hits.empty(queries.shape[0], k)
-    with progress.stage("dense: searching (faiss index)", total=queries.shape[0]) as advance:
-        for qs in range(0, queries.shape[0], QUERY_BATCH):
-            xq = np.ascontiguousarray(queries[qs : qs + QUERY_BATCH], dtype=np.float32)
-            d, i = index.search(xq, k)
-            valid = i >= 0
-            hits.indices[qs : qs + len(xq)] = np.where(valid, i, -1)
-            hits.scores[qs : qs + len(xq)] = np.where(valid, d, -np.inf)
-            advance(len(xq))
-    return hits
-
-
-def build_factory_index(docs: np.ndarray, factory: str, folder: Path) -> None:
-    """Train (on up to 256 vectors per list, as faiss advises) and fill an index, saved as ``folder/index.faiss``."""
-    faiss = _faiss()
     try:
         index = faiss.index_factory(int(docs.shape[1]), factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         raise ConfigError(f"--faiss-index {factory!r}: faiss cannot build it ({str(exc).splitlines()[0]})") from exc
+    sub = faiss.try_extract_index_ivf(index)
+    if sub is not None:
+        sub = faiss.downcast_index(sub)
+    if isinstance(sub, faiss.IndexIVFPQ):
+        sub.do_polysemous_training = False  # only for polysemous (Hamming) search, which negmine does not use
     if not index.is_trained:
-        rng = np.random.default_rng(0)
-        n_train = min(docs.shape[0], 256 * max(1, getattr(faiss.extract_index_ivf(index), "nlist", 1))
-                      if "IVF" in factory else docs.shape[0])
-        rows = np.sort(rng.choice(docs.shape[0], size=n_train, replace=False))
-        try:
-            index.train(np.ascontiguousarray(docs[rows], dtype=np.float32))
-        except RuntimeError as exc:
-            raise ConfigError(f"--faiss-index {factory!r}: training failed on {n_train} vectors "
-                              f"({str(exc).splitlines()[0]}); use fewer lists or exact search") from exc
-    for ds in range(0, docs.shape[0], DOC_BLOCK):
-        index.add(np.ascontiguousarray(docs[ds : ds + DOC_BLOCK], dtype=np.float32))
-    if "IVF" in factory:
-        faiss.extract_index_ivf(index).nprobe = min(32, faiss.extract_index_ivf(index).nlist)
+        rows = ivf.training_rows(docs.shape[0], index)
+        with progress.stage(f"dense: training {factory} on {len(rows):,} vectors"):
+            try:
+                index.train(np.ascontiguousarray(docs[rows], dtype=np.float32))
+            except RuntimeError as exc:
+                raise ConfigError(f"--faiss-index {factory!r}: training failed on {len(rows)} vectors "
+                                  f"({str(exc).splitlines()[0]}); use fewer lists or exact search") from exc
+    if sub is not None:
+        sub.nprobe = min(32, sub.nlist)
+    if ivf.can_write(index):
+        ivf.write_lists(index, docs, folder / "index.faiss", progress)
+        return
+    with progress.stage(f"dense: adding to {factory}", total=docs.shape[0]) as advance:
+        for ds in range(0, docs.shape[0], DOC_BLOCK):
+            block = np.ascontiguousarray(docs[ds : ds + DOC_BLOCK], dtype=np.float32)
+            index.add(block)
+            advance(len(block))
     faiss.write_index(index, str(folder / "index.faiss"))
 
 
-def read_embeddings(path: Path, ids: Sequence[Any], role: str) -> np.ndarray:
+# --- given embeddings ------------------------------------------------------------------------------------------
+
+_KEYS: dict[int, tuple[Any, str]] = {}
+
+
+def _remember_key(vecs: np.ndarray, key: str) -> None:
+    ident = id(vecs)
+    _KEYS[ident] = (weakref.ref(vecs, lambda _ref: _KEYS.pop(ident, None)), key)
+
+
+def vectors_key(vecs: np.ndarray) -> str:
+    """A digest of a matrix's dtype, shape and values: what an index built over it depends on. Known at no cost
+    for what ``read_embeddings`` returned (it hashed the file while checking it), else hashed in blocks."""
+    entry = _KEYS.get(id(vecs))
+    if entry is not None and entry[0]() is vecs:
+        return entry[1]
+    h = hashlib.sha256(f"{vecs.dtype.str} {vecs.shape}\n".encode())
+    for start in range(0, vecs.shape[0], CHECK_BLOCK):
+        h.update(np.ascontiguousarray(vecs[start : start + CHECK_BLOCK]).data)
+    return h.hexdigest()
+
+
+def _scan(vecs: np.ndarray, path: Path, progress: Progress) -> tuple[bool, str]:
+    """One pass over a memory-mapped matrix in blocks: an InputError naming the first row that holds NaN or an
+    infinity; whether every row is unit-norm (or zero) within NORM_TOLERANCE; a digest of its values."""
+    h = hashlib.sha256(f"{vecs.dtype.str} {vecs.shape}\n".encode())
+    unit = vecs.dtype == np.float32
+    with progress.stage(f"dense: checking {path.name}", total=vecs.shape[0]) as advance:
+        for start in range(0, vecs.shape[0], CHECK_BLOCK):
+            block = np.ascontiguousarray(vecs[start : start + CHECK_BLOCK])
+            bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+            if bad.size:
+                raise InputError(f"{path}: row {start + int(bad[0])}: the vector holds NaN or an infinity")
+            unit = unit and _unit(block)
+            h.update(block.data)
+            advance(len(block))
+    return unit, h.hexdigest()
+
+
+def _unit(block: np.ndarray) -> bool:
+    """Whether every row of a float32 block is unit-norm (or zero) within NORM_TOLERANCE."""
+    norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+    return bool(np.all((np.abs(norms - 1) < NORM_TOLERANCE) | (norms == 0)))
+
+
+def _normalise_into(vecs: np.ndarray, out: np.ndarray) -> None:
+    """``out = normalize(vecs)`` as float32, computed in float64 a block at a time (``out`` may be ``vecs``)."""
+    for start in range(0, vecs.shape[0], CHECK_BLOCK):
+        out[start : start + CHECK_BLOCK] = normalize(np.asarray(vecs[start : start + CHECK_BLOCK], dtype=np.float64))
+
+
+def read_embeddings(path: Path, ids: Sequence[Any], role: str, cache_dir: Optional[Path] = None) -> np.ndarray:
     """User-supplied embeddings, L2-normalised, in the order of ``ids``.
 
-    ``.npy``: one row per input row, in the input file's row order. Parquet: an id column (``id``, ``_id`` or the
-    first column) and a list-of-floats column (``embedding``, ``vector`` or ``emb``). A row holding NaN or an
-    infinity is an error.
+    ``.npy``: one row per input row, in the input file's row order, memory-mapped and checked block by block. When
+    every row is float32 and unit-norm (or zero) within NORM_TOLERANCE, the file itself is returned, memory-mapped;
+    else a normalised float32 copy is written block by block to ``cache_dir/vectors/`` (keyed by the values) and
+    returned memory-mapped (without ``cache_dir``, normalised in RAM). Parquet: an id column (``id``, ``_id`` or the
+    first column) and a list-of-floats column (``embedding``, ``vector`` or ``emb``), read into RAM. A row holding
+    NaN or an infinity is an error.
     """
     p = Path(path)
     option = f"--{role}-embeddings"
     if not p.exists():
         raise InputError(f"{option} file not found: {p}")
     if p.suffix == ".npy":
-        try:
-            vecs = np.load(p, mmap_mode="r")
-        except ValueError as exc:
-            raise InputError(f"{p}: not a readable .npy file ({exc})") from exc
-        if vecs.ndim != 2 or vecs.shape[0] != len(ids):
-            raise InputError(f"{p}: shape {vecs.shape}, expected ({len(ids)}, dim): one row per {role} row, "
-                             "in the input's row order")
-        if not np.issubdtype(vecs.dtype, np.floating):
-            raise InputError(f"{p}: holds {vecs.dtype}; vectors must be floating-point numbers")
-        _check_finite(vecs, p, "row")
-        return normalize(np.asarray(vecs, dtype=np.float32))
+        return _read_npy(p, ids, role, cache_dir)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -196,21 +411,68 @@ def read_embeddings(path: Path, ids: Sequence[Any], role: str) -> np.ndarray:
         if not np.isfinite(out[i]).all():
             raise InputError(f"{p}: column {vc!r} row {r}: the vector holds NaN or an infinity")
     assert out is not None
-    return normalize(out)
+    if _unit(out):
+        return out
+    _normalise_into(out, out)
+    return out
 
 
-def _check_finite(vecs: np.ndarray, path: Path, what: str) -> None:
-    """An InputError naming the first row of ``vecs`` that holds NaN or an infinity (checked in blocks)."""
-    for start in range(0, vecs.shape[0], DOC_BLOCK):
-        block = np.asarray(vecs[start : start + DOC_BLOCK])
-        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-        if bad.size:
-            raise InputError(f"{path}: {what} {start + int(bad[0])}: the vector holds NaN or an infinity")
+def _read_npy(p: Path, ids: Sequence[Any], role: str, cache_dir: Optional[Path],
+              progress: Optional[Progress] = None) -> np.ndarray:
+    progress = progress or Progress()
+    try:
+        vecs = np.load(p, mmap_mode="r")
+    except ValueError as exc:
+        raise InputError(f"{p}: not a readable .npy file ({exc})") from exc
+    if vecs.ndim != 2 or vecs.shape[0] != len(ids):
+        raise InputError(f"{p}: shape {vecs.shape}, expected ({len(ids)}, dim): one row per {role} row, "
+                         "in the input's row order")
+    if not np.issubdtype(vecs.dtype, np.floating):
+        raise InputError(f"{p}: holds {vecs.dtype}; vectors must be floating-point numbers")
+    unit, digest = _scan(vecs, p, progress)
+    if unit and vecs.flags.c_contiguous:
+        logger.debug("dense: %s: every row is unit-norm; used in place, memory-mapped", p)
+        _remember_key(vecs, digest)
+        return vecs
+    key = digest_of("normalised", VECTORS_FORMAT, digest)
+    if cache_dir is None:
+        logger.debug("dense: %s: normalised in RAM (no cache folder)", p)
+        out = np.empty(vecs.shape, dtype=np.float32)
+        _normalise_into(vecs, out)
+        _remember_key(out, key)
+        return out
+
+    def build(tmp: Path) -> None:
+        mm = new_npy(tmp / "vectors.npy", vecs.shape)
+        with progress.stage(f"dense: normalising {p.name}"):
+            _normalise_into(vecs, mm)
+        mm.flush()
+        del mm
+
+    folder = cached_dir(Path(cache_dir), "vectors", key[:32], build,
+                        {"source": str(p), "rows": int(vecs.shape[0]), "normalised": True})
+    logger.debug("dense: %s: rows not unit-norm; using the normalised copy %s", p, folder)
+    out = np.load(folder / "vectors.npy", mmap_mode="r")
+    _remember_key(out, key)
+    return out
 
 
 def normalize(vecs: np.ndarray) -> np.ndarray:
+    """Rows divided by their L2 norm (zero rows stay zero)."""
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     return vecs / np.where(norms == 0, 1, norms)
+
+
+# --- the retriever ---------------------------------------------------------------------------------------------
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over queries of the share of the exact top-k that the approximate top-k holds."""
+    shares = []
+    for f, t in zip(found, truth):
+        t = t[t >= 0]
+        if t.size:
+            shares.append(len(np.intersect1d(f[f >= 0], t)) / t.size)
+    return float(np.mean(shares)) if shares else 1.0
 
 
 class DenseRetriever:
@@ -218,10 +480,16 @@ class DenseRetriever:
 
     Args:
         encoder: The bi-encoder (may be ``None`` when both embedding sets are given).
-        cache_dir: Where embeddings and indexes are cached.
-        faiss_index: ``"Flat"`` for exact search, or a faiss index factory string (``"IVF1024,Flat"``,
-            ``"HNSW32"``, ``"IVF4096,PQ32"``).
+        cache_dir: Where embeddings, the corpus matrix and indexes are cached.
+        faiss_index: ``"Flat"`` for exact search; ``"auto"`` for exact search up to AUTO_EXACT_MAX documents and an
+            on-disk IVF index above; or a faiss index factory string (``"IVF1024,Flat"``, ``"HNSW32"``,
+            ``"IVF4096,PQ32"``).
         device: ``auto`` uses faiss-gpu when it sees a GPU, ``cpu`` never does.
+
+    After the first ``search``, ``search_report`` says how it searched: ``index`` (``"exact"`` or the factory
+    string), ``on_disk``, ``nprobe`` / ``efSearch`` (the setting chosen), ``recall_at_k`` (measured against exact
+    search on ``sample`` of the queries; 1.0 for exact search), ``k``, ``sample``, ``tried`` (recall per setting)
+    and ``seconds`` (the measurement's time).
     """
 
     name = "dense"
@@ -235,16 +503,21 @@ class DenseRetriever:
         self.doc_vectors: Optional[np.ndarray] = None
         self.query_vectors: Optional[np.ndarray] = None
         self.given_query_vectors: Optional[np.ndarray] = None
+        self.search_report: Optional[dict[str, Any]] = None
         self._caches: dict[str, EmbeddingCache] = {}
         self.encoded = 0
         self.cached = 0
         self._texts: Sequence[str] = ()
         self._given_docs = False
+        self._key: Optional[str] = None
+        self._index: Optional[_Index] = None
 
     def embed(self, texts: Sequence[str], kind: str, progress: Optional[Progress] = None,
-              out: Optional[np.ndarray] = None, count: bool = True) -> np.ndarray:
+              out: Union[np.ndarray, Callable[[int], np.ndarray], None] = None,
+              keys: Optional[np.ndarray] = None, count: bool = True) -> np.ndarray:
         """Embeddings of ``texts`` through the cache; counts what was encoded and what was cached (unless
-        ``count`` is false: a second look at texts already counted)."""
+        ``count`` is false: a second look at texts already counted). ``out``: the array to fill, or a function
+        making it from the dimension; ``keys``: ``text_hashes(texts)`` if known."""
         if self.encoder is None:
             option = "--query-embeddings" if kind == "query" else "--corpus-embeddings"
             raise ConfigError(f"no model to embed {kind} texts: give --model or {option}")
@@ -254,7 +527,7 @@ class DenseRetriever:
         if cache is None:
             cache = self._caches[identity] = EmbeddingCache(self.cache_dir, identity)
         label = f"encoding {'queries' if kind == 'query' else 'documents'} ({getattr(enc, 'name', 'model')})"
-        vecs, encoded, cached = cache.get(texts, encode_stream(enc, kind), out, progress, label)
+        vecs, encoded, cached = cache.get(texts, encode_stream(enc, kind), out, progress, label, keys=keys)
         if count:
             self.encoded += encoded
             self.cached += cached
@@ -268,44 +541,83 @@ class DenseRetriever:
 
     def index(self, texts: Sequence[str], progress: Optional[Progress] = None,
               vectors: Optional[np.ndarray] = None) -> "DenseRetriever":
-        """Embed the corpus through the cache (or take the given ``vectors``) for searching."""
+        """Take the given ``vectors``, or the corpus matrix from the cache: ``vectors/<key>/vectors.npy``, keyed by
+        the encoder's identity and the texts, assembled in corpus order (from the embedding cache, encoding what it
+        lacks) the first time and memory-mapped."""
         self._texts = texts
+        self._index = None
+        self.search_report = None
+        self._key = None
         if vectors is not None:
             self.doc_vectors = vectors
             self._given_docs = True
             return self
         if self.encoder is None:
             raise ConfigError("no model to embed the corpus: give --model or --corpus-embeddings")
-        if 4 * 1024 * len(texts) > MMAP_BYTES:  # large: the first vector tells the dimension of the memory map
-            first = self.embed(list(texts[:1]), "document", progress)
-            self.doc_vectors = self._memmap(len(texts), first.shape[1])
-            self.doc_vectors[0] = first[0]
-            self.embed(texts[1:], "document", progress, self.doc_vectors[1:])
-        else:
-            self.doc_vectors = self.embed(texts, "document", progress)
         self._given_docs = False
+        self.doc_vectors = self._corpus_matrix(texts, progress or Progress())
         return self
 
-    def _corpus_key(self) -> str:
-        """What a faiss index built over the corpus vectors depends on (computed only when one is built)."""
-        assert self.doc_vectors is not None, "index() first"
-        if self._given_docs or self.encoder is None:
-            return digest_of(np.ascontiguousarray(self.doc_vectors).tobytes())
-        return digest_of(self.encoder.identity("document"), text_hashes(self._texts).tobytes())
+    def _corpus_matrix(self, texts: Sequence[str], progress: Progress) -> np.ndarray:
+        assert self.encoder is not None
+        if len(texts) == 0:
+            return self.embed([], "document", progress)
+        identity = self.encoder.identity("document")
+        with progress.stage("dense: hashing the corpus", total=len(texts)):
+            keys = text_hashes(texts)
+        h = hashlib.sha256(f"negmine corpus vectors {VECTORS_FORMAT}\n{identity}\n".encode())
+        h.update(np.ascontiguousarray(keys).data)
+        self._key = h.hexdigest()
+        extra: dict[str, Any] = {"documents": len(texts), "identity": identity}
 
-    def _memmap(self, rows: int, dim: int) -> np.ndarray:
-        """An unlinked memory-mapped file for a large corpus matrix: pages go to disk, not RAM."""
-        folder = self.cache_dir / "tmp"
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, path = tempfile.mkstemp(suffix=".npy", dir=folder)
-        os.close(fd)
-        try:
-            return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, dim))
-        finally:
-            os.unlink(path)  # the mapping stays valid until it is dropped
+        def build(tmp: Path) -> None:
+            before = self.encoded + self.cached
+
+            def matrix(dim: int) -> np.ndarray:
+                return new_npy(tmp / "vectors.npy", (len(texts), dim))
+
+            mm = self.embed(texts, "document", progress, out=matrix, keys=keys)
+            if isinstance(mm, np.memmap):
+                mm.flush()
+            del mm
+            extra["distinct"] = self.encoded + self.cached - before
+
+        start = self.encoded + self.cached
+        folder = cached_dir(self.cache_dir, "vectors", self._key[:32], build, extra)
+        if self.encoded + self.cached == start:  # reused: count its texts as cached, as a lookup would have
+            try:
+                manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+                self.cached += int(manifest.get("distinct", len(texts)))
+            except (OSError, ValueError):
+                self.cached += len(texts)
+        return np.load(folder / "vectors.npy", mmap_mode="r")
+
+    def _corpus_key(self) -> str:
+        """What a faiss index built over the corpus vectors depends on."""
+        assert self.doc_vectors is not None, "index() first"
+        if self._key is None:
+            self._key = vectors_key(self.doc_vectors)
+        return self._key
+
+    def factory(self) -> Optional[str]:
+        """The faiss factory string searched with, ``None`` for exact search (``auto`` resolved by corpus size)."""
+        assert self.doc_vectors is not None, "index() first"
+        f = self.faiss_index.strip()
+        if f.lower() in ("flat", "exact", ""):
+            return None
+        if f.lower() == "auto":
+            from negmine.ivf import auto_nlist
+
+            n = int(self.doc_vectors.shape[0])
+            return None if n <= AUTO_EXACT_MAX else f"IVF{auto_nlist(n)},Flat"
+        return f
 
     def search(self, queries: Sequence[str], k: int, progress: Optional[Progress] = None) -> Hits:
-        """Top-k documents per query by cosine similarity (query vectors: ``given_query_vectors`` if set)."""
+        """Top-k documents per query by cosine similarity (query vectors: ``given_query_vectors`` if set).
+
+        The first call with an approximate index measures its recall against exact search on a seeded sample of
+        these queries and picks the setting (``nprobe``, ``efSearch``) that reaches RECALL_TARGET.
+        """
         assert self.doc_vectors is not None, "index() first"
         given = self.given_query_vectors
         self.query_vectors = given if given is not None else self.embed(queries, "query", progress)
@@ -315,22 +627,86 @@ class DenseRetriever:
                 f"{self.doc_vectors.shape[1]}: --corpus-embeddings / --query-embeddings must come from the same "
                 "model as each other and as --model"
             )
-        folder = self.prepare()
+        folder = self.prepare(progress)
         if folder is None:
+            if self.search_report is None:
+                self.search_report = {"index": "exact", "on_disk": False, "recall_at_k": 1.0, "k": int(k),
+                                      "sample": 0}
             return exact_search(self.doc_vectors, self.query_vectors, k, self.use_gpu, progress)
-        return factory_search(folder / "index.faiss", self.query_vectors, k, self.use_gpu, progress)
+        if self._index is None or self._index.path != folder / "index.faiss":
+            self._index = _Index(folder / "index.faiss", self.use_gpu)
+            self.search_report = None
+        if self.search_report is None:
+            self.search_report = self._tune(self._index, self.query_vectors, k)
+        return self._index.search(self.query_vectors, k, self.doc_vectors, progress)
 
-    def prepare(self) -> Optional[Path]:
-        """Build (or find in the cache) the faiss index a factory string asks for; ``None`` for exact search."""
+    def _tune(self, index: _Index, queries: np.ndarray, k: int) -> dict[str, Any]:
+        """Measure recall@k against exact search on a seeded sample of ``queries`` for the index's settings,
+        smallest first, and keep the first that reaches RECALL_TARGET (else the best, with a warning)."""
+        assert self.doc_vectors is not None
+        started = time.perf_counter()
+        nq = queries.shape[0]
+        rows = np.sort(np.random.default_rng(0).choice(nq, size=min(RECALL_SAMPLE, nq), replace=False))
+        sample = np.ascontiguousarray(queries[rows], dtype=np.float32)
+        truth = exact_search(self.doc_vectors, sample, k, self.use_gpu)
+        values: Sequence[Optional[int]] = [None]
+        if index.param == "nprobe":
+            values = sorted({min(v, index.nlist) for v in NPROBES})
+        elif index.param == "efSearch":
+            values = sorted({max(v, k) for v in EF_SEARCHES})
+        tried: dict[str, float] = {}
+        best: tuple[float, Optional[int]] = (-1.0, None)
+        for v in values:
+            if v is not None:
+                index.set(v)
+            r = _recall(index.search(sample, k, self.doc_vectors).indices, truth.indices)
+            tried[str(v)] = round(r, 4)
+            if r > best[0]:
+                best = (r, v)
+            if r >= RECALL_TARGET:
+                best = (r, v)
+                break
+        recall, value = best
+        if value is not None:
+            index.set(value)
+        factory = self.factory()
+        report: dict[str, Any] = {"index": factory, "on_disk": index.on_disk, "recall_at_k": round(recall, 4),
+                                  "k": int(min(k, index.ntotal)), "sample": int(len(rows)), "tried": tried,
+                                  "seconds": round(time.perf_counter() - started, 2)}
+        if index.param is not None:
+            report[index.param] = value
+        if recall < RECALL_TARGET:
+            setting = f", {index.param} {value}" if index.param else ""
+            logger.warning("dense: the %s index finds %.1f%% of the exact top-%d on %d sampled queries%s (target "
+                           "%.0f%%): candidates will be missing; use exact search (--faiss-index Flat), more lists "
+                           "probed, or an index with exact codes", factory, 100 * recall, report["k"], len(rows),
+                           setting, 100 * RECALL_TARGET)
+        else:
+            logger.debug("dense: %s recall@%d %.3f on %d queries (%s)", factory, k, recall, len(rows), tried)
+        return report
+
+    def prepare(self, progress: Optional[Progress] = None) -> Optional[Path]:
+        """Build (or find in the cache) the faiss index the factory string asks for; ``None`` for exact search."""
         assert self.doc_vectors is not None, "index() first"
-        if self.faiss_index.strip().lower() in ("flat", "exact", ""):
+        factory = self.factory()
+        if factory is None:
             return None
         docs = self.doc_vectors
-        key = digest_of(self._corpus_key(), self.faiss_index)[:32]
-        return cached_dir(self.cache_dir, "faiss", key, lambda tmp: build_factory_index(docs, self.faiss_index, tmp),
-                          {"factory": self.faiss_index})
+        key = digest_of(self._corpus_key(), factory, INDEX_FORMAT)[:32]
+
+        def build(tmp: Path) -> None:
+            build_factory_index(docs, factory, tmp, progress=progress)
+
+        return cached_dir(self.cache_dir, "faiss", key, build,
+                          {"factory": factory, "documents": int(docs.shape[0]), "format": INDEX_FORMAT})
 
     def pair_scores(self, queries: Sequence[str], docs: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        """Cosine similarity of given documents for each query (queries as passed to ``search``)."""
+        """Cosine similarity of given documents for each query (queries as passed to ``search``), scored as the
+        search scores them (``inner_products``)."""
         assert self.doc_vectors is not None and self.query_vectors is not None, "search() first"
-        return [self.doc_vectors[np.asarray(d, dtype=np.int64)] @ self.query_vectors[q] for q, d in enumerate(docs)]
+        out = []
+        for q, d in enumerate(docs):
+            idx = np.asarray(d, dtype=np.int64)
+            rows = np.asarray(self.doc_vectors[idx], dtype=np.float32)
+            out.append(inner_products(rows, np.asarray(self.query_vectors[q], dtype=np.float32)))
+        return out

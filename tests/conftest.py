@@ -66,9 +66,9 @@ def factory_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     builds: list[str] = []
     real = dense.build_factory_index
 
-    def counting(docs: Any, factory: str, folder: Path) -> None:
+    def counting(docs: Any, factory: str, folder: Path, **kwargs: Any) -> None:
         builds.append(factory)
-        real(docs, factory, folder)
+        real(docs, factory, folder, **kwargs)
 
     monkeypatch.setattr(dense, "build_factory_index", counting)
     return builds

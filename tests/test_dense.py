@@ -1,5 +1,5 @@
 """Dense retrieval: exact search against brute force, faiss factory indexes (quality, caching), user-supplied
-embeddings (.npy and Parquet), and DenseRetriever with the fake encoder (cache, pair scores, memory map)."""
+embeddings (.npy and Parquet), and DenseRetriever with the fake encoder (cache, pair scores, the corpus matrix)."""
 
 from __future__ import annotations
 
@@ -359,26 +359,65 @@ def test_no_encoder_is_a_config_error(tmp_path: Path) -> None:
         r.search(QUERIES, 3)
 
 
-def test_memmap_path_gives_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    plain = DenseRetriever(FakeEncoder(), tmp_path / "a", device="cpu").index(DOCS)
-    expected = plain.search(QUERIES, 6)
-    monkeypatch.setattr(dense, "MMAP_BYTES", 1)
-    for _ in range(2):  # a fresh cache, then the same cache
-        r = DenseRetriever(FakeEncoder(), tmp_path / "b", device="cpu").index(DOCS)
-        assert isinstance(r.doc_vectors, np.memmap)
-        assert np.array_equal(np.asarray(r.doc_vectors), plain.doc_vectors)
-        hits = r.search(QUERIES, 6)
-        assert np.array_equal(hits.indices, expected.indices)
-        np.testing.assert_allclose(hits.scores, expected.scores, atol=1e-6)
-    assert list((tmp_path / "b" / "tmp").iterdir()) == []  # the backing file is unlinked at once
+def test_corpus_matrix_is_memory_mapped_from_the_cache(tmp_path: Path) -> None:
+    fake = FakeEncoder()
+    r = DenseRetriever(fake, tmp_path, device="cpu").index(DOCS)
+    assert isinstance(r.doc_vectors, np.memmap)
+    (folder,) = list((tmp_path / "vectors").iterdir())
+    assert Path(r.doc_vectors.filename) == folder / "vectors.npy" and (folder / "manifest.json").is_file()
+    assert np.array_equal(r.doc_vectors, fake.encode(DOCS, "document"))  # corpus order
+    assert not list((tmp_path / "vectors").glob("*.tmp"))
 
 
-def test_memmap_path_counts_each_document_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dense, "MMAP_BYTES", 1)
-    r = DenseRetriever(FakeEncoder(), tmp_path, device="cpu").index(DOCS)
-    assert (r.encoded, r.cached) == (len(DOCS), 0)
-    r2 = DenseRetriever(FakeEncoder(), tmp_path, device="cpu").index(DOCS)
-    assert (r2.encoded, r2.cached) == (0, len(DOCS))
+def test_corpus_matrix_is_reused_without_encoding_or_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = DOCS + DOCS[:3]  # repeated texts count once
+    first = DenseRetriever(FakeEncoder(), tmp_path, device="cpu").index(texts)
+    assert (first.encoded, first.cached) == (len(DOCS), 0)
+    expected = first.search(QUERIES, 6)
+
+    def no_lookup(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the embedding cache was consulted")
+
+    monkeypatch.setattr(dense.EmbeddingCache, "get", no_lookup)
+    again = FakeEncoder()
+    r = DenseRetriever(again, tmp_path, device="cpu").index(texts)
+    assert again.encoded == [] and (r.encoded, r.cached) == (0, len(DOCS))
+    assert np.array_equal(np.asarray(r.doc_vectors), np.asarray(first.doc_vectors))
+    r.given_query_vectors = first.query_vectors
+    hits = r.search(QUERIES, 6)
+    assert np.array_equal(hits.indices, expected.indices) and np.array_equal(hits.scores, expected.scores)
+
+
+def test_corpus_matrix_rebuilt_when_corrupt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeEncoder()
+    first = np.asarray(DenseRetriever(fake, tmp_path, device="cpu").index(DOCS).doc_vectors).copy()
+    (folder,) = list((tmp_path / "vectors").iterdir())
+    raw = bytearray((folder / "vectors.npy").read_bytes())
+    raw[-5] ^= 0xFF
+    (folder / "vectors.npy").write_bytes(bytes(raw))
+    again = FakeEncoder()
+    r = DenseRetriever(again, tmp_path, device="cpu").index(DOCS)
+    assert any("corrupt" in rec.getMessage() for rec in caplog.records)
+    assert again.encoded == []  # rebuilt from the embedding cache
+    assert np.array_equal(np.asarray(r.doc_vectors), first)
+
+
+def test_corpus_matrix_follows_the_texts_and_the_model(tmp_path: Path) -> None:
+    DenseRetriever(FakeEncoder(), tmp_path, device="cpu").index(DOCS)
+    edited = DOCS[:5] + ["a brand new document about dogs"] + DOCS[6:]
+    fake = FakeEncoder()
+    r = DenseRetriever(fake, tmp_path, device="cpu").index(edited)
+    assert fake.encoded == ["a brand new document about dogs"]
+    assert np.array_equal(np.asarray(r.doc_vectors), fake.encode(edited, "document"))
+    other = FakeEncoder(name="other")
+    DenseRetriever(other, tmp_path, device="cpu").index(DOCS)
+    assert len(other.encoded) == len(set(DOCS))
+    assert len(list((tmp_path / "vectors").iterdir())) == 3
+
+
+def test_corpus_matrix_of_no_documents(tmp_path: Path) -> None:
+    r = DenseRetriever(FakeEncoder(), tmp_path, device="cpu").index([])
+    assert r.doc_vectors is not None and r.doc_vectors.shape[0] == 0
 
 
 def test_dense_retriever_with_factory_index_and_encoder(tmp_path: Path) -> None:

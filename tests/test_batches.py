@@ -34,7 +34,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def run(tmp_path: Path, name: str, suffix: str = ".parquet", **options: Any) -> tuple[bytes, bytes]:
-    out, cand = tmp_path / f"{name}{suffix}", tmp_path / f"{name}-c{suffix}"
+    out, cand = tmp_path / f"{name}{suffix}", tmp_path / f"{name}-c.parquet"  # the candidates file is Parquet
     negmine.mine(*INPUTS, output=out, candidates_output=cand, cache_dir=tmp_path / "cache", **options)
     return out.read_bytes(), cand.read_bytes()
 

@@ -627,18 +627,35 @@ class DenseRetriever:
                 f"{self.doc_vectors.shape[1]}: --corpus-embeddings / --query-embeddings must come from the same "
                 "model as each other and as --model"
             )
-        folder = self.prepare(progress)
-        if folder is None:
+        index = self._open(progress)
+        if index is None:
             if self.search_report is None:
                 self.search_report = {"index": "exact", "on_disk": False, "recall_at_k": 1.0, "k": int(k),
                                       "sample": 0}
             return exact_search(self.doc_vectors, self.query_vectors, k, self.use_gpu, progress)
+        if self.search_report is None:
+            self.search_report = self._tune(index, self.query_vectors, k)
+        return index.search(self.query_vectors, k, self.doc_vectors, progress)
+
+    def tune(self, queries: np.ndarray, k: int, progress: Optional[Progress] = None) -> Optional[dict[str, Any]]:
+        """Choose an approximate index's setting from ``queries`` (vectors: a sample of a run's queries) before
+        searching, so that every query batch, and every worker, searches with the same setting; ``None`` for
+        exact search. ``search`` tunes on its first call's queries when this was not called."""
+        index = self._open(progress)
+        if index is None:
+            return None
+        self.search_report = self._tune(index, np.ascontiguousarray(queries, dtype=np.float32), k)
+        return self.search_report
+
+    def _open(self, progress: Optional[Progress] = None) -> Optional["_Index"]:
+        """The approximate index searched with (built or found in the cache), ``None`` for exact search."""
+        folder = self.prepare(progress)
+        if folder is None:
+            return None
         if self._index is None or self._index.path != folder / "index.faiss":
             self._index = _Index(folder / "index.faiss", self.use_gpu)
             self.search_report = None
-        if self.search_report is None:
-            self.search_report = self._tune(self._index, self.query_vectors, k)
-        return self._index.search(self.query_vectors, k, self.doc_vectors, progress)
+        return self._index
 
     def _tune(self, index: _Index, queries: np.ndarray, k: int) -> dict[str, Any]:
         """Measure recall@k against exact search on a seeded sample of ``queries`` for the index's settings,

@@ -172,6 +172,7 @@ class Run:
     depth: int  # candidates retrieved per query
     cache: Path
     calibration: Optional[np.ndarray] = None  # the judge's scores of every positive, sorted
+    dense_search: dict[str, Any] = field(default_factory=dict)  # an approximate index's setting and recall
     sources: Any = None  # where retrieval, evidence and scores come from (default: LiveSources)
     warnings: list[str] = field(default_factory=list)
     doc_digests: Optional[np.ndarray] = None  # per document, a digest of its normalised text (0: not computed yet)
@@ -360,7 +361,8 @@ def run_batches(run: Run, stats: MineStats, store: RunStore, sinks: "Sinks", res
             stats.scores = score_summary(run.sources.judge_name(run), _concat(positive_scores),
                                          _concat(negative_scores), _concat(dropped_scores))
         if run.dense is not None:
-            stats.texts_encoded, stats.texts_cached = run.dense.encoded, run.dense.cached
+            stats.texts_encoded, stats.texts_cached = run.dense.encoded, max(0, run.dense.cached)
+        stats.dense_search = dict(run.dense_search)
         if stats.negatives_written == 0 and not config.allow_empty:
             raise EmptyResultError(why_empty(stats))
         metadata = provenance(config, run.inputs.files, stats, run.sources.embedder_identity(run),
@@ -466,9 +468,33 @@ def plan(
             else np.empty(0, np.uint64)
     run = Run(config, inputs, positives, mined, rules, judge, retriever, dense, bm25, given, owners, hashes,
               depth_of(config, positives, mined, n_docs), cache)
+    if _dense_part(retriever) is not None:
+        tune_dense_search(run, progress)
     if rules.percentile_gate and calibrate_scores:
         run.calibration = calibrate(run, progress)
     return run, stats
+
+
+def tune_dense_search(run: Run, progress: Progress) -> None:
+    """With an approximate faiss index, choose its setting (nprobe, efSearch) once, from a seeded sample of all
+    the run's queries, so that the output does not depend on the query batches or on which worker mined them;
+    the measured recall goes into the summary and the provenance."""
+    assert run.dense is not None
+    if run.dense.factory() is None:
+        return
+    from negmine.dense import RECALL_SAMPLE
+
+    rows = np.sort(np.random.default_rng(0).choice(run.mined, size=min(RECALL_SAMPLE, len(run.mined)),
+                                                   replace=False))
+    with progress.stage("measuring the approximate index's recall"):
+        if run.given_queries is not None:
+            vectors = run.given_queries[rows]
+        else:  # counted as encoded here; the batches will find them in the cache: not counted again there
+            vectors = run.dense.embed(run.inputs.queries.texts.take(rows), "query")
+            run.dense.cached -= len(rows)
+        report = run.dense.tune(vectors, run.depth, progress)
+    if report is not None:
+        run.dense_search = {k: v for k, v in report.items() if k != "seconds"}
 
 
 def calibrate(run: Run, progress: Progress) -> np.ndarray:

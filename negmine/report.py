@@ -44,6 +44,7 @@ class MineStats:
     short_weak_positive: int = 0
     promoted_positives: int = 0
     scores: dict[str, Any] = field(default_factory=dict)
+    dense_search: dict[str, Any] = field(default_factory=dict)  # an approximate faiss index: setting, recall@k
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -131,6 +132,12 @@ def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True
     if stats.promoted_positives:
         rows.append(("promoted to positives", f"{stats.promoted_positives:,} likely false negatives (written as "
                                               "extra positive rows)"))
+    if stats.dense_search:
+        d = stats.dense_search
+        setting = "".join(f", {name} {d[name]}" for name in ("nprobe", "efSearch") if d.get(name) is not None)
+        rows.append(("dense search", f"{d['index']}{' on disk' if d.get('on_disk') else ''}{setting}: recall@"
+                                     f"{d['k']} {d['recall_at_k']:.3f} against exact search on {d['sample']:,} "
+                                     "sampled queries"))
     rows.append(("negatives written", f"{stats.negatives_written:,} in {stats.rows_written:,} rows"))
     short = (f"{stats.short_queries:,} queries ({stats.short_pairs:,} query-positive pairs) got fewer than "
              f"{num_negatives}")

@@ -466,7 +466,8 @@ def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = N
         "inputs": {role: {"path": path, "fingerprint": fingerprint(path)} for role, path in files.items()},
         "models": {"embedder": embedder, "reranker": reranker},
         # cache hits depend on what earlier runs left in the cache, not on the inputs: kept out of the file
-        "stats": {k: v for k, v in stats.to_dict().items() if k not in ("texts_encoded", "texts_cached")},
+        "stats": {k: v for k, v in stats.to_dict().items()
+                  if k not in ("texts_encoded", "texts_cached") and not (k == "dense_search" and not v)},
     }
 
 

@@ -271,3 +271,40 @@ def test_auto_is_exact_for_small_corpora_and_ivf_above(tmp_path: Path, monkeypat
     assert big.factory() == "IVF16,Flat"
     assert big.search_report is not None and big.search_report["index"] == "IVF16,Flat"
     assert big.search_report["on_disk"] and big.search_report["nprobe"] == 16
+
+
+def test_an_approximate_index_is_tuned_once_per_run(tmp_path: Path) -> None:
+    """mine with an IVF index: the setting is chosen from a sample of all the run's queries before the batches,
+    so the output does not depend on the batch size; the recall is in the provenance and the summary."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import negmine
+    from negmine.report import summary_rows
+
+    docs, queries = clustered(3000), clustered(90, seed=5)
+    n = len(queries)
+    pq.write_table(pa.table({"_id": [f"d{i}" for i in range(len(docs))],
+                             "text": [f"document {i} words w{i % 7}" for i in range(len(docs))]}),
+                   tmp_path / "corpus.parquet")
+    pq.write_table(pa.table({"_id": [f"q{i}" for i in range(n)], "text": [f"query {i}" for i in range(n)]}),
+                   tmp_path / "queries.parquet")
+    nearest = exact_search(docs, queries, 1).indices[:, 0]
+    pq.write_table(pa.table({"query-id": [f"q{i}" for i in range(n)], "corpus-id": [f"d{j}" for j in nearest],
+                             "score": [1] * n}), tmp_path / "qrels.parquet")
+    np.save(tmp_path / "docs.npy", docs)
+    np.save(tmp_path / "queries.npy", queries)
+    outputs = []
+    for batch in (7, 1024):
+        out = tmp_path / f"out-{batch}.parquet"
+        result = negmine.mine(tmp_path / "corpus.parquet", tmp_path / "queries.parquet", tmp_path / "qrels.parquet",
+                              output=out, retriever="dense", faiss_index="IVF16,Flat", query_batch_size=batch,
+                              corpus_embeddings=tmp_path / "docs.npy", query_embeddings=tmp_path / "queries.npy",
+                              cache_dir=tmp_path / "cache", lexical_overlap=None, cross_query=None)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    recorded = negmine.read_metadata(out)["stats"]["dense_search"]
+    assert recorded["index"] == "IVF16,Flat" and recorded["sample"] == min(dense.RECALL_SAMPLE, n)
+    assert recorded["nprobe"] == 16 and 0 < recorded["recall_at_k"] <= 1 and "seconds" not in recorded
+    (line,) = [v for label, v in summary_rows(result.stats, 5) if label == "dense search"]
+    assert line.startswith("IVF16,Flat on disk, nprobe 16: recall@") and "on 90 sampled queries" in line

@@ -154,8 +154,9 @@ CorpusPromptName = Annotated[Optional[str], _opt(DENSE, "Name of a prompt stored
 BatchSize = Annotated[int, _opt(DENSE, "Texts per encoder batch.")]
 MaxSeqLength = Annotated[Optional[int], _opt(DENSE, "Truncate texts to this many tokens [default: the model's].")]
 Device = Annotated[str, _opt(DENSE, "auto (CUDA when available), cpu, cuda, cuda:N, mps.")]
-FaissIndex = Annotated[str, _opt(DENSE, "Flat (exact search) or a faiss index factory string such as IVF1024,Flat "
-                                 "or HNSW32 for large corpora.")]
+FaissIndex = Annotated[str, _opt(DENSE, "Flat (exact search); auto (exact up to 1M documents, an on-disk IVF index "
+                                 "above); or a faiss index factory string such as IVF1024,Flat or HNSW32. An "
+                                 "approximate index's recall is measured against exact search and reported.")]
 
 
 def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:

@@ -71,7 +71,8 @@ class MineConfig:
         batch_size: Texts per encoder forward pass.
         max_seq_length: Truncation length in tokens (``None``: the model's own).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
-        faiss_index: ``Flat`` for exact inner-product search, or a faiss index factory string
+        faiss_index: ``Flat`` for exact inner-product search, ``auto`` (exact up to 1M documents, an on-disk IVF
+            index above), or a faiss index factory string
             (``IVF1024,Flat``, ``HNSW32``, ``IVF4096,PQ32``) for corpora too large for exact search.
         fusion: How hybrid fuses the two lists: ``rrf`` (reciprocal rank fusion) or ``score`` (normalised sum).
         rrf_k: The reciprocal rank fusion constant.

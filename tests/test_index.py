@@ -158,6 +158,25 @@ def test_faiss_index_through_the_cli(cli: Cli, tiny: dict[str, Path], tiny_table
     assert same >= 0.8
 
 
+def test_faiss_index_auto_through_the_cli(cli: Cli, tiny: dict[str, Path], out_dir: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto is exact search on a small corpus (the same bytes as Flat, but for the config) and an on-disk IVF index
+    above AUTO_EXACT_MAX, with its recall in the summary."""
+    from negmine import dense
+
+    cache = tmp_path / "cache"
+    auto = run_ok(cli, tiny, out_dir / "auto.parquet", "--retriever", "dense", "--faiss-index", "auto",
+                  "--cache-dir", cache)
+    flat = run_ok(cli, tiny, out_dir / "flat.parquet", "--retriever", "dense", "--cache-dir", cache)
+    assert auto.equals(flat) and not (cache / "faiss").exists()
+    monkeypatch.setattr(dense, "AUTO_EXACT_MAX", 100)  # 120 documents: IVF
+    result = cli(*mine_args(tiny, out_dir / "ivf.parquet", "--retriever", "dense", "--faiss-index", "auto",
+                            "--cache-dir", cache))
+    assert result.exit_code == 0, result.stderr
+    assert "dense search" in result.stderr and "on disk" in result.stderr and "recall@" in result.stderr
+    assert negmine.read_metadata(out_dir / "ivf.parquet")["stats"]["dense_search"]["index"].startswith("IVF")
+
+
 def test_bad_faiss_index(cli: Cli, tiny: dict[str, Path], out_dir: Path) -> None:
     out = out_dir / "neg.parquet"
     assert_cli_error(cli(*mine_args(tiny, out, "--retriever", "dense", "--faiss-index", "Bogus9")), 2,

@@ -176,7 +176,7 @@ def _relevant_keys(qrels: Any) -> set[tuple[str, str]]:
     return {(a, b) for a, b, s in zip(q, d, qrels.score_array.tolist()) if s > 0}
 
 
-def _is_relevant(queries: Sequence[str], docs: Sequence[str], relevant: set[tuple[str, str]]) -> np.ndarray:
+def _is_relevant(queries: Any, docs: Any, relevant: set[tuple[str, str]]) -> np.ndarray:
     return np.fromiter(((q, d) in relevant for q, d in zip(queries, docs)), dtype=bool, count=len(queries))
 
 

@@ -642,7 +642,7 @@ def sweep(
 
     given = {k: v for k, v in locals().items() if k in SWEEP_OPTIONS and v is not None}
     with _reporting(quiet, False) as progress:
-        grid = {k: _list_of(k, v) for k, v in given.items()}
+        grid = {k: values for k, v in given.items() if (values := _list_of(k, v)) is not None}
         if not grid:
             raise ConfigError("nothing to sweep: give at least one option with a comma-separated list of values, "
                               "e.g. --relative-margin 0,0.05,0.1")

@@ -621,14 +621,14 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
 
 def _audit_values(run: Run, found: evidence.Evidence, prescored: Optional[Prescored],
                   scored: Optional[ScoredCandidates], hits: Any, rows: np.ndarray, qtexts: Sequence[str],
-                  pos_lists: list[list[int]]) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
+                  pos_lists: list[list[int]]) -> dict[str, tuple[np.ndarray, Sequence[np.ndarray]]]:
     """The values the candidates file keeps beside the judge's scores, as (per candidate, per positive) pairs:
     the evidence gathered, the cosines scored (ahead, or as lazy scoring reached them), and (``--score-all``)
     the retriever's own pair scores."""
-    def none_for_positives(values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    def none_for_positives(values: np.ndarray) -> tuple[np.ndarray, Sequence[np.ndarray]]:
         return values, [np.full(len(p), np.nan, np.float32) for p in pos_lists]
 
-    out: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+    out: dict[str, tuple[np.ndarray, Sequence[np.ndarray]]] = {}
     if found.bm25_scores is not None and found.bm25_positive is not None:
         out["bm25_score"] = (found.bm25_scores, found.bm25_positive)
     if found.twin_similarity is not None:

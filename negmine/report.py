@@ -376,7 +376,10 @@ def write_report(path: Any, png: Any = None, html: Any = None, qrels: Any = None
     if qrels is not None:
         from negmine.audit import evaluate
 
-        data["evaluation"] = evaluate(path, qrels, candidates=candidates, **qrels_columns)
+        data["evaluation"] = evaluate(path, qrels, candidates=candidates,
+                                      qrels_query_column=qrels_columns.get("qrels_query_column"),
+                                      qrels_doc_column=qrels_columns.get("qrels_doc_column"),
+                                      qrels_score_column=qrels_columns.get("qrels_score_column"))
     plot_report(data, png)
     atomic_write_text(html, html_report(data, png))
     return data, png, html

@@ -153,11 +153,11 @@ def sweep(
                                  {k: v for k, v in stats.dropped.items() if v}, time.perf_counter() - t))
             advance(1)
     seconds["settings"] = time.perf_counter() - t_all
-    result = SweepResult(rows, f"judge: {stored.sources.name}" if judged else "retriever", seconds)
+    swept = SweepResult(rows, f"judge: {stored.sources.name}" if judged else "retriever", seconds)
     if png is not None:
-        plot_sweep(result, png)
-        result.png = Path(png)
-    return result
+        plot_sweep(swept, png)
+        swept.png = Path(png)
+    return swept
 
 
 def _quantiles(values: np.ndarray) -> dict[str, Optional[float]]:

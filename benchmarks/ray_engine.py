@@ -1,7 +1,9 @@
 """The overhead of mining on Ray, by hand: the same SciFact mine with --engine local and --engine ray on a two-node
 Ray cluster started on this machine (ray.cluster_utils.Cluster), side by side in one run.
 
-    HF_HUB_OFFLINE=1 python benchmarks/ray.py [--data scifact] [--split train] [--repeats 2] [--workers 2]
+    HF_HUB_OFFLINE=1 python benchmarks/ray_engine.py [--data scifact] [--split train] [--repeats 2] [--workers 2]
+
+(Not named ray.py: the script's folder comes first on sys.path, and a ray.py there would hide the ray package.)
 
 The embedding cache is warmed first (one local run), so both engines mine from the same state: the times compare
 query batches (retrieval, rules, scoring, sampling) and Ray's scheduling, not corpus encoding; a cold encode on the

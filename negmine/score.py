@@ -32,6 +32,10 @@ class Scorer(Protocol):
         ...
 
 
+#: Pairs whose vectors are gathered at a time when bi-encoder scores are computed (memory: 2 x 16,384 x dim floats).
+SCORE_PAIRS = 1 << 14
+
+
 class Vectors:
     """Embeddings of the mined queries and of corpus documents, taken from the dense retriever when it has them,
     else embedded (through the cache) the first time they are asked for."""
@@ -49,13 +53,19 @@ class Vectors:
             self._q = self.dense.embed(list(self.query_texts), "query")
         return self._q[rows]
 
-    def docs(self, idx: np.ndarray) -> np.ndarray:
+    def ensure(self, idx: np.ndarray) -> None:
+        """Embed, in one call, the documents of ``idx`` not embedded yet (none when the retriever has them)."""
         if self._docs is not None:
-            return np.asarray(self._docs[idx])
+            return
         missing = sorted({int(i) for i in idx if int(i) not in self._doc_rows})
         if missing:
             vecs = self.dense.embed([self.doc_texts[i] for i in missing], "document")
             self._doc_rows.update(zip(missing, vecs))
+
+    def docs(self, idx: np.ndarray) -> np.ndarray:
+        if self._docs is not None:
+            return np.asarray(self._docs[idx])
+        self.ensure(idx)
         dim = next(iter(self._doc_rows.values())).shape[0] if self._doc_rows else 0
         return np.stack([self._doc_rows[int(i)] for i in idx]) if len(idx) else np.empty((0, dim), np.float32)
 
@@ -74,9 +84,13 @@ class BiEncoderScorer:
         return {"type": self.name, "model": identity_record(encoder) if encoder else None}
 
     def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
-        if len(docs) == 0:
-            return np.empty(0, dtype=np.float32)
-        return np.einsum("ij,ij->i", self.vectors.queries(query_rows), self.vectors.docs(docs)).astype(np.float32)
+        query_rows, docs = np.asarray(query_rows, dtype=np.int64), np.asarray(docs, dtype=np.int64)
+        out = np.empty(len(docs), dtype=np.float32)
+        self.vectors.ensure(docs)
+        for s in range(0, len(docs), SCORE_PAIRS):  # the vectors gathered a bounded number of pairs at a time
+            e = s + SCORE_PAIRS
+            out[s:e] = np.einsum("ij,ij->i", self.vectors.queries(query_rows[s:e]), self.vectors.docs(docs[s:e]))
+        return out
 
 
 class PositiveSimilarity:
@@ -98,8 +112,13 @@ class PositiveSimilarity:
             return np.empty(0, dtype=np.float32)
         for q in {int(q) for q in query_rows} - set(self._pos):
             self._pos[q] = self.vectors.docs(np.asarray(self.positives[q], dtype=np.int64))
-        dv = self.vectors.docs(np.asarray(docs, dtype=np.int64))
-        return np.array([float(np.max(self._pos[int(q)] @ v)) for q, v in zip(query_rows, dv)], dtype=np.float32)
+        query_rows, docs = np.asarray(query_rows, dtype=np.int64), np.asarray(docs, dtype=np.int64)
+        self.vectors.ensure(docs)
+        out = np.empty(len(docs), dtype=np.float32)
+        for s in range(0, len(docs), SCORE_PAIRS):  # the vectors gathered a bounded number of pairs at a time
+            dv = self.vectors.docs(docs[s : s + SCORE_PAIRS])
+            out[s : s + len(dv)] = [float(np.max(self._pos[int(q)] @ v)) for q, v in zip(query_rows[s:], dv)]
+        return out
 
 
 class MissingScore(LookupError):

@@ -46,6 +46,9 @@ class FakeVectors:
         self.vectors = vectors
         self.asked = 0
 
+    def ensure(self, idx: np.ndarray) -> None:
+        pass
+
     def docs(self, idx: np.ndarray) -> np.ndarray:
         self.asked += len(idx)
         return self.vectors[np.asarray(idx, dtype=np.int64)]
@@ -337,3 +340,26 @@ def test_not_scored_cells_are_exactly_the_unscored_cheap_kept_cells(strategy: st
         assert (int(q), int(problem.indices[q, r])) in asked
     full, _ = problem.select(strategy, RULE_SETS["absolute+limits"], score_all=True)
     assert NOT_SCORED not in full.reasons.ravel().tolist()
+
+
+def test_bi_encoder_scores_do_not_depend_on_how_many_pairs_are_gathered_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs are scored a bounded number at a time (memory); the scores are the same bytes in chunks or whole."""
+    from negmine import score
+
+    rng = np.random.default_rng(0)
+    docs = rng.normal(size=(50, 16)).astype(np.float32)
+    queries = rng.normal(size=(7, 16)).astype(np.float32)
+
+    class Dense:
+        query_vectors, doc_vectors, encoder = queries, docs, None
+
+    q, d = rng.integers(0, 7, 300), rng.integers(0, 50, 300)
+    positives = [[1, 2], [3], [4, 5, 6], [7], [8], [9, 10], [11]]
+    whole = score.BiEncoderScorer(score.Vectors(Dense(), [], [])).score(q, d)
+    near = score.PositiveSimilarity(score.Vectors(Dense(), [], []), positives).score(q, d)
+    monkeypatch.setattr(score, "SCORE_PAIRS", 7)
+    assert score.BiEncoderScorer(score.Vectors(Dense(), [], [])).score(q, d).tobytes() == whole.tobytes()
+    assert score.PositiveSimilarity(score.Vectors(Dense(), [], []), positives).score(q, d).tobytes() == near.tobytes()
+    expected = np.array([max(float(docs[p] @ docs[j]) for p in positives[i]) for i, j in zip(q, d)], np.float32)
+    assert np.allclose(near, expected, atol=1e-6)

@@ -43,7 +43,7 @@ AUTO_EXACT_MAX = 1_000_000
 #: settings tried (smallest first): IVF ``nprobe``, HNSW ``efSearch``.
 RECALL_TARGET = 0.95
 RECALL_SAMPLE = 100
-NPROBES = (16, 32, 64, 128, 256)
+NPROBES = (16, 32, 64, 128, 256, 512, 1024)
 EF_SEARCHES = (64, 128, 256, 512, 1024)
 #: Given rows whose norm is within this of 1 (or 0) are used as they are.
 NORM_TOLERANCE = 1e-3

@@ -2,7 +2,7 @@
 Ray cluster started on this machine (ray.cluster_utils.Cluster), side by side in one run.
 
     HF_HUB_OFFLINE=1 python benchmarks/ray_engine.py [--data scifact] [--split train] [--repeats 2] [--workers 2]
-        [--warm-cache DIR] [--no-cold]
+        [--warm-cache DIR] [--no-cold] [--options JSON]
 
 (Not named ray.py: the script's folder comes first on sys.path, and a ray.py there would hide the ray package.)
 
@@ -16,6 +16,7 @@ of a local run and of one GPU actor.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import tempfile
@@ -29,19 +30,21 @@ import negmine
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="scifact")
+    ap.add_argument("--data", default="scifact", help="a dataset of ../shared/datasets, or a folder laid out alike")
     ap.add_argument("--split", default="train")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--query-batch-size", type=int, default=128)
     ap.add_argument("--warm-cache", type=Path, default=None,
                     help="a negmine cache that already holds the embeddings (copied, not changed): a quicker warm-up")
+    ap.add_argument("--options", default="{}", help='negmine.mine options as JSON, e.g. \'{"retriever": "bm25"}\'')
     ap.add_argument("--no-cold", action="store_true", help="skip the cold encoding on the cluster")
     args = ap.parse_args()
     import ray
     from ray.cluster_utils import Cluster
 
-    data = DATASETS / args.data
+    data = Path(args.data) if Path(args.data).is_dir() else DATASETS / args.data
+    options = json.loads(args.options)
     inputs = (data / "corpus.parquet", data / "queries.parquet", data / "qrels" / f"{args.split}.parquet")
     work = Path(tempfile.mkdtemp(prefix="negmine-ray-bench-"))
     cache = work / "cache"
@@ -49,7 +52,7 @@ def main() -> None:
         shutil.copytree(args.warm_cache, cache)
     print(f"{args.data} ({args.split}): warming the embedding cache with a local run ...", flush=True)
     t = time.perf_counter()
-    negmine.mine(*inputs, output=work / "warm.parquet", cache_dir=cache)
+    negmine.mine(*inputs, output=work / "warm.parquet", cache_dir=cache, **options)
     print(f"  {time.perf_counter() - t:.1f} s", flush=True)
 
     t = time.perf_counter()
@@ -68,7 +71,7 @@ def main() -> None:
                 extra = {"workers": args.workers} if engine == "ray" else {}
                 t = time.perf_counter()
                 negmine.mine(*inputs, output=out, cache_dir=cache, engine=engine, resume=False,
-                             query_batch_size=args.query_batch_size, **extra)
+                             query_batch_size=args.query_batch_size, **extra, **options)
                 times[engine].append(time.perf_counter() - t)
                 outputs[engine] = out.read_bytes()
                 print(f"  {engine}: {times[engine][-1]:.1f} s", flush=True)

@@ -150,8 +150,11 @@ def committed(cache: Path) -> int:
 def start_slow(output: Path, cache: Path, *extra: str) -> subprocess.Popen:
     """A dense mine of examples/tiny whose encoder takes 40 ms per two texts, committing every batch."""
     env = {**os.environ, "NEGMINE_TEST_DELAY": "0.04", "NEGMINE_TEST_COMMIT": "1"}
+    # SIGINT as a terminal delivers it: a shell starts background jobs (a suite run with `&`) with SIGINT ignored,
+    # which the child would inherit, and Python leaves an ignored SIGINT ignored
     return subprocess.Popen(fake_cli(*tiny_args(output, "--retriever", "dense", "--cache-dir", cache, *extra)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 60) -> None:

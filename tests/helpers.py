@@ -202,3 +202,27 @@ def build_tiny_cross_encoders(root: Path, texts: Sequence[str], sample: Sequence
     logits = root / "logits"
     CrossEncoder(str(sigmoid), activation_fn=torch.nn.Identity()).save_pretrained(str(logits))
     return {"sigmoid": sigmoid, "logits": logits}
+
+
+def tiny_bert(root: Path) -> tuple[Path, Path]:
+    """A bare one-layer BERT of width 16 over the tiny corpus's words (``root/bare``, seeded) and a
+    sentence-transformers bi-encoder over it (``root/bi``), built offline."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
+
+    import negmine
+
+    words = sorted({w for t in negmine.read_corpus(TINY / "corpus.parquet").texts for w in t.lower().split()})[:300]
+    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"), do_lower_case=True, model_max_length=64)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(words) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    bare = root / "bare"
+    BertModel(config).save_pretrained(bare)
+    tokenizer.save_pretrained(bare)
+    bi = root / "bi"
+    SentenceTransformer(modules=[Transformer(str(bare)), Pooling(16)]).save(str(bi))
+    return bare, bi

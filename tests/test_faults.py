@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fakes import FakeEncoder
-from helpers import NO_SCORING, TINY
+from helpers import NO_SCORING, TINY, tiny_bert
 
 import negmine
 
@@ -377,30 +378,14 @@ def test_report_into_a_read_only_folder(tmp_path: Path, mount_ns: bool, monkeypa
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A bare BERT (no head), a sequence-classification config whose checkpoint lacks the head, and a
     sentence-transformers bi-encoder folder: all tiny, built here."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
-
     root = tmp_path_factory.mktemp("models")
-    words = sorted({w for t in negmine.read_corpus(TINY / "corpus.parquet").texts for w in t.lower().split()})[:300]
-    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"), do_lower_case=True, model_max_length=64)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(words) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
-    bare = root / "bare"
-    BertModel(config).save_pretrained(bare)
-    tokenizer.save_pretrained(bare)
+    bare, bi = tiny_bert(root)
     headless = root / "headless"  # claims a classification head, but the weights are a bare BERT's
-    BertModel(config).save_pretrained(headless)
-    tokenizer.save_pretrained(headless)
+    shutil.copytree(bare, headless)
     cfg = json.loads((headless / "config.json").read_text())
     cfg["architectures"] = ["BertForSequenceClassification"]
     cfg["num_labels"] = 1
     (headless / "config.json").write_text(json.dumps(cfg))
-    bi = root / "bi"
-    SentenceTransformer(modules=[Transformer(str(bare)), Pooling(16)]).save(str(bi))
     return {"bare": bare, "headless": headless, "bi": bi}
 
 

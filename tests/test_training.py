@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TINY, mine_args, strip_meta
+from helpers import mine_args, strip_meta, tiny_bert
 
 import negmine
 
@@ -23,24 +23,10 @@ def bi_encoder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     pytest.importorskip("datasets")
     pytest.importorskip("accelerate")
     import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a model this small runs faster on one thread than on a crowded few
-    root = tmp_path_factory.mktemp("train-model")
-    words = sorted({w for t in negmine.read_corpus(TINY / "corpus.parquet").texts for w in t.lower().split()})[:300]
-    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(root / "vocab.txt"), do_lower_case=True, model_max_length=64)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(words) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
-    bare = root / "bare"
-    BertModel(config).save_pretrained(bare)
-    tokenizer.save_pretrained(bare)
-    bi = root / "bi"
-    SentenceTransformer(modules=[Transformer(str(bare)), Pooling(16)]).save(str(bi))
+    _, bi = tiny_bert(tmp_path_factory.mktemp("train-model"))
     yield bi
     torch.set_num_threads(threads)
 

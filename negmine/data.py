@@ -36,6 +36,28 @@ def _chunked(values: Any, type: Optional[pa.DataType] = None) -> pa.ChunkedArray
     return pa.chunked_array([pa.array(list(values), type=type)], type=type)
 
 
+def take_rows(array: ArrayLike, rows: Union[Sequence[int], np.ndarray]) -> pa.Array:
+    """The values at ``rows`` as one array, taken chunk by chunk: Arrow's take on a chunked array concatenates the
+    chunks first, which overflows a ``string`` array's 32-bit offsets once the texts pass 2 GiB (MS MARCO)."""
+    array = _chunked(array)
+    idx = np.asarray(rows, dtype=np.int64)
+    chunks = array.chunks
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= len(array)):
+        raise IndexError(f"row {int(idx.min()) if idx.min() < 0 else int(idx.max())} out of {len(array)}")
+    if len(chunks) == 1:
+        return chunks[0].take(pa.array(idx))
+    if idx.size == 0 or not chunks:
+        return pa.array([], type=array.type)
+    starts = np.cumsum([0] + [len(c) for c in chunks])
+    which = np.searchsorted(starts, idx, side="right") - 1
+    order = np.argsort(which, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(which[order])) + 1)
+    taken = pa.concat_arrays([chunks[int(which[g[0]])].take(pa.array(idx[g] - starts[which[g[0]]])) for g in groups])
+    back = np.empty(idx.size, dtype=np.int64)
+    back[order] = np.arange(idx.size)
+    return taken.take(pa.array(back))
+
+
 class ArrowSequence(SequenceABC):
     """A read-only sequence of Python values over an Arrow array (possibly memory-mapped): items are converted
     only when asked for, a slice or ``take`` at a time."""
@@ -67,7 +89,7 @@ class ArrowSequence(SequenceABC):
 
     def take(self, indices: Union[Sequence[int], np.ndarray]) -> list[Any]:
         """The values at ``indices``, as a list."""
-        return self.array.take(pa.array(np.asarray(indices, dtype=np.int64))).to_pylist()
+        return take_rows(self.array, indices).to_pylist()
 
     def __iter__(self) -> Iterator[Any]:
         for start in range(0, len(self), ITER_CHUNK):

@@ -28,7 +28,7 @@ import pyarrow as pa
 from negmine import evidence, filters, io
 from negmine.cache import digest_of, prepare_cache_dir, resolve_cache_dir
 from negmine.config import MineConfig
-from negmine.data import Corpus, Positives, Qrels, Queries, match_positives
+from negmine.data import Corpus, Positives, Qrels, Queries, match_positives, take_rows
 from negmine.dense import DenseRetriever, read_embeddings
 from negmine.engine import Job, make_engine, write_marker
 from negmine.errors import ConfigError, EmptyResultError, InputError
@@ -1032,7 +1032,7 @@ def _empty_texts(queries: Queries, rows: np.ndarray) -> list[int]:
     """Rows whose query text is empty or blank (checked with Arrow, for large query sets)."""
     import pyarrow.compute as pc
 
-    texts = queries.text_array.take(pa.array(rows))
+    texts = take_rows(queries.text_array, rows)
     blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(texts)), 0).to_numpy(zero_copy_only=False)
     return [int(r) for r in rows[np.asarray(blank, dtype=bool)]]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from negmine.data import Corpus, Queries
+from negmine.data import Corpus, Queries, take_rows
 
 
 @dataclass
@@ -77,8 +77,7 @@ class _Take:
         self.array = array
 
     def take(self, rows: Any) -> pa.Array:
-        taken = self.array.take(pa.array(np.asarray(rows, dtype=np.int64)))
-        return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
+        return take_rows(self.array, rows)
 
 
 @dataclass

@@ -119,3 +119,28 @@ def test_pairs_to_inputs_with_corpus_covering_every_positive_keeps_ids() -> None
     _, merged, qrels = pairs_to_inputs(["qa"], ["doc one"], "pairs", corpus)
     assert merged.ids == [1, 2]
     assert qrels.doc_ids == [1]
+
+
+def test_take_rows_chunk_by_chunk_equals_a_plain_take() -> None:
+    """take_rows takes from each chunk on its own (a chunked take would first concatenate the chunks, which
+    overflows a string array's offsets past 2 GiB of text); the values and their order are a plain take's."""
+    import numpy as np
+    import pyarrow as pa
+
+    from negmine.data import ArrowSequence, take_rows
+
+    rng = np.random.default_rng(0)
+    values = [f"text {i}" for i in range(1000)]
+    sizes = rng.integers(0, 60, 60)  # empty chunks included
+    sizes[-1] = max(0, 1000 - int(sizes[:-1].sum()))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    chunked = pa.chunked_array([pa.array(values[a:b], pa.string()) for a, b in zip(starts[:-1], starts[1:])
+                                if a < 1000] or [pa.array([], pa.string())], pa.string())
+    n = len(chunked)
+    for _ in range(30):
+        rows = rng.integers(0, n, int(rng.integers(0, 400)))
+        assert take_rows(chunked, rows).to_pylist() == [values[r] for r in rows]
+        assert ArrowSequence(chunked).take(rows) == [values[r] for r in rows]
+    assert take_rows(chunked, []).to_pylist() == []
+    with pytest.raises(IndexError):
+        take_rows(chunked, [n])

@@ -134,6 +134,10 @@ FILE_KINDS = "Parquet, or .jsonl / .csv / .tsv (each optionally .gz)"
 Corpus = Annotated[Optional[Path], _opt(INPUTS, f"Corpus file (ids, texts, optional titles): {FILE_KINDS}.")]
 CorpusIdColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus id column [_id, id, doc_id, ...].")]
 CorpusTextColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus text column [text, contents, ...].")]
+QrelsQueryColumn = Annotated[Optional[str], _opt(COLUMNS, "Qrels query id column [query-id, query_id, qid].")]
+QrelsDocColumn = Annotated[Optional[str], _opt(COLUMNS, "Qrels document id column [corpus-id, doc_id, ...].")]
+QrelsScoreColumn = Annotated[Optional[str], _opt(COLUMNS, "Qrels score column [score, relevance, label]; without one "
+                                                "every row is positive.")]
 CorpusTitleColumn = Annotated[Optional[str], _opt(COLUMNS, "Corpus title column, joined before the text [title]; "
                                                   "'' ignores it.")]
 Retriever = Annotated[str, _opt(MINING, f"Candidate retriever: {_choices(RETRIEVERS)} (hybrid: BM25 and dense, "
@@ -255,12 +259,9 @@ def mine(
     corpus_title_column: CorpusTitleColumn = None,
     query_id_column: Annotated[Optional[str], _opt(COLUMNS, "Query id column [_id, id, query_id, qid].")] = None,
     query_text_column: Annotated[Optional[str], _opt(COLUMNS, "Query text column [text, query, question].")] = None,
-    qrels_query_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels query id column [query-id, query_id, qid].")]
-    = None,
-    qrels_doc_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels document id column [corpus-id, doc_id, ...].")]
-    = None,
-    qrels_score_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels score column [score, relevance, label]; "
-                                                      "without one every row is positive.")] = None,
+    qrels_query_column: QrelsQueryColumn = None,
+    qrels_doc_column: QrelsDocColumn = None,
+    qrels_score_column: QrelsScoreColumn = None,
     pairs_anchor_column: Annotated[Optional[str], _opt(COLUMNS, "Pairs query text column [anchor, query, "
                                                        "question].")] = None,
     pairs_positive_column: Annotated[Optional[str], _opt(COLUMNS, "Pairs positive text column [positive, pos, "
@@ -675,12 +676,9 @@ def evaluate(
                                 "rows with a score > 0 are relevant.", show_default=False)],
     candidates: Annotated[Optional[Path], _opt(INPUTS, "The run's candidates file: each rule's precision, and the "
                                                "judge's scores for the bands.")] = None,
-    qrels_query_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels query id column [query-id, query_id, "
-                                                      "qid].")] = None,
-    qrels_doc_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels document id column [corpus-id, doc_id, "
-                                                    "...].")] = None,
-    qrels_score_column: Annotated[Optional[str], _opt(COLUMNS, "Qrels score column [score, relevance, label].")]
-    = None,
+    qrels_query_column: QrelsQueryColumn = None,
+    qrels_doc_column: QrelsDocColumn = None,
+    qrels_score_column: QrelsScoreColumn = None,
     bands: Annotated[int, _opt(OUTPUT, "Score bands.")] = 5,
     json: Annotated[bool, _opt(OUTPUT, "Print the figures as JSON on stdout.", "--json")] = False,
     quiet: Quiet = False,

@@ -647,6 +647,14 @@ class DenseRetriever:
         self.search_report = self._tune(index, np.ascontiguousarray(queries, dtype=np.float32), k)
         return self.search_report
 
+    def use_setting(self, report: dict[str, Any]) -> None:
+        """Search with the setting ``tune`` chose elsewhere (``report``: its ``search_report``, on the driver of a
+        Ray run), without measuring it again."""
+        index = self._open()
+        if index is not None and index.param is not None and report.get(index.param) is not None:
+            index.set(int(report[index.param]))
+        self.search_report = dict(report)
+
     def _open(self, progress: Optional[Progress] = None) -> Optional["_Index"]:
         """The approximate index searched with (built or found in the cache), ``None`` for exact search."""
         folder = self.prepare(progress)

@@ -44,6 +44,7 @@ class Job:
     query_embeddings: Any
     audit: bool
     calibration: Optional[np.ndarray] = None
+    dense_search: Optional[dict[str, Any]] = None  # an approximate index's setting, chosen by the driver
     marker: Optional[str] = None  # a file the driver wrote in the cache: a worker that cannot see it is refused
 
 
@@ -250,8 +251,11 @@ class _BatchWorker:
         use_assigned_cpus()
         self.job = job
         self.run, _ = plan(job.config, job.corpus, job.queries, job.qrels, job.pairs, job.cache, job.encoder,
-                           job.corpus_embeddings, job.query_embeddings, False, Progress(), [], calibrate_scores=False)
+                           job.corpus_embeddings, job.query_embeddings, False, Progress(), [], prepass=False)
         self.run.calibration = job.calibration
+        if job.dense_search and self.run.dense is not None:
+            self.run.dense.use_setting(job.dense_search)
+            self.run.dense_search = dict(job.dense_search)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from negmine.mine import mine_batch

@@ -308,7 +308,7 @@ def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[P
     run, stats = plan(config, job.corpus, job.queries, job.qrels, job.pairs, cache, job.encoder,
                       job.corpus_embeddings, job.query_embeddings, index_dir, progress, warnings, engine=engine,
                       job=job)
-    job.calibration = run.calibration
+    job.calibration, job.dense_search = run.calibration, run.dense_search
     seconds["plan"] = time.perf_counter() - t
     store = RunStore(cache, run_key(run, cand_path is not None) if config.resume else None)
     if not config.resume:
@@ -426,10 +426,12 @@ def depth_of(config: MineConfig, positives: Positives, mined: np.ndarray, n_docs
 def plan(
     config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, cache: Path, encoder: Optional[Encoder],
     corpus_embeddings: Optional[Source], query_embeddings: Optional[Source], index_dir: bool, progress: Progress,
-    warnings: list[str], engine: Any = None, job: Optional[Job] = None, calibrate_scores: bool = True,
+    warnings: list[str], engine: Any = None, job: Optional[Job] = None, prepass: bool = True,
 ) -> tuple[Run, MineStats]:
     """Read the inputs, match the qrels, check the options against them, load the judge, make the indexes ready
-    (the corpus encoded by ``engine`` first, on a cluster), and calibrate: everything that happens once per run."""
+    (the corpus encoded by ``engine`` first, on a cluster), and (``prepass``) choose an approximate index's setting
+    and calibrate: everything that happens once per run. A Ray worker plans without the pre-passes and takes their
+    results from the driver's ``Job``."""
     inputs, positives, mined, stats = read_inputs(config, corpus, queries, qrels, pairs, cache, progress, warnings)
     n_docs = len(inputs.corpus)
 
@@ -468,9 +470,9 @@ def plan(
             else np.empty(0, np.uint64)
     run = Run(config, inputs, positives, mined, rules, judge, retriever, dense, bm25, given, owners, hashes,
               depth_of(config, positives, mined, n_docs), cache)
-    if _dense_part(retriever) is not None:
+    if _dense_part(retriever) is not None and prepass:
         tune_dense_search(run, progress)
-    if rules.percentile_gate and calibrate_scores:
+    if rules.percentile_gate and prepass:
         run.calibration = calibrate(run, progress)
     return run, stats
 

@@ -308,3 +308,24 @@ def test_an_approximate_index_is_tuned_once_per_run(tmp_path: Path) -> None:
     assert recorded["nprobe"] == 16 and 0 < recorded["recall_at_k"] <= 1 and "seconds" not in recorded
     (line,) = [v for label, v in summary_rows(result.stats, 5) if label == "dense search"]
     assert line.startswith("IVF16,Flat on disk, nprobe 16: recall@") and "on 90 sampled queries" in line
+
+
+def test_a_setting_chosen_elsewhere_is_used_without_measuring_again(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray worker takes the driver's nprobe (use_setting) and searches exactly as the driver would, with no
+    recall measurement of its own."""
+    docs, queries = clustered(5000), clustered(120, seed=5)
+    driver = ann(tmp_path, "IVF32,Flat", docs, queries)
+    report = driver.tune(queries, 10)
+    assert report is not None and report["nprobe"] is not None
+    expected = driver.search(["q"] * 120, 10)
+    worker = ann(tmp_path, "IVF32,Flat", docs, queries)
+
+    def no_measuring(*args: object) -> None:
+        raise AssertionError("the worker measured recall again")
+
+    monkeypatch.setattr(DenseRetriever, "_tune", no_measuring)
+    worker.use_setting({k: v for k, v in report.items() if k != "seconds"})
+    hits = worker.search(["q"] * 120, 10)
+    assert np.array_equal(hits.indices, expected.indices) and np.array_equal(hits.scores, expected.scores)
+    assert worker.search_report is not None and worker.search_report["nprobe"] == report["nprobe"]

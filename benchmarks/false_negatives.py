@@ -87,9 +87,9 @@ def negmine_families(quick: bool) -> dict[str, list[tuple[str, dict[str, Any]]]]
     New rules or config fields: add a family (or entries) here, or pass them with --negmine-runs ({family: {knob:
     options}} or {label: options}, see ``with_extra``); nothing else changes.
     """
-    off = {"relative_margin": None, "max_positive_similarity": None, "lexical_overlap": None, "agreement": False,
-           "cross_query": None}
-    rules_off = {"lexical_overlap": None, "agreement": False, "cross_query": None}
+    off = {"relative_margin": None, "max_positive_similarity": None, "positive_proximity": None,
+           "lexical_overlap": None, "agreement": False, "cross_query": None}
+    rules_off = {"positive_proximity": None, "lexical_overlap": None, "agreement": False, "cross_query": None}
     fam: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "plain top-k": [("dense", {"retriever": "dense", **off})],
         "negmine defaults": [("defaults", {})],
@@ -106,9 +106,11 @@ def negmine_families(quick: bool) -> dict[str, list[tuple[str, dict[str, Any]]]]
     fam.update({
         "negmine lexical overlap (+ agreement)": [(f"t={t}", {"lexical_overlap": t})
                                                   for t in (0.05, 0.1, 0.15, 0.2, 0.3)],
-        "negmine lexical overlap alone": [(f"t={t}", {"lexical_overlap": t, "agreement": False})
-                                          for t in (0.05, 0.1, 0.2)],
-        "negmine agreement alone": [("agreement", {"lexical_overlap": None})],
+        "negmine lexical overlap alone": [(f"t={t}", {"lexical_overlap": t, "agreement": False,
+                                                      "positive_proximity": None}) for t in (0.05, 0.1, 0.2)],
+        "negmine agreement alone": [("agreement", {"lexical_overlap": None, "positive_proximity": None})],
+        "negmine positive proximity": [(f"m={m}", {"positive_proximity": m}) for m in (None, 0.0, 0.02, 0.05, 0.1)],
+        "negmine positive proximity alone": [("m=0.02", {"lexical_overlap": None, "agreement": False})],
         "negmine defaults + percentile gate": [
             ("m=0.1", {"percentile_margin": 0.1}), ("m=0.1 floor=0.3", {"percentile_margin": 0.1,
                                                                           "percentile_floor": 0.3}),

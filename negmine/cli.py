@@ -314,6 +314,9 @@ def mine(
     max_positive_similarity: Annotated[str, _opt(FILTERS, "Drop candidates whose bi-encoder cosine to a positive "
                                                  "is above this (near-duplicates); a number or none.")]
     = _show(D.max_positive_similarity),
+    positive_proximity: Annotated[str, _opt(FILTERS, "Drop candidates nearer a positive than the query is: "
+                                            "cos(candidate, positive) above cos(query, positive) + this (bi-encoder "
+                                            "cosines); a number or none.")] = _show(D.positive_proximity),
     lexical_overlap: Annotated[str, _opt(FILTERS, "Drop candidates repeating more than this share of a positive's "
                                          "wording (BM25 of the positive's text against the candidate, over its "
                                          "score against itself); a number or none.")] = _show(D.lexical_overlap),
@@ -489,6 +492,8 @@ def refilter(
                                                     show_default=False)] = None,
     max_positive_similarity: Annotated[Optional[str], _opt(FILTERS, "Near-duplicate cosine; a number or none."
                                                            + AS_MINED, show_default=False)] = None,
+    positive_proximity: Annotated[Optional[str], _opt(FILTERS, "Positive-proximity margin; a number or none."
+                                                      + AS_MINED, show_default=False)] = None,
     lexical_overlap: Annotated[Optional[str], _opt(FILTERS, "Lexical overlap share; a number or none." + AS_MINED,
                                                    show_default=False)] = None,
     agreement: Annotated[Optional[bool], _opt(FILTERS, "The agreement rule." + AS_MINED,
@@ -598,6 +603,8 @@ def sweep(
     margin_reference: Annotated[Optional[str], _sweep_opt(f"Margin references ({_choices(MARGIN_REFERENCES)}).")]
     = None,
     max_positive_similarity: Annotated[Optional[str], _sweep_opt("Near-duplicate cosines (numbers or none).")]
+    = None,
+    positive_proximity: Annotated[Optional[str], _sweep_opt("Positive-proximity margins (numbers or none).")]
     = None,
     lexical_overlap: Annotated[Optional[str], _sweep_opt("Lexical overlap shares (numbers or none).")] = None,
     agreement: Annotated[Optional[str], _sweep_opt("The agreement rule on or off (true, false).")] = None,
@@ -889,7 +896,7 @@ _NOT_CONFIG = {"output", "corpus", "queries", "qrels", "pairs", "beir", "split",
                "index_dir", "corpus_embeddings", "query_embeddings", "candidates_output", "ctx", "config",
                "dataset_card", "false_negatives_output", "candidates", "path", "json", "html", "png"}
 _OPTIONAL_FLOATS = ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity",
-                    "lexical_overlap", "cross_query", "percentile_margin")
+                    "positive_proximity", "lexical_overlap", "cross_query", "percentile_margin")
 
 
 def _source(ctx: Any, name: str) -> str:

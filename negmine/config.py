@@ -96,6 +96,10 @@ class MineConfig:
             (the lowest-scoring positive), ``mean`` or ``max``.
         max_positive_similarity: Drop a candidate whose bi-encoder cosine to one of its query's positives is above
             this: a near-duplicate of a positive.
+        positive_proximity: Drop a candidate nearer one of its query's positives than the query is: its
+            bi-encoder cosine to the positive above the query's cosine to it plus this margin (the candidate sits
+            in the positive's own neighbourhood, TriSampler's quasi-triangle). 0 drops every candidate closer to a
+            positive than the query; a larger margin drops fewer.
         lexical_overlap: Drop a candidate that repeats more than this share of a positive's wording: BM25 of the
             positive's text as the query against the candidate, over its score against the positive itself.
         agreement: Drop a candidate that both retrievers put above the positive (a higher BM25 score and a
@@ -187,6 +191,7 @@ class MineConfig:
     min_score: Optional[float] = None
     margin_reference: str = "min"
     max_positive_similarity: Optional[float] = 0.98
+    positive_proximity: Optional[float] = 0.02
     lexical_overlap: Optional[float] = 0.1
     agreement: bool = True
     cross_query: Optional[float] = 0.95
@@ -228,7 +233,8 @@ class MineConfig:
         if not DEVICE.match(self.device):
             raise ConfigError(f"{flag('device')} must be auto, cpu, cuda, cuda:N, mps or xpu; got {self.device!r}")
         for name in ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity",
-                     "lexical_overlap", "cross_query", "percentile_margin", "percentile_floor", "percentile_cap"):
+                     "positive_proximity", "lexical_overlap", "cross_query", "percentile_margin", "percentile_floor",
+                     "percentile_cap"):
             value = getattr(self, name)
             if isinstance(value, float) and math.isnan(value):
                 raise ConfigError(f"{flag(name)} must be a number or none, got nan")
@@ -249,6 +255,9 @@ class MineConfig:
         margin = self.relative_margin_value
         if margin is not None and margin < 0:
             raise ConfigError(f"{flag('relative_margin')} must be >= 0 (or none), got {margin}")
+        if self.positive_proximity is not None and not -2 <= self.positive_proximity <= 2:
+            raise ConfigError(f"{flag('positive_proximity')} is a difference of two cosines: between -2 and 2 (or "
+                              f"none), got {self.positive_proximity}")
         if self.max_positive_similarity is not None and not -1 <= self.max_positive_similarity <= 1:
             raise ConfigError(f"{flag('max_positive_similarity')} is a cosine: between -1 and 1 (or none), "
                               f"got {self.max_positive_similarity}")

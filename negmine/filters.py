@@ -22,26 +22,28 @@ DUPLICATE_CANDIDATE = 5
 CROSS_QUERY = 6
 LEXICAL_OVERLAP = 7
 NEAR_DUPLICATE = 8
-AGREEMENT = 9
-MAX_SCORE = 10
-MIN_SCORE = 11
-ABSOLUTE_MARGIN = 12
-RELATIVE_MARGIN = 13
-PERCENTILE_GATE = 14
-NOT_SCORED = 15
+POSITIVE_PROXIMITY = 9
+AGREEMENT = 10
+MAX_SCORE = 11
+MIN_SCORE = 12
+ABSOLUTE_MARGIN = 13
+RELATIVE_MARGIN = 14
+PERCENTILE_GATE = 15
+NOT_SCORED = 16
 
 #: Reason names, indexed by code, as they appear in statistics and the candidates file.
 REASONS = ("kept", "no_candidate", "positive", "rank_window", "duplicate_text", "duplicate_candidate",
-           "cross_query", "lexical_overlap", "near_duplicate", "agreement", "max_score", "min_score",
-           "absolute_margin", "relative_margin", "percentile_gate", "not_scored")
+           "cross_query", "lexical_overlap", "near_duplicate", "positive_proximity", "agreement", "max_score",
+           "min_score", "absolute_margin", "relative_margin", "percentile_gate", "not_scored")
 #: Codes that are drop rules (counted in the statistics).
 DROP_RULES = tuple(range(POSITIVE, PERCENTILE_GATE + 1))
 #: Codes of the rules that read scores (applied as lazy scoring reaches a candidate).
-SCORE_RULES = (NEAR_DUPLICATE, AGREEMENT, MAX_SCORE, MIN_SCORE, ABSOLUTE_MARGIN, RELATIVE_MARGIN, PERCENTILE_GATE)
+SCORE_RULES = (NEAR_DUPLICATE, POSITIVE_PROXIMITY, AGREEMENT, MAX_SCORE, MIN_SCORE, ABSOLUTE_MARGIN, RELATIVE_MARGIN,
+               PERCENTILE_GATE)
 #: Codes of the rules that drop a candidate as a likely false negative (an unlabelled positive): not the known
 #: positives, not the rank window, not a repeat of another candidate, not a score below --min-score.
-FALSE_NEGATIVE_RULES = (DUPLICATE_TEXT, CROSS_QUERY, LEXICAL_OVERLAP, NEAR_DUPLICATE, AGREEMENT, MAX_SCORE,
-                        ABSOLUTE_MARGIN, RELATIVE_MARGIN, PERCENTILE_GATE)
+FALSE_NEGATIVE_RULES = (DUPLICATE_TEXT, CROSS_QUERY, LEXICAL_OVERLAP, NEAR_DUPLICATE, POSITIVE_PROXIMITY, AGREEMENT,
+                        MAX_SCORE, ABSOLUTE_MARGIN, RELATIVE_MARGIN, PERCENTILE_GATE)
 
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -220,6 +222,8 @@ def score_rules(
     relative_margin: Optional[float] = None,
     agreement: Optional[np.ndarray] = None,
     percentile_gate: Optional[np.ndarray] = None,
+    proximity: Optional[np.ndarray] = None,
+    positive_proximity: Optional[float] = None,
 ) -> np.ndarray:
     """The code of each scored candidate: the first score rule that drops it, or KEPT.
 
@@ -235,11 +239,17 @@ def score_rules(
             for negative scores (logits) too, where ``reference * (1 - relative_margin)`` would not be.
         agreement: ``agreement_mask`` of these candidates (both retrievers rank them above the positive).
         percentile_gate: ``percentile_gate_mask`` of these candidates.
+        proximity: Each candidate's ``positive_proximity`` value: how much closer (bi-encoder cosine) it is to one
+            of the query's positives than the query itself is to that positive.
+        positive_proximity: Drop a candidate whose ``proximity`` is above this: it sits nearer a positive than the
+            query does, inside the positive's own neighbourhood (TriSampler's quasi-triangle, Yang et al. 2024).
     """
     codes = np.full(scores.shape, KEPT, dtype=np.int8)
     rules: list[tuple[int, np.ndarray]] = []
     if max_positive_similarity is not None and positive_similarity is not None:
         rules.append((NEAR_DUPLICATE, positive_similarity > max_positive_similarity))
+    if positive_proximity is not None and proximity is not None:
+        rules.append((POSITIVE_PROXIMITY, proximity > positive_proximity))
     if agreement is not None:
         rules.append((AGREEMENT, agreement))
     if max_score is not None:

@@ -43,10 +43,12 @@ from negmine.score import (
     BiEncoderScorer,
     Judge,
     MissingScore,
+    PositiveProximity,
     PositiveSimilarity,
     Prescored,
     ScoredCandidates,
     Scorer,
+    Scorers,
     ScoreRules,
     Vectors,
     judge_scores,
@@ -535,9 +537,9 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
     bm25_margin = found.bm25_margin(config.margin_reference) if config.agreement else None
     clock("rules and evidence")
 
-    judge = cosine = similarity = None
+    judge = cosine = similarity = proximity = None
     if run.rules.active or judges_all(config):
-        judge, cosine, similarity = sources.scorers(run, rows, qtexts, pos_lists)
+        judge, cosine, similarity, proximity = sources.scorers(run, rows, qtexts, pos_lists)
     prescored: Optional[Prescored] = None
     if judges_all(config):  # score ahead: everything retrieved (--score-all), or what SimANS samples from
         assert judge is not None
@@ -545,8 +547,10 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
         prescored = prescore(hits.indices, cells, pos_lists, judge,
                              cosine if config.score_all or (config.agreement and bm25_margin is not None) else None,
                              similarity if config.score_all or config.max_positive_similarity is not None else None,
-                             progress)
-        judge, cosine, similarity = prescored.scorers(hits.indices, pos_lists, judge.name, rows)
+                             progress,
+                             proximity=proximity if config.score_all or config.positive_proximity is not None
+                             else None)
+        judge, cosine, similarity, proximity = prescored.scorers(hits.indices, pos_lists, judge.name, rows)
     kept = [np.flatnonzero(row == filters.KEPT) for row in reasons]
     log_weights = None
     if config.sampling_strategy == "simans":
@@ -560,7 +564,8 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
         assert judge is not None
         scored = lazy_select(hits.indices, reasons, pos_lists, orders, config.num_negatives, judge, run.rules,
                              None, config.score_all, progress, bm25_margin=bm25_margin,
-                             cosine=cosine, calibration=run.calibration, similarity=similarity)
+                             cosine=cosine, calibration=run.calibration, similarity=similarity,
+                             proximity=proximity)
         reasons, picks = scored.reasons, scored.picks
     else:
         picks = take_first(orders, config.num_negatives)
@@ -642,11 +647,15 @@ def _audit_values(run: Run, found: evidence.Evidence, prescored: Optional[Presco
             out["cosine"] = (prescored.cosine, prescored.positive_cosine)
         if prescored.similarity is not None:
             out["positive_similarity"] = none_for_positives(prescored.similarity)
+        if prescored.proximity is not None:
+            out["positive_proximity"] = none_for_positives(prescored.proximity)
     elif scored is not None:
         if scored.cosines is not None and run.config.agreement and found.bm25_scores is not None:
             out["cosine"] = (scored.cosines, scored.positive_cosines)
         if scored.similarities is not None and run.rules.max_positive_similarity is not None:
             out["positive_similarity"] = none_for_positives(scored.similarities)
+        if scored.proximities is not None and run.rules.positive_proximity is not None:
+            out["positive_proximity"] = none_for_positives(scored.proximities)
     if run.config.score_all:
         docs = [p + row[row >= 0].tolist() for p, row in zip(pos_lists, hits.indices)]
         scores = run.sources.pair_scores(run, rows, qtexts, docs)
@@ -682,12 +691,13 @@ class LiveSources:
             cross_query=config.cross_query is not None or everything,
             lexical=config.lexical_overlap is not None or everything, agreement=config.agreement or everything)
 
-    def scorers(self, run: Run, rows: np.ndarray, qtexts: Sequence[str], pos_lists: list[list[int]]
-                ) -> tuple[Scorer, Optional[Scorer], Optional[Scorer]]:
-        """The judge, the retrieval bi-encoder's cosine, and the cosine to the positives, for a batch."""
+    def scorers(self, run: Run, rows: np.ndarray, qtexts: Sequence[str], pos_lists: list[list[int]]) -> Scorers:
+        """The judge, the retrieval bi-encoder's cosine, the cosine to the positives and the positive proximity,
+        for a batch."""
         vectors = _vectors(run, qtexts, rows)
         assert vectors is not None
-        return (make_scorer(run, qtexts, vectors), BiEncoderScorer(vectors), PositiveSimilarity(vectors, pos_lists))
+        return (make_scorer(run, qtexts, vectors), BiEncoderScorer(vectors), PositiveSimilarity(vectors, pos_lists),
+                PositiveProximity(vectors, pos_lists))
 
     def pair_scores(self, run: Run, rows: np.ndarray, qtexts: Sequence[str], docs: list[list[int]]
                     ) -> list[np.ndarray]:
@@ -814,7 +824,8 @@ def score_rules_of(config: MineConfig, judge_kind: Optional[str] = None) -> Scor
     whether ``--reranker`` is given)."""
     return ScoreRules(config.max_positive_similarity, config.max_score, config.min_score, config.absolute_margin,
                       config.relative_margin_for(judge_kind), config.margin_reference, config.agreement,
-                      config.percentile_margin, config.percentile_floor, config.percentile_cap)
+                      config.percentile_margin, config.percentile_floor, config.percentile_cap,
+                      config.positive_proximity)
 
 
 def make_scorer(run: Run, query_texts: Sequence[str], vectors: Optional[Vectors]) -> Scorer:

@@ -158,6 +158,7 @@ KNOBS = {
     "cross_query": "raise --cross-query (or none)",
     "lexical_overlap": "raise --lexical-overlap (or none)",
     "near_duplicate": "raise --max-positive-similarity",
+    "positive_proximity": "raise --positive-proximity (or none)",
     "agreement": "--no-agreement, or a deeper --range-max",
     "max_score": "raise --max-score",
     "min_score": "lower --min-score",

@@ -32,6 +32,10 @@ class Scorer(Protocol):
         ...
 
 
+#: A batch's scorers: the judge, the retrieval bi-encoder's cosine, the cosine to the closest positive and the
+#: positive proximity (``None`` where not available).
+Scorers = tuple[Scorer, Optional[Scorer], Optional[Scorer], Optional[Scorer]]
+
 #: Pairs whose vectors are gathered at a time when bi-encoder scores are computed (memory: 2 x 16,384 x dim floats).
 SCORE_PAIRS = 1 << 14
 
@@ -103,22 +107,42 @@ class PositiveSimilarity:
         self.vectors = vectors
         self.positives = positives
         self._pos: dict[int, np.ndarray] = {}
+        self._offset: dict[int, np.ndarray] = {}
 
     def identity(self) -> dict[str, Any]:
         return {"type": self.name}
+
+    def offsets(self, query_row: int, positives: np.ndarray) -> np.ndarray:
+        """What each positive's cosine is measured against (here nothing: the plain cosine)."""
+        return np.zeros(len(positives), dtype=np.float32)
 
     def score(self, query_rows: np.ndarray, docs: np.ndarray) -> np.ndarray:
         if len(docs) == 0:
             return np.empty(0, dtype=np.float32)
         for q in {int(q) for q in query_rows} - set(self._pos):
             self._pos[q] = self.vectors.docs(np.asarray(self.positives[q], dtype=np.int64))
+            self._offset[q] = self.offsets(q, self._pos[q])
         query_rows, docs = np.asarray(query_rows, dtype=np.int64), np.asarray(docs, dtype=np.int64)
         self.vectors.ensure(docs)
         out = np.empty(len(docs), dtype=np.float32)
         for s in range(0, len(docs), SCORE_PAIRS):  # the vectors gathered a bounded number of pairs at a time
             dv = self.vectors.docs(docs[s : s + SCORE_PAIRS])
-            out[s : s + len(dv)] = [float(np.max(self._pos[int(q)] @ v)) for q, v in zip(query_rows[s:], dv)]
+            out[s : s + len(dv)] = [float(np.max(self._pos[int(q)] @ v - self._offset[int(q)]))
+                                    for q, v in zip(query_rows[s:], dv)]
         return out
+
+
+class PositiveProximity(PositiveSimilarity):
+    """Scores (query row, document) by how much closer the document is to one of the query's positives than the
+    query itself is: the highest ``cos(document, positive) - cos(query, positive)`` over the query's positives
+    (bi-encoder cosines). Above 0, the document sits inside the positive's neighbourhood, nearer to it than the
+    query: what the positive-proximity rule reads."""
+
+    name = "positive proximity"
+
+    def offsets(self, query_row: int, positives: np.ndarray) -> np.ndarray:
+        qv = self.vectors.queries(np.array([query_row], dtype=np.int64))[0]
+        return np.asarray(positives @ qv, dtype=np.float32)
 
 
 class MissingScore(LookupError):
@@ -168,8 +192,9 @@ class LookupScorer:
 @dataclass
 class Prescored:
     """A batch's values computed ahead of sampling, for every candidate in ``cells`` and every positive: the
-    judge's score, the retrieval bi-encoder's cosine (the agreement rule's dense half) and the highest cosine to
-    a positive (the near-duplicate rule); ``(n, k)`` like the candidates, NaN elsewhere, ``None`` when not wanted.
+    judge's score, the retrieval bi-encoder's cosine (the agreement rule's dense half), the highest cosine to a
+    positive (the near-duplicate rule) and the positive proximity (its rule); ``(n, k)`` like the candidates, NaN
+    elsewhere, ``None`` when not wanted.
 
     ``--score-all`` computes them for every retrieved candidate (what ``negmine refilter`` reads back from the
     candidates file), SimANS for the candidates it samples from.
@@ -182,42 +207,45 @@ class Prescored:
     similarity: Optional[np.ndarray] = None
     pairs: int = 0
     positive_pairs: int = 0
+    proximity: Optional[np.ndarray] = None
 
     def scorers(self, indices: np.ndarray, positives: Sequence[Sequence[int]], judge_name: str,
-                rows: Optional[np.ndarray] = None
-                ) -> tuple[LookupScorer, Optional[LookupScorer], Optional[LookupScorer]]:
-        """The judge, cosine and positive-similarity scorers that read these values (``rows``: the queries'
-        input rows, for messages)."""
+                rows: Optional[np.ndarray] = None) -> Scorers:
+        """The judge, cosine, positive-similarity and positive-proximity scorers that read these values (``rows``:
+        the queries' input rows, for messages)."""
         return lookup_scorers(indices, positives, judge_name, self.judge, self.positive_judge, self.cosine,
-                              self.positive_cosine, self.similarity, rows)
+                              self.positive_cosine, self.similarity, rows, self.proximity)
 
 
 #: What the values of a candidates file are called in messages: column -> description.
 VALUE_NAMES = {"reranker_score": "the judge's score (reranker_score)", "cosine": "the bi-encoder's cosine (cosine)",
                "positive_similarity": "the cosine to the closest positive (positive_similarity)",
+               "positive_proximity": "how much nearer a positive than the query it is (positive_proximity)",
                "pair_score": "the retriever's pair score (pair_score)"}
 
 
 def lookup_scorers(indices: np.ndarray, positives: Sequence[Sequence[int]], judge_name: str, judge: np.ndarray,
                    positive_judge: Sequence[np.ndarray], cosine: Optional[np.ndarray] = None,
                    positive_cosine: Optional[Sequence[np.ndarray]] = None, similarity: Optional[np.ndarray] = None,
-                   rows: Optional[np.ndarray] = None
-                   ) -> tuple[LookupScorer, Optional[LookupScorer], Optional[LookupScorer]]:
-    """The judge, the bi-encoder cosine and the positive-similarity scorers over values computed ahead (``None``
-    where those values are not given)."""
+                   rows: Optional[np.ndarray] = None, proximity: Optional[np.ndarray] = None) -> Scorers:
+    """The judge, the bi-encoder cosine, the positive-similarity and the positive-proximity scorers over values
+    computed ahead (``None`` where those values are not given)."""
     nan = [np.full(len(p), np.nan, np.float32) for p in positives]
     return (LookupScorer(judge_name, VALUE_NAMES["reranker_score"], indices, judge, positives, positive_judge, rows),
             None if cosine is None else LookupScorer("bi-encoder", VALUE_NAMES["cosine"], indices, cosine, positives,
                                                      positive_cosine if positive_cosine is not None else nan, rows),
             None if similarity is None else LookupScorer("positive similarity", VALUE_NAMES["positive_similarity"],
-                                                         indices, similarity, positives, nan, rows))
+                                                         indices, similarity, positives, nan, rows),
+            None if proximity is None else LookupScorer("positive proximity", VALUE_NAMES["positive_proximity"],
+                                                        indices, proximity, positives, nan, rows))
 
 
 def prescore(indices: np.ndarray, cells: np.ndarray, positives: Sequence[Sequence[int]], judge: Scorer,
              cosine: Optional[Scorer] = None, similarity: Optional[Scorer] = None,
-             progress: Optional[Progress] = None, round_size: int = 4096) -> Prescored:
-    """Score the candidates ``cells`` (an ``(n, k)`` mask) and every positive with the judge, and with ``cosine``
-    and ``similarity`` when given, in rounds of ``round_size`` pairs."""
+             progress: Optional[Progress] = None, round_size: int = 4096,
+             proximity: Optional[Scorer] = None) -> Prescored:
+    """Score the candidates ``cells`` (an ``(n, k)`` mask) and every positive with the judge, and with ``cosine``,
+    ``similarity`` and ``proximity`` when given, in rounds of ``round_size`` pairs."""
     progress = progress or Progress()
     n, k = indices.shape
     pos_q = np.concatenate([np.full(len(p), q) for q, p in enumerate(positives)]).astype(np.int64)
@@ -236,7 +264,7 @@ def prescore(indices: np.ndarray, cells: np.ndarray, positives: Sequence[Sequenc
     out = Prescored(np.full((n, k), np.nan, np.float32), positive_judge,
                     np.full((n, k), np.nan, np.float32) if cosine is not None else None, positive_cosine,
                     np.full((n, k), np.nan, np.float32) if similarity is not None else None, int(q.size),
-                    len(pos_d))
+                    len(pos_d), np.full((n, k), np.nan, np.float32) if proximity is not None else None)
     with progress.stage(f"scoring candidates ({judge.name})", total=int(q.size)) as advance:
         for start in range(0, q.size, round_size):
             part = slice(start, start + round_size)
@@ -245,6 +273,8 @@ def prescore(indices: np.ndarray, cells: np.ndarray, positives: Sequence[Sequenc
                 out.cosine[q[part], c[part]] = cosine.score(q[part], d[part])
             if similarity is not None and out.similarity is not None:
                 out.similarity[q[part], c[part]] = similarity.score(q[part], d[part])
+            if proximity is not None and out.proximity is not None:
+                out.proximity[q[part], c[part]] = proximity.score(q[part], d[part])
             advance(len(d[part]))
     return out
 
@@ -397,6 +427,7 @@ class ScoreRules:
     percentile_margin: Optional[float] = None
     percentile_floor: float = 0.0
     percentile_cap: float = 1.0
+    positive_proximity: Optional[float] = None
 
     @property
     def percentile_gate(self) -> bool:
@@ -410,7 +441,8 @@ class ScoreRules:
 
     @property
     def active(self) -> bool:
-        return self.need_scores or self.agreement or self.max_positive_similarity is not None
+        return self.need_scores or self.agreement or self.max_positive_similarity is not None \
+            or self.positive_proximity is not None
 
 
 @dataclass
@@ -431,6 +463,7 @@ class ScoredCandidates:
             elsewhere).
         similarities: ``(n_queries, k)`` the cosine to the closest positive where the near-duplicate rule read
             it (NaN elsewhere).
+        proximities: ``(n_queries, k)`` the positive proximity where its rule read it (NaN elsewhere).
     """
 
     reasons: np.ndarray
@@ -443,6 +476,7 @@ class ScoredCandidates:
     positive_cosines: list[np.ndarray] = field(default_factory=list)
     cosines: Optional[np.ndarray] = None
     similarities: Optional[np.ndarray] = None
+    proximities: Optional[np.ndarray] = None
 
 
 def lazy_select(
@@ -461,6 +495,7 @@ def lazy_select(
     cosine: Optional[Scorer] = None,
     calibration: Optional[np.ndarray] = None,
     similarity: Optional[Scorer] = None,
+    proximity: Optional[Scorer] = None,
 ) -> ScoredCandidates:
     """Walk each query-positive pair's candidate order, scoring candidates only when the walk reaches them.
 
@@ -472,7 +507,8 @@ def lazy_select(
     ``bm25_margin`` (per candidate, its BM25 score minus the reference positive's) and ``cosine`` (the retrieval
     bi-encoder, when it is not the judge) serve the agreement rule; ``calibration`` (every positive's judge score
     in the run, sorted) the percentile gate (default: this call's positives). ``similarity`` scores each
-    candidate's highest cosine to its query's positives for the near-duplicate rule (default: from ``vectors``).
+    candidate's highest cosine to its query's positives for the near-duplicate rule, ``proximity`` how much nearer
+    a positive it is than the query for the positive-proximity rule (both by default from ``vectors``).
     """
     progress = progress or Progress()
     nq, k = indices.shape
@@ -481,6 +517,7 @@ def lazy_select(
     scores = np.full((nq, k), np.nan, dtype=np.float32)
     cosines = np.full((nq, k), np.nan, dtype=np.float32)
     similarities = np.full((nq, k), np.nan, dtype=np.float32)
+    proximities = np.full((nq, k), np.nan, dtype=np.float32)
     reasons[reasons == filters.KEPT] = filters.NOT_SCORED
 
     # positives first: one batch for all of them
@@ -507,6 +544,10 @@ def lazy_select(
         similarity = PositiveSimilarity(vectors, positives)
     if rules.max_positive_similarity is None:
         similarity = None
+    if proximity is None and rules.positive_proximity is not None and vectors is not None:
+        proximity = PositiveProximity(vectors, positives)
+    if rules.positive_proximity is None:
+        proximity = None
 
     def score_cells(cells: list[tuple[int, int]]) -> None:
         if not cells:
@@ -518,6 +559,9 @@ def lazy_select(
         sims = similarity.score(q, d) if similarity is not None else None
         if sims is not None:
             similarities[q, r] = sims
+        near = proximity.score(q, d) if proximity is not None else None
+        if near is not None:
+            proximities[q, r] = near
         agree = None
         if agreement:
             assert bm25_margin is not None
@@ -535,7 +579,7 @@ def lazy_select(
                                                 rules.percentile_floor, rules.percentile_cap)
         reasons[q, r] = filters.score_rules(
             s, reference[q], sims, rules.max_positive_similarity, rules.max_score, rules.min_score,
-            rules.absolute_margin, rules.relative_margin, agree, gate)
+            rules.absolute_margin, rules.relative_margin, agree, gate, near, rules.positive_proximity)
         scores[q, r] = s
         scored[q, r] = True
 
@@ -586,7 +630,8 @@ def lazy_select(
         pairs_scored = 0
     return ScoredCandidates(reasons, scores, pos_scores, reference, picks, pairs_scored,
                             len(pos_d) if rules.need_scores else 0,
-                            [pos_cos[bounds[q] : bounds[q + 1]] for q in range(nq)], cosines, similarities)
+                            [pos_cos[bounds[q] : bounds[q + 1]] for q in range(nq)], cosines, similarities,
+                            proximities)
 
 
 def judge_scores(sel: Any, scores: np.ndarray, positive_scores: Sequence[np.ndarray]) -> None:

@@ -19,13 +19,14 @@ from negmine.config import MineConfig, flag
 from negmine.errors import ConfigError, InputError
 from negmine.evidence import Evidence
 from negmine.retrieve import Hits
-from negmine.score import VALUE_NAMES, LookupScorer, MissingScore, lookup_scorers
+from negmine.score import VALUE_NAMES, LookupScorer, MissingScore, Scorers, lookup_scorers
 
 #: The options ``refilter`` and ``sweep`` take: the rules, the sampling and the output's layout. Everything else
 #: (inputs, retriever, models) is what the candidates were mined with.
 REFILTER_OPTIONS = (
     "absolute_margin", "relative_margin", "max_score", "min_score", "margin_reference", "max_positive_similarity",
-    "lexical_overlap", "agreement", "cross_query", "percentile_margin", "percentile_floor", "percentile_cap",
+    "positive_proximity", "lexical_overlap", "agreement", "cross_query", "percentile_margin", "percentile_floor",
+    "percentile_cap",
     "score_all", "range_min", "range_max", "num_negatives", "sampling_strategy", "simans_a", "simans_b", "seed",
     "difficulty_bands", "promote_false_negatives", "output_format", "output_scores", "prompt", "columns",
     "allow_empty", "query_batch_size",
@@ -123,7 +124,8 @@ class StoredSources:
         rank = np.asarray(pc.fill_null(table.column("rank"), -1).to_numpy(), dtype=np.int64)
         is_qrel = np.asarray(pc.equal(table.column("status"), "qrel").to_numpy(zero_copy_only=False), dtype=bool)
         self.columns = [c for c in ("retrieval_score", "reranker_score", "cosine", "positive_similarity",
-                                    "bm25_score", "twin_similarity", "lexical_overlap", "pair_score")
+                                    "positive_proximity", "bm25_score", "twin_similarity", "lexical_overlap",
+                                    "pair_score")
                         if c in table.column_names]
         values = {c: np.asarray(pc.fill_null(table.column(c), math.nan).to_numpy(zero_copy_only=False),
                                 dtype=np.float32) for c in self.columns}
@@ -158,6 +160,8 @@ class StoredSources:
             needs.append(("reranker_score", "the score rules" if need_scores else "--sampling-strategy simans"))
         if config.max_positive_similarity is not None:
             needs.append(("positive_similarity", "max_positive_similarity"))
+        if config.positive_proximity is not None:
+            needs.append(("positive_proximity", "positive_proximity"))
         if config.agreement:
             needs.append(("cosine", "agreement"))
         for column, option in needs:
@@ -244,15 +248,14 @@ class StoredSources:
             found.bm25_positive = self._positive_values("bm25_score", rows, pos_lists)
         return found
 
-    def scorers(self, run: Any, rows: np.ndarray, qtexts: Sequence[str], pos_lists: list[list[int]]
-                ) -> tuple[LookupScorer, Optional[LookupScorer], Optional[LookupScorer]]:
+    def scorers(self, run: Any, rows: np.ndarray, qtexts: Sequence[str], pos_lists: list[list[int]]) -> Scorers:
         depth = run.depth
         indices = self.search(run, rows, qtexts, None).indices
-        judge, cosine, similarity = lookup_scorers(
+        return lookup_scorers(
             indices, pos_lists, self.name, self._grid("reranker_score", rows, depth),
             self._positive_values("reranker_score", rows, pos_lists), self._grid("cosine", rows, depth),
-            self._positive_values("cosine", rows, pos_lists), self._grid("positive_similarity", rows, depth), rows)
-        return judge, cosine, similarity
+            self._positive_values("cosine", rows, pos_lists), self._grid("positive_similarity", rows, depth), rows,
+            self._grid("positive_proximity", rows, depth))
 
     def pair_scores(self, run: Any, rows: np.ndarray, qtexts: Sequence[str], docs: list[list[int]]
                     ) -> list[np.ndarray]:

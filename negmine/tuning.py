@@ -21,7 +21,8 @@ from negmine.progress import Progress
 #: The options a sweep can vary (the rules and the sampling; the output's layout does not change what is picked).
 SWEEP_OPTIONS = (
     "absolute_margin", "relative_margin", "max_score", "min_score", "margin_reference", "max_positive_similarity",
-    "lexical_overlap", "agreement", "cross_query", "percentile_margin", "percentile_floor", "percentile_cap",
+    "positive_proximity", "lexical_overlap", "agreement", "cross_query", "percentile_margin", "percentile_floor",
+    "percentile_cap",
     "range_min", "range_max", "num_negatives", "sampling_strategy", "simans_a", "simans_b", "seed",
 )
 

@@ -376,8 +376,8 @@ SELECTED = -2
 #: The status of a candidates-file row that is a known positive of its query, with its scores (not a candidate).
 QREL = -3
 #: Value columns a candidates file may hold beside the judge's ``reranker_score``, in this order.
-CANDIDATE_VALUES = ("cosine", "positive_similarity", "bm25_score", "twin_similarity", "lexical_overlap",
-                    "pair_score")
+CANDIDATE_VALUES = ("cosine", "positive_similarity", "positive_proximity", "bm25_score", "twin_similarity",
+                    "lexical_overlap", "pair_score")
 
 
 def status_names(codes: np.ndarray) -> list[str]:

@@ -12,14 +12,16 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "examples" / "tiny"
 
-#: The default retriever (dense) and the false-negative rules on by default (a cosine near-duplicate limit,
-#: lexical overlap with the positive, agreement of BM25 and the bi-encoder, twin queries' positives) need a model.
+#: The default retriever (dense) and the false-negative rules on by default (a cosine near-duplicate limit, the
+#: positive proximity, lexical overlap with the positive, agreement of BM25 and the bi-encoder, twin queries'
+#: positives) need a model.
 #: The tests of BM25 retrieval, rank windows, sampling, layouts and errors use BM25 alone with those rules off:
 #: the picks are BM25's own.
 NO_SCORING = ("--retriever", "bm25", "--relative-margin", "none", "--max-positive-similarity", "none",
-              "--lexical-overlap", "none", "--no-agreement", "--cross-query", "none")
+              "--positive-proximity", "none", "--lexical-overlap", "none", "--no-agreement", "--cross-query", "none")
 NO_SCORING_OPTIONS: dict[str, Any] = {"retriever": "bm25", "relative_margin": None, "max_positive_similarity": None,
-                                      "lexical_overlap": None, "agreement": False, "cross_query": None}
+                                      "positive_proximity": None, "lexical_overlap": None, "agreement": False,
+                                      "cross_query": None}
 
 
 #: Twelve short documents on four topics, for retrieval tests that need texts but no files.

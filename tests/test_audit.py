@@ -91,7 +91,8 @@ def test_a_mined_output_against_its_hidden_positives(tmp_path: Path, make_parque
     out, cand = tmp_path / "o.parquet", tmp_path / "c.parquet"
     negmine.mine(TINY / "corpus.parquet", TINY / "queries.parquet", qrels, output=out, candidates_output=cand,
                  output_format=fmt, num_negatives=4, relative_margin=None, lexical_overlap=None, agreement=False,
-                 max_positive_similarity=None, cross_query=None, cache_dir=tmp_path / "cache", output_scores=True)
+                 max_positive_similarity=None, positive_proximity=None, cross_query=None, cache_dir=tmp_path / "cache",
+                 output_scores=True)
     relevant = {(r["query-id"], r["corpus-id"]) for r in rows}
     written = negmine.read_metadata(out)["stats"]["negatives_written"]
     picks = [(c["query_id"], c["doc_id"]) for c in pq.read_table(cand).to_pylist() if c["status"] == "selected"]

@@ -19,10 +19,11 @@ from negmine.io import read_metadata
 Cli = Callable[..., Any]
 
 STATUSES = {"selected", "kept", "not_scored", "positive", "rank_window", "duplicate_text", "duplicate_candidate",
-            "cross_query", "lexical_overlap", "near_duplicate", "agreement", "max_score", "min_score",
-            "absolute_margin", "relative_margin", "percentile_gate"}
+            "cross_query", "lexical_overlap", "near_duplicate", "positive_proximity", "agreement", "max_score",
+            "min_score", "absolute_margin", "relative_margin", "percentile_gate"}
 CHEAP = {"positive", "rank_window", "duplicate_text", "duplicate_candidate", "cross_query", "lexical_overlap"}
-SCORE_RULES = {"agreement", "max_score", "min_score", "absolute_margin", "relative_margin", "percentile_gate"}
+SCORE_RULES = {"positive_proximity", "agreement", "max_score", "min_score", "absolute_margin", "relative_margin",
+               "percentile_gate"}
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +92,11 @@ def test_candidates_file_hybrid(cli: Cli, tiny: dict[str, Path], out_dir: Path, 
              "--relative-margin", "0.15")
     table = read_table(cand_path)
     # the judge's scores, then what the rules on read: the bi-encoder's cosines (agreement), the cosines to the
-    # positives (near duplicates), the evidence gathered (agreement, cross-query, lexical overlap)
+    # positives (near duplicates), the positive proximity, the evidence gathered (agreement, cross-query, lexical
+    # overlap)
     assert table.column_names == ["query_id", "doc_id", "rank", "retrieval_score", "bm25_rank", "dense_rank",
                                   "reranker_score", "positive_score", "cosine", "positive_similarity",
-                                  "bm25_score", "twin_similarity", "lexical_overlap", "status"]
+                                  "positive_proximity", "bm25_score", "twin_similarity", "lexical_overlap", "status"]
     check_candidates(table.to_pylist(), out, "triplet", tiny_info["positives"])
     cand = [c for c in table.to_pylist() if c["status"] != "qrel"]
     statuses = Counter(c["status"] for c in cand)
@@ -144,7 +146,8 @@ def test_selected_rows_are_the_written_negatives(cli: Cli, tiny: dict[str, Path]
 
 
 NTUPLE_SHORT = ("--output-format", "n-tuple", "-n", "3", "--max-score", "0.5", "--retriever", "bm25",
-                "--relative-margin", "0.05", "--lexical-overlap", "none", "--no-agreement")
+                "--relative-margin", "0.05", "--lexical-overlap", "none", "--no-agreement", "--positive-proximity",
+                "none")
 
 
 def test_ntuple_short_pair_setup(cli: Cli, tiny: dict[str, Path], out_dir: Path) -> None:
@@ -275,7 +278,7 @@ def test_candidates_file_replaces_an_old_one_atomically(cli: Cli, tiny: dict[str
 
 FILTERS = {
     "defaults": (),
-    "off": ("--relative-margin", "none", "--max-positive-similarity", "none"),
+    "off": ("--relative-margin", "none", "--max-positive-similarity", "none", "--positive-proximity", "none"),
     "all": ("--absolute-margin", "0.01", "--max-score", "0.6", "--min-score", "-0.5", "--margin-reference", "max",
             "--max-positive-similarity", "0.9"),
 }

@@ -151,7 +151,7 @@ def test_without_the_flag_no_card(cli: Cli, tiny: dict[str, Path], out_dir: Path
 def test_library_writes_a_card_for_any_output(tiny: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "neg.parquet"
     negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=out, retriever="bm25", relative_margin=None,
-                 max_positive_similarity=None)
+                 max_positive_similarity=None, positive_proximity=None)
     path = write_dataset_card(out)
     assert path == tmp_path / "README.md" and written_by_negmine(path)
     assert "- name: negative_id" in path.read_text() and "reranker: none" in path.read_text()

@@ -180,6 +180,7 @@ qrels = "{small['qrels']}"
 retriever = "bm25"
 relative-margin = "none"
 max-positive-similarity = "none"
+positive-proximity = "none"
 lexical-overlap = "none"
 agreement = false
 cross-query = "none"
@@ -383,7 +384,7 @@ def test_config_from_an_output_of_python_inputs(tiny: dict[str, Path], tmp_path:
     corpus = negmine.read_corpus(tiny["corpus"])
     out = tmp_path / "o.parquet"
     negmine.mine(corpus, tiny["queries"], tiny["qrels"], output=out, retriever="bm25", relative_margin=None,
-                 max_positive_similarity=None)
+                 max_positive_similarity=None, positive_proximity=None)
     settings = tomllib.loads(cli("config", "from", out).stdout)
     assert "corpus" not in settings and settings["queries"] == str(tiny["queries"])
     rerun = cli("mine", "--config", write(tmp_path / "c.toml", cli("config", "from", out).stdout), "--corpus",

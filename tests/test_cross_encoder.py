@@ -195,7 +195,8 @@ def test_reranker_max_length_truncates(models: dict[str, Path], tiny: dict[str, 
     """--reranker-max-length reaches the cross-encoder: 16 tokens cut every pair, and the scores change."""
     result = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], retriever="bm25",
                           reranker=str(models["logits"]), reranker_max_length=16, output_scores=True,
-                          num_negatives=1, relative_margin=None, min_score=-1e9, max_positive_similarity=None)
+                          num_negatives=1, relative_margin=None, min_score=-1e9, max_positive_similarity=None,
+                          positive_proximity=None)
     rows = result.table.to_pylist()[:6]
     pairs = [(r["anchor"], r["negative"]) for r in rows]
     got = [r["negative_score"] for r in rows]
@@ -233,6 +234,7 @@ def test_reranker_batch_size_must_be_positive(cli: Cli, tiny: dict[str, Path], o
 def test_no_reranker_without_score_rules(models: dict[str, Path], tiny: dict[str, Path]) -> None:
     """With the score rules off the cross-encoder is never loaded: no reranker in the provenance, no pairs scored."""
     result = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], retriever="bm25",
-                          reranker=str(models["logits"]), relative_margin=None, max_positive_similarity=None)
+                          reranker=str(models["logits"]), relative_margin=None, max_positive_similarity=None,
+                          positive_proximity=None)
     assert result.metadata["models"]["reranker"] is None
     assert result.stats.pairs_scored == result.stats.positive_pairs_scored == 0

@@ -161,8 +161,8 @@ def test_each_rule_drops_what_it_should(purr: dict[str, Path], out_dir: Path) ->
     cand = out_dir / "c.parquet"
     # the positives here are one short sentence: sharing "cats purr" is already 40% of one's wording
     result = negmine.mine(purr["corpus"], purr["queries"], purr["qrels"], output=out_dir / "o.parquet",
-                          candidates_output=cand, num_negatives=2, max_positive_similarity=None, score_all=True,
-                          lexical_overlap=0.5)
+                          candidates_output=cand, num_negatives=2, max_positive_similarity=None,
+                          positive_proximity=None, score_all=True, lexical_overlap=0.5)
     fate = statuses(cand)
     assert fate[("q1", "d2")] == fate[("q2", "d0")] == "cross_query"  # the twin query's positive
     assert fate[("q1", "d1")] == "lexical_overlap"
@@ -174,7 +174,8 @@ def test_each_rule_drops_what_it_should(purr: dict[str, Path], out_dir: Path) ->
                                 ("agreement", False, ("q1", "d3"))):
         off = out_dir / f"off-{option}.parquet"
         negmine.mine(purr["corpus"], purr["queries"], purr["qrels"], candidates_output=off, num_negatives=2,
-                     max_positive_similarity=None, score_all=True, **{"lexical_overlap": 0.5, option: value})
+                     max_positive_similarity=None, positive_proximity=None, score_all=True,
+                     **{"lexical_overlap": 0.5, option: value})
         assert statuses(off)[pair] in ("selected", "kept"), option
 
 
@@ -188,8 +189,8 @@ def test_the_cross_query_rule_reads_query_vectors(purr: dict[str, Path], out_dir
     for threshold, expected in ((cos - 0.01, "cross_query"), (cos + 0.01, None)):
         cand = out_dir / f"c{threshold}.parquet"
         negmine.mine(purr["corpus"], queries, purr["qrels"], candidates_output=cand, num_negatives=2,
-                     max_positive_similarity=None, score_all=True, cross_query=threshold, lexical_overlap=None,
-                     agreement=False)
+                     max_positive_similarity=None, positive_proximity=None, score_all=True, cross_query=threshold,
+                     lexical_overlap=None, agreement=False)
         status = statuses(cand).get(("q1", "d2"))
         assert (status == "cross_query") == (expected == "cross_query"), (threshold, status)
 
@@ -223,8 +224,10 @@ def test_why_queries_starve(cli: Cli, tiny: dict[str, Path], out_dir: Path) -> N
 
     why = starvation(MineStats(**stats))
     assert "lexical overlap rule dropped most candidates: raise --lexical-overlap (or none)" in why
-    # enough served: no explanation
-    fine = cli(*mine_args(tiny, out_dir / "p.parquet", "--retriever", "dense", scoring=True))
+    # enough served: no explanation (the fake's crude cosines put many candidates nearer the positive than the
+    # query: that rule off)
+    fine = cli(*mine_args(tiny, out_dir / "p.parquet", "--retriever", "dense", "--positive-proximity", "none",
+                          scoring=True))
     assert "why short" not in fine.stderr
 
 

@@ -356,7 +356,7 @@ def test_cache_part_that_is_a_file(tmp_path: Path) -> None:
 def test_report_into_a_read_only_folder(tmp_path: Path, mount_ns: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     mined = tmp_path / "neg.parquet"
     negmine.mine(TINY / "corpus.parquet", TINY / "queries.parquet", TINY / "qrels.parquet", output=mined,
-                 retriever="bm25", relative_margin=None, max_positive_similarity=None)
+                 retriever="bm25", relative_margin=None, max_positive_similarity=None, positive_proximity=None)
     ro = tmp_path / "ro"
     args = ["report", str(mined), "--png", str(ro / "r.png"), "--html", str(tmp_path / "r.html")]
     if mount_ns:

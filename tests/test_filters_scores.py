@@ -216,17 +216,32 @@ def test_duplicate_text_does_not_override_earlier_rules() -> None:
 
 def test_count_reasons_lists_every_drop_rule() -> None:
     reasons = np.array([[KEPT, POSITIVE, RANK_WINDOW, DUPLICATE_TEXT, DUPLICATE_CANDIDATE, filters.CROSS_QUERY,
-                         filters.LEXICAL_OVERLAP, NEAR_DUPLICATE, filters.AGREEMENT, MAX_SCORE, MIN_SCORE,
-                         ABSOLUTE_MARGIN, RELATIVE_MARGIN, RELATIVE_MARGIN, filters.PERCENTILE_GATE, NO_CANDIDATE,
-                         filters.NOT_SCORED]], dtype=np.int8)
+                         filters.LEXICAL_OVERLAP, NEAR_DUPLICATE, filters.POSITIVE_PROXIMITY, filters.AGREEMENT,
+                         MAX_SCORE, MIN_SCORE, ABSOLUTE_MARGIN, RELATIVE_MARGIN, RELATIVE_MARGIN,
+                         filters.PERCENTILE_GATE, NO_CANDIDATE, filters.NOT_SCORED]], dtype=np.int8)
     counts = count_reasons(reasons)
     assert list(counts) == ["positive", "rank_window", "duplicate_text", "duplicate_candidate", "cross_query",
-                            "lexical_overlap", "near_duplicate", "agreement", "max_score", "min_score",
-                            "absolute_margin", "relative_margin", "percentile_gate"]
+                            "lexical_overlap", "near_duplicate", "positive_proximity", "agreement", "max_score",
+                            "min_score", "absolute_margin", "relative_margin", "percentile_gate"]
     assert counts == {"positive": 1, "rank_window": 1, "duplicate_text": 1, "duplicate_candidate": 1,
-                      "cross_query": 1, "lexical_overlap": 1, "near_duplicate": 1, "agreement": 1, "max_score": 1,
-                      "min_score": 1, "absolute_margin": 1, "relative_margin": 2, "percentile_gate": 1}
-    assert list(count_reasons(np.zeros((0, 3), np.int8)).values()) == [0] * 13
+                      "cross_query": 1, "lexical_overlap": 1, "near_duplicate": 1, "positive_proximity": 1,
+                      "agreement": 1, "max_score": 1, "min_score": 1, "absolute_margin": 1, "relative_margin": 2,
+                      "percentile_gate": 1}
+    assert list(count_reasons(np.zeros((0, 3), np.int8)).values()) == [0] * 14
+
+
+def test_positive_proximity_is_strict_and_after_near_duplicates() -> None:
+    near = np.array([0.05, 0.02, 0.021, -0.3])
+    out = score_rules(np.zeros(4), 0.0, proximity=near, positive_proximity=0.02)
+    assert out.tolist() == [filters.POSITIVE_PROXIMITY, KEPT, filters.POSITIVE_PROXIMITY, KEPT]
+    # off without values or without a margin
+    assert score_rules(np.zeros(4), 0.0, positive_proximity=0.02).tolist() == [KEPT] * 4
+    assert score_rules(np.zeros(4), 0.0, proximity=near).tolist() == [KEPT] * 4
+    # a near-duplicate is counted as one; the proximity rule comes before agreement and the score rules
+    out = score_rules(np.array([0.9, 0.9, 0.9]), 1.0, positive_similarity=np.array([0.99, 0.5, 0.5]),
+                      max_positive_similarity=0.98, proximity=np.array([0.5, 0.5, -1.0]), positive_proximity=0.0,
+                      agreement=np.array([True, True, True]), max_score=0.5)
+    assert out.tolist() == [NEAR_DUPLICATE, filters.POSITIVE_PROXIMITY, filters.AGREEMENT]
 
 
 # --- the CLI options, with the FakeEncoder as the bi-encoder scorer ---------------------------------------------
@@ -259,7 +274,7 @@ def tiny_data() -> dict[str, Any]:
 #: The score rules under test, alone: the model-free evidence rules and agreement off, and a relative margin of
 #: 0.15 (each test's own flags come after these, and win).
 SCORE_RULES_ONLY = ("--retriever", "bm25", "-q", "--relative-margin", "0.15", "--lexical-overlap", "none",
-                    "--no-agreement", "--cross-query", "none")
+                    "--no-agreement", "--cross-query", "none", "--positive-proximity", "none")
 
 
 def run(cli: Cli, tiny: dict[str, Path], out: Path, *extra: Any) -> Any:
@@ -287,7 +302,8 @@ def test_absolute_margin_and_margin_reference(cli: Cli, tiny: dict[str, Path], o
     out, cand = out_dir / "o.parquet", out_dir / "c.parquet"
     margin = 0.1
     table = run(cli, tiny, out, "--output-scores", "--absolute-margin", margin, "--relative-margin", "none",
-                "--max-positive-similarity", "none", "--margin-reference", how, "--candidates-output", cand)
+                "--max-positive-similarity", "none", "--positive-proximity", "none", "--margin-reference", how,
+                "--candidates-output", cand)
     ref = {q: float(getattr(np, how)(s)) for q, s in tiny_data["pos_scores"].items()}
     for r in table.to_pylist():
         assert r["negative_score"] <= ref[r["query_id"]] - margin + 1e-5
@@ -320,7 +336,8 @@ def test_margin_reference_max_drops_at_least_as_much_as_min(cli: Cli, tiny: dict
 
 def test_relative_margin_option(cli: Cli, tiny: dict[str, Path], out_dir: Path, tiny_data: dict[str, Any]) -> None:
     out = out_dir / "o.parquet"
-    table = run(cli, tiny, out, "--output-scores", "--relative-margin", "0.2", "--max-positive-similarity", "none")
+    table = run(cli, tiny, out, "--output-scores", "--relative-margin", "0.2", "--max-positive-similarity", "none",
+                "--positive-proximity", "none")
     for r in table.to_pylist():
         ref = min(tiny_data["pos_scores"][r["query_id"]])
         assert r["negative_score"] <= ref - abs(ref) * 0.2 + 1e-5

@@ -83,7 +83,7 @@ def check_negatives(table: pa.Table, qrels: pa.Table, per_pair: int = 5, exact: 
 def api(tiny: dict[str, Path], **kw: Any) -> negmine.MineResult:
     """``negmine.mine`` on the tiny set, score rules off unless given (the fake's cosines are crude)."""
     return negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"],
-                        **{"relative_margin": None, "max_positive_similarity": None, **kw})
+                        **{"relative_margin": None, "max_positive_similarity": None, "positive_proximity": None, **kw})
 
 
 # --- dense and hybrid through the CLI ----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ CHOICES: dict[str, list[Any]] = {
     "percentile_margin": [None, 0.1],
     "percentile_cap": [1.0, 0.9],
     "max_positive_similarity": [None, 0.9, 0.98],
+    "positive_proximity": [None, 0.0, 0.02, 0.1],
     "lexical_overlap": [None, 0.1, 0.3],
     "agreement": [True, False],
     "cross_query": [None, 0.95],

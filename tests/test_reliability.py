@@ -125,7 +125,8 @@ def test_non_finite_vectors_are_refused(cli: Cli, tiny: dict[str, Path], tiny_ta
         where = "column 'embedding' row 7"
     out = out_dir / "o.parquet"
     result = cli(*mine_args(tiny, out, "--retriever", "dense", "--relative-margin", "none",
-                            "--max-positive-similarity", "none", "--corpus-embeddings", path, scoring=True))
+                            "--max-positive-similarity", "none", "--positive-proximity", "none",
+                            "--corpus-embeddings", path, scoring=True))
     assert_cli_error(result, 1, [str(path), where, "NaN or an infinity"], out)
 
 
@@ -228,7 +229,8 @@ def test_report_shows_no_cache_counts_it_cannot_know(tiny: dict[str, Path], tmp_
     from negmine import report
 
     out = tmp_path / "o.parquet"
-    negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=out, max_positive_similarity=None)
+    negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=out, max_positive_similarity=None,
+                 positive_proximity=None)
     data = report.load_report(out)
     labels = [label for label, _ in report.report_rows(data)]
     assert "texts encoded / from cache" not in labels and "candidates seen" in labels

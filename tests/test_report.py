@@ -54,8 +54,8 @@ def test_score_statistics(scored_run: negmine.MineResult) -> None:
         assert q["p0"] <= q["mean"] <= q["p100"]
     assert scores["positive"]["count"] == 40
     assert scores["negative"]["count"] == scored_run.stats.negatives_written
-    score_drops = sum(scored_run.stats.dropped[r] for r in ("near_duplicate", "max_score", "min_score",
-                                                             "absolute_margin", "relative_margin"))
+    score_drops = sum(scored_run.stats.dropped[r] for r in ("near_duplicate", "positive_proximity", "max_score",
+                                                             "min_score", "absolute_margin", "relative_margin"))
     assert scores["dropped"]["count"] == score_drops > 0
     assert scores["dropped"]["p100"] > 0.4  # max-score drops are above 0.4
     # the written negatives' scores are at most 0.4
@@ -195,7 +195,7 @@ def test_report_of_a_run_without_scores(cli: Cli, tiny: dict[str, Path], out_dir
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     run = out_dir / "plain.parquet"
     negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=run, retriever="bm25",
-                 relative_margin=None, max_positive_similarity=None)
+                 relative_margin=None, max_positive_similarity=None, positive_proximity=None)
     texts: list[str] = []
     import matplotlib.axes
 

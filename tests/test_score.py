@@ -363,3 +363,28 @@ def test_bi_encoder_scores_do_not_depend_on_how_many_pairs_are_gathered_at_once(
     assert score.PositiveSimilarity(score.Vectors(Dense(), [], []), positives).score(q, d).tobytes() == near.tobytes()
     expected = np.array([max(float(docs[p] @ docs[j]) for p in positives[i]) for i, j in zip(q, d)], np.float32)
     assert np.allclose(near, expected, atol=1e-6)
+
+
+def test_positive_proximity_is_the_largest_gain_over_the_query_per_positive() -> None:
+    """max over the positives p of cos(d, p) - cos(q, p): per positive, not the closest positive's cosine minus
+    another positive's; in chunks or whole the same bytes."""
+    from negmine import score
+
+    rng = np.random.default_rng(1)
+    docs = rng.normal(size=(30, 8)).astype(np.float32)
+    queries = rng.normal(size=(4, 8)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+
+    class Dense:
+        query_vectors, doc_vectors, encoder = queries, docs, None
+
+    positives = [[0, 1], [2], [3, 4, 5], [6]]
+    q, d = rng.integers(0, 4, 200), rng.integers(7, 30, 200)
+    got = score.PositiveProximity(score.Vectors(Dense(), [], []), positives).score(q, d)
+    expected = np.array([max(float(docs[p] @ docs[j]) - float(queries[i] @ docs[p]) for p in positives[i])
+                         for i, j in zip(q, d)], np.float32)
+    assert np.allclose(got, expected, atol=1e-6)
+    # a positive's own proximity is 1 - cos(query, positive): it is nearer itself than the query is
+    own = score.PositiveProximity(score.Vectors(Dense(), [], []), positives).score(np.array([1]), np.array([2]))
+    assert np.isclose(own[0], 1 - float(queries[1] @ docs[2]), atol=1e-6)

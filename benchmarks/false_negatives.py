@@ -155,7 +155,9 @@ def run_negmine(data: Prepared, label: str, family: str, knob: str, opts: dict[s
         return None
     secs = time.perf_counter() - t
     tab = pq.read_table(cand_path, columns=["query_id", "doc_id", "rank", "status"]).to_pydict()
-    rows = sorted(zip(map(str, tab["query_id"]), tab["rank"], map(str, tab["doc_id"]), tab["status"]))
+    rows = sorted((q, r, d, status) for q, r, d, status in zip(map(str, tab["query_id"]), tab["rank"],
+                                                             map(str, tab["doc_id"]), tab["status"])
+                  if status != "qrel")  # the positives' own rows (no rank) are not candidates
     cand: dict[str, list[str]] = defaultdict(list)
     picks: dict[str, list[str]] = defaultdict(list)
     for q, _, d, status in rows:

@@ -98,8 +98,8 @@ class MineConfig:
             this: a near-duplicate of a positive.
         positive_proximity: Drop a candidate nearer one of its query's positives than the query is: its
             bi-encoder cosine to the positive above the query's cosine to it plus this margin (the candidate sits
-            in the positive's own neighbourhood, TriSampler's quasi-triangle). 0 drops every candidate closer to a
-            positive than the query; a larger margin drops fewer.
+            in the positive's own neighbourhood). 0 drops every candidate closer to a positive than the query; a
+            larger margin drops fewer.
         lexical_overlap: Drop a candidate that repeats more than this share of a positive's wording: BM25 of the
             positive's text as the query against the candidate, over its score against the positive itself.
         agreement: Drop a candidate that both retrievers put above the positive (a higher BM25 score and a

@@ -242,7 +242,7 @@ def score_rules(
         proximity: Each candidate's ``positive_proximity`` value: how much closer (bi-encoder cosine) it is to one
             of the query's positives than the query itself is to that positive.
         positive_proximity: Drop a candidate whose ``proximity`` is above this: it sits nearer a positive than the
-            query does, inside the positive's own neighbourhood (TriSampler's quasi-triangle, Yang et al. 2024).
+            query does, inside the positive's own neighbourhood.
     """
     codes = np.full(scores.shape, KEPT, dtype=np.int8)
     rules: list[tuple[int, np.ndarray]] = []

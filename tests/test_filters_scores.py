@@ -320,6 +320,32 @@ def test_absolute_margin_and_margin_reference(cli: Cli, tiny: dict[str, Path], o
     assert (meta["absolute_margin"], meta["relative_margin"], meta["margin_reference"]) == (margin, None, how)
 
 
+def test_positive_proximity_in_a_run(cli: Cli, tiny: dict[str, Path], out_dir: Path,
+                                     tiny_data: dict[str, Any]) -> None:
+    """--positive-proximity M drops exactly the candidates with max over the positives p of cos(c, p) - cos(q, p)
+    above M (the fake bi-encoder's cosines), and its value is in the candidates file."""
+    out, cand = out_dir / "o.parquet", out_dir / "c.parquet"
+    margin = 0.05
+    run(cli, tiny, out, "--relative-margin", "none", "--positive-proximity", margin, "--candidates-output", cand,
+        "--score-all")
+    docs, queries, positives = tiny_data["doc_text"], tiny_data["query_text"], tiny_data["positives"]
+    rows = read_candidates(cand)
+    dropped = 0
+    for c in rows:
+        if c["status"] == "positive":
+            continue
+        q, d = c["query_id"], c["doc_id"]
+        expected = max(fake_cos(docs[d], docs[p]) - fake_cos(queries[q], docs[p]) for p in positives[q])
+        assert c["positive_proximity"] == pytest.approx(expected, abs=1e-5), c
+        if c["status"] in ("selected", "kept", "positive_proximity"):
+            assert (c["status"] == "positive_proximity") == (expected > margin + 1e-6), c
+            dropped += c["status"] == "positive_proximity"
+    assert dropped == read_metadata(out)["stats"]["dropped"]["positive_proximity"] > 0
+    # none: the rule is off and its value is not read
+    run(cli, tiny, out, "--relative-margin", "none", "--max-score", "0.99", "--candidates-output", cand)
+    assert "positive_proximity" not in pq.read_table(cand).column_names
+
+
 def test_margin_reference_max_drops_at_least_as_much_as_min(cli: Cli, tiny: dict[str, Path],
                                                             out_dir: Path) -> None:
     dropped = {}

@@ -147,6 +147,10 @@ def test_a_value_the_file_lacks_is_named(mined: dict[str, Any]) -> None:
     _, cand = mine_to(mined, "nolex", score_all=False, lexical_overlap=None)
     with pytest.raises(ConfigError, match="--lexical-overlap needs .*lexical_overlap"):
         negmine.refilter(cand, lexical_overlap=0.2)
+    # a value no rule read: the positive proximity of a run without that rule
+    _, cand = mine_to(mined, "noprox", score_all=False, positive_proximity=None)
+    with pytest.raises(ConfigError, match=r"--positive-proximity needs .*\(positive_proximity\)"):
+        negmine.refilter(cand, positive_proximity=0.02)
 
 
 def test_changed_inputs_are_refused(mined: dict[str, Any], tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ judges its own candidates (no cross-encoder). Per method it prints:
   depth    MEDIAN rank of the negatives in the model's own full dense ranking (cosine over the whole corpus, 1 = best)
   lift     FN of the picks / FN of blind picks at the same ranks of the method's own candidate list (for a pick at
            rank r: the documents at ranks r-10..r+10 of that list, positive excluded). 1 = the filter knows nothing
-           beyond rank.
+           beyond rank. For the defaults, a 95% bootstrap interval over queries is printed with the verdict.
   blind@d  FN of a blind pick at the same depth: each negative replaced by a random document within +-10 of its
            rank in the full dense ranking (5 seeds). FN not below it = a hollow win a rank cut-off would give.
   top10 / 11-100 / >100   FN split by the positive's strength (its rank in the full dense ranking)
@@ -386,6 +386,9 @@ def _verdict(methods: list[Method], st: dict[str, float]) -> None:
     if defaults is not None:
         ok = M.check_targets(defaults.figures, st)
         print("  negmine defaults vs targets: " + "; ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in ok.items()))
+        f = defaults.figures
+        print(f"  negmine defaults lift {f['lift']:.4f}, 95% bootstrap interval over queries "
+              f"{f['lift_lo']:.2f}-{f['lift_hi']:.2f}")
     cands = [m for m in methods if m.family.startswith("negmine")]
     full = [m.label for m in cands if all(M.check_targets(m.figures, st).values())]
     print("  negmine settings meeting every target: " + (", ".join(full) if full else "none"))

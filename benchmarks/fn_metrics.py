@@ -110,6 +110,31 @@ def lift(picks: Mapping[Q, Sequence[D]], cand: Mapping[Q, Sequence[D]], relevant
     return fn / base if base and base > 0 else math.nan
 
 
+def lift_interval(picks: Mapping[Q, Sequence[D]], cand: Mapping[Q, Sequence[D]], relevant: Mapping[Q, set],
+                  positive: Mapping[Q, D], window: int = 10, level: float = 0.95, draws: int = 2000,
+                  seed: int = 0) -> tuple[float, float]:
+    """A bootstrap interval of ``lift`` over queries: the queries drawn with replacement ``draws`` times, the lift
+    of each draw (its picks' FN over their baselines, pooled), and the central ``level`` share of those lifts.
+    With a few dozen queries the interval is wide: a lift just under a threshold is not a lift under it."""
+    per_query = []
+    for q in picks:
+        fn, base, counted = lift_parts({q: picks[q]}, cand, relevant, positive, window)
+        if counted:
+            per_query.append((fn * counted, base * counted))
+    if not per_query:
+        return math.nan, math.nan
+    fn_sum, base_sum = np.array(per_query).T
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(per_query), size=(draws, len(per_query)))
+    num, den = fn_sum[idx].sum(axis=1), base_sum[idx].sum(axis=1)
+    lifts = num[den > 0] / den[den > 0]
+    if not lifts.size:
+        return math.nan, math.nan
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(lifts, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
 def strength_bucket(rank: int) -> str:
     """The positive-strength bucket of a positive at full dense rank ``rank``."""
     for name, lo, hi in STRENGTH_BINS:
@@ -193,8 +218,9 @@ def summarize(picks: Mapping[Q, Sequence[D]], queries: Sequence[Q], n: int, rele
            "q_gt100": split[">100"]["queries"]}
     if cand is not None:
         pf, base, counted = lift_parts(picks, cand, relevant, positive, window)
+        lo, hi = lift_interval(picks, cand, relevant, positive, window)
         out.update({"lift": pf / base if base and base > 0 else math.nan, "lift_picks_fn": pf, "lift_blind_fn": base,
-                    "lift_counted": counted})
+                    "lift_counted": counted, "lift_lo": lo, "lift_hi": hi})
     return out
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fn_metrics as M  # noqa: E402
+import pytest  # noqa: E402
 
 REL = {"a": {"p", "r1", "r2"}, "b": {"P"}}
 POS = {"a": "p", "b": "P"}
@@ -28,6 +29,23 @@ def test_depth_is_the_pooled_median() -> None:
     rank = {"a": {"x": 1, "y": 3, "z": 10}, "b": {"w": 7}}
     assert M.depth({"a": ["x", "y", "z"], "b": ["w"]}, rank) == 5.0
     assert M.depth({"a": ["x"]}, lambda q, d: 42) == 42.0
+
+
+def test_lift_interval_holds_the_lift_and_narrows_with_more_queries() -> None:
+    # query k: list r, x (r relevant, x not); picking x gives FN 0 against a baseline of 1/2; picking r gives 2
+    rel = {f"q{k}": {f"p{k}", f"r{k}"} for k in range(200)}
+    pos = {f"q{k}": f"p{k}" for k in range(200)}
+    cand = {f"q{k}": [f"r{k}", f"x{k}"] for k in range(200)}
+
+    def picks(n: int) -> dict[str, list[str]]:  # every third query picks the relevant r: lift 2/3
+        return {f"q{k}": [f"r{k}" if k % 3 == 0 else f"x{k}"] for k in range(n)}
+
+    small, large = M.lift_interval(picks(30), cand, rel, pos, 1), M.lift_interval(picks(198), cand, rel, pos, 1)
+    assert M.lift(picks(198), cand, rel, pos, 1) == pytest.approx(2 / 3)
+    assert small[0] < 2 / 3 < small[1] and large[0] < 2 / 3 < large[1]
+    assert large[1] - large[0] < small[1] - small[0]
+    # every query the same: no spread
+    assert M.lift_interval({"q0": ["x0"], "q1": ["x1"]}, cand, rel, pos, 1) == (0.0, 0.0)
 
 
 def test_blind_baseline_window_is_clipped() -> None:

@@ -1,11 +1,13 @@
 """False negatives among mined negatives, on collections with many judged relevant documents per query.
 
     HF_HUB_OFFLINE=1 python benchmarks/false_negatives.py [--datasets cranfield msmarco-dl19-subset scifact]
-        [-n 5] [--quick] [--cache-dir /work/fn-cache] [--out benchmarks/out]
+        [-n 5] [--quick] [--cache-dir /work/fn-cache] [--out benchmarks/out] [--reranker PATH]
 
 Each query gets ONE judged document as its positive (the highest grade, then the smallest id); every other judged
 relevant document mined as a negative is a false negative (FN). The bi-encoder (all-MiniLM-L6-v2) retrieves and
-judges its own candidates (no cross-encoder). Per method it prints:
+judges its own candidates; with --reranker PATH (a sentence-transformers CrossEncoder, or a bi-encoder, on disk)
+that model judges instead: negmine's runs get ``reranker=PATH`` (so ``--relative-margin auto`` is 0.05) and ST's
+``mine_hard_negatives`` gets it as its ``cross_encoder``. Per method it prints:
 
   FN       share of mined negatives that are false negatives
   served   share of queries that got all N negatives
@@ -193,9 +195,10 @@ class CachedBiEncoderCE:
 
 
 class STRunner:
-    """sentence-transformers mine_hard_negatives on one dataset, with the bi-encoder as its cross_encoder."""
+    """sentence-transformers mine_hard_negatives on one dataset, with the bi-encoder as its cross_encoder (or the
+    CrossEncoder at ``reranker``)."""
 
-    def __init__(self, data: Prepared) -> None:
+    def __init__(self, data: Prepared, reranker: Optional[str] = None) -> None:
         from datasets import Dataset
         from sentence_transformers import SentenceTransformer
 
@@ -212,11 +215,17 @@ class STRunner:
         vectors = {t: v for t, v in zip(data.corpus.texts, data.d_emb)}
         vectors.update(zip(data.qtexts, data.q_emb))
         self.vectors = vectors
+        self.reranker = reranker
 
     def run(self, label: str, knob: str, n: int, **opts: Any) -> Method:
         from sentence_transformers.util import mine_hard_negatives
 
-        ce = CachedBiEncoderCE(self.model, self.vectors)
+        if self.reranker is not None:
+            from sentence_transformers import CrossEncoder
+
+            ce: Any = CrossEncoder(self.reranker, device="cpu")
+        else:
+            ce = CachedBiEncoderCE(self.model, self.vectors)
         t = time.perf_counter()
         out = mine_hard_negatives(self.pairs, self.model, corpus=list(self.data.corpus.texts), cross_encoder=ce,
                                   num_negatives=n, sampling_strategy="top", batch_size=64, verbose=False,
@@ -339,7 +348,7 @@ def frontier_png(data: Prepared, methods: list[Method], st: Optional[dict[str, f
 # --------------------------------------------------------------------------------------------------------------
 
 def run_dataset(name: str, n: int, quick: bool, cache: Path, out: Path,
-                extra: Optional[dict[str, Any]] = None) -> list[Method]:
+                extra: Optional[dict[str, Any]] = None, reranker: Optional[str] = None) -> list[Method]:
     split = SPLITS.get(name, "test")
     data = prepare(name, split, cache)
     fn_ok = name in FN_DATASETS
@@ -348,9 +357,10 @@ def run_dataset(name: str, n: int, quick: bool, cache: Path, out: Path,
           f"{np.mean([len(data.relevant[q]) for q in data.qids]):.1f} judged relevant per query; {n} negatives; "
           f"positives in the model's top 10 / 11-100 / >100: {buckets['top10']} / {buckets['11-100']} / "
           f"{buckets['>100']} queries" + ("" if fn_ok else "  (FN not measurable here: served and depth only)"))
+    print(f"  judge: {reranker or 'the bi-encoder itself'}")
     print(HEADER)
     methods: list[Method] = []
-    st_runner = STRunner(data)
+    st_runner = STRunner(data, reranker)
     st_fig: Optional[dict[str, float]] = None
     for rm in ((0.05,) if quick else sorted(ST_MARGINS, key=lambda x: x != 0.05)):  # the reference first
         m = st_runner.run(f"ST rm={rm}", f"rm={rm}", n, relative_margin=rm)
@@ -363,6 +373,8 @@ def run_dataset(name: str, n: int, quick: bool, cache: Path, out: Path,
         for family, runs in with_extra(negmine_families(quick), extra).items():
             for knob, opts in runs:
                 label = family if len(runs) == 1 else f"{family} {knob}"
+                if reranker is not None and family.startswith("negmine"):  # not the blind and plain baselines
+                    opts = {"reranker": reranker, **opts}
                 m = run_negmine(data, label, family, knob, opts, n, Path(tmp))
                 if m is None:
                     continue
@@ -402,6 +414,8 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
                     help="embeddings, BM25 and ST caches (default: $NEGMINE_FN_CACHE or /work/fn-cache)")
     ap.add_argument("--out", type=Path, default=OUT, help="frontier PNGs and JSON figures (default: benchmarks/out)")
+    ap.add_argument("--reranker", default=None,
+                    help="a judge on disk (CrossEncoder or bi-encoder) for negmine's runs and ST's cross_encoder")
     ap.add_argument("--negmine-runs", type=json.loads, default=None,
                     help='more negmine settings as JSON: {"family": {"knob": {options}}} or {"label": {options}}')
     args = ap.parse_args()
@@ -409,9 +423,10 @@ def main() -> None:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     everything = {}
+    out = args.out / f"judge-{Path(args.reranker).name}" if args.reranker else args.out  # apart from the bi-encoder's
     for name in args.datasets:
-        everything[name] = run_dataset(name, args.num_negatives, args.quick, args.cache_dir, args.out,
-                                       args.negmine_runs)
+        everything[name] = run_dataset(name, args.num_negatives, args.quick, args.cache_dir, out, args.negmine_runs,
+                                       args.reranker)
     fn_sets = [d for d in everything if d in FN_DATASETS]
     if len(fn_sets) > 1:
         print("\nnegmine settings meeting every target on " + " and ".join(fn_sets) + ":")

@@ -10,7 +10,8 @@ query's positives and the union of their negatives.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from functools import partial
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -70,14 +71,8 @@ def _list_array(offsets: np.ndarray, values: pa.Array) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), values)
 
 
-class _Take:
-    """``take`` of rows from an Arrow array (possibly memory-mapped, possibly chunked) into one plain array."""
-
-    def __init__(self, array: pa.ChunkedArray) -> None:
-        self.array = array
-
-    def take(self, rows: Any) -> pa.Array:
-        return take_rows(self.array, rows)
+#: Rows of one input column as a plain array (``partial(take_rows, column)``).
+Take = Callable[[Any], pa.Array]
 
 
 @dataclass
@@ -152,10 +147,10 @@ def build_table(
     ``labeled-list`` leaves out pairs without negatives, ``labeled-pair`` and ``flagembedding`` queries without
     any. ``prompt`` is written in every ``flagembedding`` row (its ``prompt`` column) when given.
     """
-    q_text = _Take(queries.text_array)
-    q_ids = _Take(queries.id_array)
-    d_text = _Take(corpus.text_array)
-    d_ids = _Take(corpus.id_array)
+    q_text: Take = partial(take_rows, queries.text_array)
+    q_ids: Take = partial(take_rows, queries.id_array)
+    d_text: Take = partial(take_rows, corpus.text_array)
+    d_ids: Take = partial(take_rows, corpus.id_array)
     counts = np.array([len(n) for n in sel.negatives], dtype=np.int64)
     flat_neg = np.concatenate(sel.negatives).astype(np.int64) if sel.negatives else np.empty(0, np.int64)
     flat_score = (
@@ -167,12 +162,12 @@ def build_table(
     if output_format == "triplet":
         q = np.repeat(sel.query, counts)
         p = np.repeat(sel.positive, counts)
-        cols["anchor"] = q_text.take(q)
-        cols["positive"] = d_text.take(p)
-        cols["negative"] = d_text.take(flat_neg)
-        cols["query_id"] = q_ids.take(q)
-        cols["positive_id"] = d_ids.take(p)
-        cols["negative_id"] = d_ids.take(flat_neg)
+        cols["anchor"] = q_text(q)
+        cols["positive"] = d_text(p)
+        cols["negative"] = d_text(flat_neg)
+        cols["query_id"] = q_ids(q)
+        cols["positive_id"] = d_ids(p)
+        cols["negative_id"] = d_ids(flat_neg)
         if output_scores:
             cols["positive_score"] = pa.array(np.repeat(sel.positive_score, counts).astype(np.float32))
             cols["negative_score"] = pa.array(flat_score)
@@ -183,14 +178,14 @@ def build_table(
         full = counts == num_negatives
         rows = np.flatnonzero(full)
         negs = np.stack([sel.negatives[r] for r in rows]) if rows.size else np.empty((0, num_negatives), np.int64)
-        cols["anchor"] = q_text.take(sel.query[rows])
-        cols["positive"] = d_text.take(sel.positive[rows])
+        cols["anchor"] = q_text(sel.query[rows])
+        cols["positive"] = d_text(sel.positive[rows])
         for j in range(num_negatives):
-            cols[f"negative_{j + 1}"] = d_text.take(negs[:, j].astype(np.int64))
-        cols["query_id"] = q_ids.take(sel.query[rows])
-        cols["positive_id"] = d_ids.take(sel.positive[rows])
+            cols[f"negative_{j + 1}"] = d_text(negs[:, j].astype(np.int64))
+        cols["query_id"] = q_ids(sel.query[rows])
+        cols["positive_id"] = d_ids(sel.positive[rows])
         offsets = np.arange(rows.size + 1) * num_negatives
-        cols["negative_ids"] = _list_array(offsets, d_ids.take(negs.ravel().astype(np.int64)))
+        cols["negative_ids"] = _list_array(offsets, d_ids(negs.ravel().astype(np.int64)))
         if output_scores:
             scores = np.column_stack(
                 [sel.positive_score[rows]] + [np.array([sel.negative_scores[r][j] for r in rows]) for j in
@@ -207,11 +202,11 @@ def build_table(
         offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
         flat_docs = np.concatenate(docs) if docs else np.empty(0, np.int64)
         labels = np.concatenate([[1] + [0] * (len(d) - 1) for d in docs]) if docs else np.empty(0)
-        cols["anchor"] = q_text.take(sel.query[rows])
-        cols["docs"] = _list_array(offsets, d_text.take(flat_docs))
+        cols["anchor"] = q_text(sel.query[rows])
+        cols["docs"] = _list_array(offsets, d_text(flat_docs))
         cols["labels"] = _list_array(offsets, pa.array(labels.astype(np.int8)))
-        cols["query_id"] = q_ids.take(sel.query[rows])
-        cols["doc_ids"] = _list_array(offsets, d_ids.take(flat_docs))
+        cols["query_id"] = q_ids(sel.query[rows])
+        cols["doc_ids"] = _list_array(offsets, d_ids(flat_docs))
         if output_scores:
             flat = [np.concatenate([[sel.positive_score[r]], sel.negative_scores[r]]) for r in rows]
             values = np.concatenate(flat).astype(np.float32) if flat else np.empty(0, np.float32)
@@ -228,7 +223,7 @@ def build_table(
     return pa.table(cols)
 
 
-def _grouped(groups: list[QueryGroup], q_text: _Take, q_ids: _Take, d_text: _Take, d_ids: _Take,
+def _grouped(groups: list[QueryGroup], q_text: Take, q_ids: Take, d_text: Take, d_ids: Take,
              output_format: str, output_scores: bool, prompt: Optional[str], bands: bool = False) -> pa.Table:
     """The layouts of a query's positives and negatives: ``labeled-pair`` (a row per text, labelled 1 or 0, in
     sentence-transformers' column names) or ``flagembedding`` (a row per query: ``query``, ``pos``, ``neg``)."""
@@ -241,11 +236,11 @@ def _grouped(groups: list[QueryGroup], q_text: _Take, q_ids: _Take, d_text: _Tak
         flat = np.concatenate(docs) if docs else np.empty(0, np.int64)
         labels = np.concatenate([np.r_[np.ones(len(g.positives)), np.zeros(len(g.negatives))] for g in groups]) \
             if groups else np.empty(0)
-        cols["anchor"] = q_text.take(rows)
-        cols["positive"] = d_text.take(flat)  # sentence-transformers' name: the positive and the negatives
+        cols["anchor"] = q_text(rows)
+        cols["positive"] = d_text(flat)  # sentence-transformers' name: the positive and the negatives
         cols["label"] = pa.array(labels.astype(np.int8))
-        cols["query_id"] = q_ids.take(rows)
-        cols["doc_id"] = d_ids.take(flat)
+        cols["query_id"] = q_ids(rows)
+        cols["doc_id"] = d_ids(flat)
         if output_scores:
             scores = [np.concatenate([g.positive_scores, g.negative_scores]) for g in groups]
             cols["score"] = pa.array(np.concatenate(scores).astype(np.float32) if scores else np.empty(0, np.float32))
@@ -257,9 +252,9 @@ def _grouped(groups: list[QueryGroup], q_text: _Take, q_ids: _Take, d_text: _Tak
     neg_offsets = np.concatenate([[0], np.cumsum([len(g.negatives) for g in groups])]).astype(np.int64)
     pos = np.concatenate([g.positives for g in groups]) if groups else np.empty(0, np.int64)
     neg = np.concatenate([g.negatives for g in groups]) if groups else np.empty(0, np.int64)
-    cols["query"] = q_text.take(queries)
-    cols["pos"] = _list_array(pos_offsets, d_text.take(pos))
-    cols["neg"] = _list_array(neg_offsets, d_text.take(neg))
+    cols["query"] = q_text(queries)
+    cols["pos"] = _list_array(pos_offsets, d_text(pos))
+    cols["neg"] = _list_array(neg_offsets, d_text(neg))
     if output_scores:
         for name, offsets, parts in (("pos_scores", pos_offsets, [g.positive_scores for g in groups]),
                                      ("neg_scores", neg_offsets, [g.negative_scores for g in groups])):
@@ -267,9 +262,9 @@ def _grouped(groups: list[QueryGroup], q_text: _Take, q_ids: _Take, d_text: _Tak
             cols[name] = _list_array(offsets, pa.array(values))
     if prompt is not None:
         cols["prompt"] = pa.array([prompt] * len(groups), type=pa.string())
-    cols["query_id"] = q_ids.take(queries)
-    cols["pos_ids"] = _list_array(pos_offsets, d_ids.take(pos))
-    cols["neg_ids"] = _list_array(neg_offsets, d_ids.take(neg))
+    cols["query_id"] = q_ids(queries)
+    cols["pos_ids"] = _list_array(pos_offsets, d_ids(pos))
+    cols["neg_ids"] = _list_array(neg_offsets, d_ids(neg))
     if bands:
         values = np.concatenate([_bands(g) for g in groups]) if groups else np.empty(0, np.int8)
         cols["neg_difficulty_bands"] = _list_array(neg_offsets, pa.array(values.astype(np.int8)))
@@ -398,8 +393,8 @@ def build_candidates_table(columns: dict[str, np.ndarray], queries: Queries, cor
     positive of the query (empty rank), with its scores: what margins and calibrations are computed from.
     """
     table = {
-        "query_id": _Take(queries.id_array).take(columns["query"]),
-        "doc_id": _Take(corpus.id_array).take(columns["doc"]),
+        "query_id": take_rows(queries.id_array, columns["query"]),
+        "doc_id": take_rows(corpus.id_array, columns["doc"]),
         "rank": pa.array(columns["rank"], mask=columns["rank"] < 0),
         "retrieval_score": pa.array(columns["retrieval_score"], mask=np.isnan(columns["retrieval_score"])),
     }
@@ -433,8 +428,8 @@ def build_false_negatives_table(columns: Optional[dict[str, np.ndarray]], querie
     names = np.array(REASONS, dtype=object)
     judge = columns["judge_score"]
     return pa.table({
-        FN_QUERY: _Take(queries.id_array).take(columns["query"]),
-        FN_DOC: _Take(corpus.id_array).take(columns["doc"]),
+        FN_QUERY: take_rows(queries.id_array, columns["query"]),
+        FN_DOC: take_rows(corpus.id_array, columns["doc"]),
         FN_SCORE: pa.array(np.ones(len(columns["query"]), dtype=np.float32)),
         "rule": pa.array(names[columns["status"].astype(np.int64)].tolist(), type=pa.string()),
         "rank": pa.array(columns["rank"].astype(np.int32)),

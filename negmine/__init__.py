@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from negmine.audit import Evaluation, evaluate
     from negmine.config import MineConfig
     from negmine.data import Corpus, Qrels, Queries
-    from negmine.errors import ConfigError, EmptyResultError, InputError, NegmineError, StorageError
+    from negmine.errors import BrokenPipe, ConfigError, EmptyResultError, InputError, NegmineError, StorageError
     from negmine.io import read_corpus, read_metadata, read_pairs, read_qrels, read_queries
     from negmine.mine import IndexResult, MineResult, build_index, mine, refilter
     from negmine.progress import Progress
@@ -36,7 +36,7 @@ _LAZY = {
     "MineConfig": "negmine.config",
     "Corpus": "negmine.data", "Qrels": "negmine.data", "Queries": "negmine.data",
     "ConfigError": "negmine.errors", "EmptyResultError": "negmine.errors", "InputError": "negmine.errors",
-    "NegmineError": "negmine.errors", "StorageError": "negmine.errors",
+    "NegmineError": "negmine.errors", "StorageError": "negmine.errors", "BrokenPipe": "negmine.errors",
     "read_corpus": "negmine.io", "read_metadata": "negmine.io", "read_pairs": "negmine.io",
     "read_qrels": "negmine.io", "read_queries": "negmine.io",
     "IndexResult": "negmine.mine", "MineResult": "negmine.mine", "build_index": "negmine.mine", "mine": "negmine.mine",
@@ -48,6 +48,7 @@ _LAZY = {
 
 __all__ = [
     "__version__",
+    "BrokenPipe",
     "ConfigError",
     "Corpus",
     "EmptyResultError",

@@ -121,6 +121,9 @@ def evaluate(
         if not output.is_file():
             raise
         meta = {}
+    if "candidates" in meta:
+        raise InputError(f"{output}: a candidates file (written by --candidates-output), not an output; give the "
+                         f"output as the argument and this file with --candidates {output}")
     judged = read_qrels(qrels, qrels_query_column, qrels_doc_column, qrels_score_column)
     relevant = _relevant_keys(judged)
     neg = _negatives(output, (meta.get("config") or {}).get("output_format"))

@@ -697,7 +697,8 @@ class BM25Retriever:
             self._build(texts, progress)
             built_now = True
 
-        folder = cached_dir(Path(cache_dir), "bm25", self.cache_key(texts), build, {"settings": self.settings})
+        folder = cached_dir(Path(cache_dir), "bm25", self.cache_key(texts), build, {"settings": self.settings},
+                            what=f"BM25 index of this corpus with these settings ({self.describe()})")
         if built_now:
             self._open(folder)
         else:

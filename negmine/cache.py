@@ -73,21 +73,67 @@ def resolve_cache_dir(cache_dir: Optional[Union[str, Path]], index_dir: Optional
     if index_dir is not None:
         if cache_dir is not None:
             raise ConfigError("give --index-dir or --cache-dir, not both")
-        if not Path(index_dir).is_dir():
-            raise ConfigError(f"--index-dir {index_dir}: no such directory; build it with negmine index")
-        return Path(index_dir)
+        return existing_folder(index_dir, "--index-dir", "give the folder negmine index built",
+                               "build it with negmine index")
     return Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
 
-def prepare_cache_dir(root: Path, option: str = "--cache-dir") -> Path:
-    """Create the cache folder if needed and check, before any work, that negmine can write there.
+def existing_folder(path: Union[str, Path], option: str, if_file: str, if_missing: str) -> Path:
+    """``path``, checked to be a folder that exists (else a ConfigError naming ``option``, with the advice)."""
+    from negmine.errors import ConfigError
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{option} {folder}: is a file, not a folder; {if_file}")
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {folder}: no such directory; {if_missing}")
+    return folder
+
+
+def cache_option(cache_dir: Optional[Union[str, Path]], index_dir: Optional[Union[str, Path]]) -> str:
+    """How messages name the cache folder of a run: the option that gave it, or the variable."""
+    if index_dir is not None:
+        return "--index-dir"
+    if cache_dir is not None or not os.environ.get("NEGMINE_CACHE_DIR"):
+        return "--cache-dir"
+    return "$NEGMINE_CACHE_DIR"
+
+
+#: Cache folders this process opened read-only (resolved paths): what they hold is read, nothing is written there.
+_READ_ONLY: set[Path] = set()
+
+
+def read_only(path: Union[str, Path]) -> bool:
+    """Whether ``path`` lies in a cache folder opened read-only (``prepare_cache_dir``)."""
+    if not _READ_ONLY:
+        return False
+    p = Path(path).resolve()
+    return any(p == root or root in p.parents for root in _READ_ONLY)
+
+
+class ReadOnlyCache(StorageError):
+    """Something must be written into a cache folder that was opened read-only (``what``: what it is)."""
+
+    def __init__(self, message: str, what: str = "") -> None:
+        super().__init__(message)
+        self.what = what
+
+
+def prepare_cache_dir(root: Path, option: str = "--cache-dir", writable: bool = False) -> Path:
+    """Create the cache folder if needed and check, before any work, that negmine can use it: a folder that exists
+    but cannot be written (a read-only volume holding indexes built ahead) is opened read-only, unless ``writable``
+    is required: what it holds is read, and whatever a run would have to write there is an error naming it.
 
     Raises:
-        StorageError: the folder (or one of its parts) is a file, cannot be created, or is not writable.
+        ConfigError: the folder is a file.
+        StorageError: the folder cannot be created, one of its parts is a file, or (``writable``) the folder cannot
+            be written.
     """
+    from negmine.errors import ConfigError
+
     root = Path(root)
     if root.exists() and not root.is_dir():
-        raise StorageError(f"{root}: {option} is a file, not a folder; give a folder")
+        raise ConfigError(f"{root}: {option} is a file, not a folder; give a folder")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -99,8 +145,25 @@ def prepare_cache_dir(root: Path, option: str = "--cache-dir") -> Path:
                                f"another {option}")
     from negmine.io import check_writable
 
-    check_writable(root, option)
+    resolved = root.resolve()
+    try:
+        check_writable(root, option)
+    except StorageError:
+        if writable:
+            raise
+        if resolved not in _READ_ONLY:
+            logger.info("%s %s cannot be written: reading it, writing nothing there", option, root)
+        _READ_ONLY.add(resolved)
+        return root
+    _READ_ONLY.discard(resolved)
     return root
+
+
+def read_only_error(root: Path, what: str) -> ReadOnlyCache:
+    """The error for ``what`` a run would have to write into the read-only cache folder ``root``."""
+    return ReadOnlyCache(f"{root}: cannot be written (read-only), and it lacks the {what}; build that ahead with "
+                         "negmine index and the same options into a writable folder, or give a writable --cache-dir",
+                         what)
 
 
 def text_hashes(texts: Sequence[str]) -> np.ndarray:
@@ -172,7 +235,15 @@ def file_lock(path: Path, exclusive: bool = False, wait: bool = True) -> Iterato
     except ImportError:  # pragma: no cover - not POSIX
         yield True
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        if exclusive or not path.exists():  # a folder nobody can write: nobody changes it, no lock is needed
+            if exclusive:
+                raise
+            yield True
+            return
+        fd = os.open(path, os.O_RDONLY)  # a shared lock on a read-only volume
     try:
         mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
         try:
@@ -226,6 +297,8 @@ class EmbeddingCache:
         self.dir = Path(root) / "embeddings" / digest_of(identity)[:32]
         self._segments: dict[str, _Segment] = {}
         self._cleaned = False
+        #: The cache folder was opened read-only: texts it lacks are encoded into memory, never stored.
+        self.read_only = read_only(root)
 
     # --- reading ------------------------------------------------------------------------------------------------
 
@@ -374,8 +447,9 @@ class EmbeddingCache:
         keys = text_hashes(texts) if keys is None else keys
         first, inverse = _distinct(keys)
         ukeys = keys[first]
-        if not self._cleaned and self.dir.exists():
+        if not self._cleaned and self.dir.exists() and not self.read_only:
             remove_stale_temps(self.dir)
+            touch(self.dir / "identity.txt")
             self._cleaned = True
         dim = 0
         for _ in range(3):  # a segment another process deleted as corrupt between our reads: look again
@@ -409,7 +483,7 @@ class EmbeddingCache:
         if out is None:
             out = make(dim)
         _fill_duplicates(out, first, inverse)
-        if missing.size:
+        if missing.size and not self.read_only:
             self._maybe_merge()
         return out, int(missing.size), int(cached)
 
@@ -438,7 +512,9 @@ class EmbeddingCache:
                 n_pending += positions.size
                 advance(positions.size)
                 now = time.monotonic()
-                if n_pending >= MAX_PENDING or (n_pending >= COMMIT_ROWS and now - last >= COMMIT_SECONDS):
+                if self.read_only:  # kept in memory only: nothing is written into a read-only cache
+                    pending, n_pending = [], 0
+                elif n_pending >= MAX_PENDING or (n_pending >= COMMIT_ROWS and now - last >= COMMIT_SECONDS):
                     self._write_segment(np.concatenate([k for k, _ in pending]),
                                         np.concatenate([v for _, v in pending]))
                     pending, n_pending, last = [], 0, now
@@ -459,8 +535,13 @@ class EmbeddingCache:
         order = _sort_keys(keys)
         name = f"{time.time_ns():016x}-{uuid.uuid4().hex[:8]}"
         files = [self.dir / f"{name}.keys.npy", self.dir / f"{name}.vecs.npy"]
-        atomic_save_npy(files[0], np.ascontiguousarray(keys[order]))
-        atomic_save_npy(files[1], np.ascontiguousarray(vecs[order], dtype=np.float32))
+        try:
+            atomic_save_npy(files[0], np.ascontiguousarray(keys[order]))
+            atomic_save_npy(files[1], np.ascontiguousarray(vecs[order], dtype=np.float32))
+        except BaseException:  # a full disk, say: no file of an uncommitted segment stays behind
+            for f in files:
+                f.unlink(missing_ok=True)
+            raise
         self._write_manifest(name, files, len(keys), int(vecs.shape[1]))
         return name
 
@@ -544,6 +625,14 @@ class EmbeddingCache:
             self._delete(seg.name)
 
 
+def touch(path: Path) -> None:
+    """Record a use of a cache entry (its file's modification time; ``negmine cache prune`` reads it)."""
+    try:
+        os.utime(path)
+    except OSError:  # gone, or not ours to change: the use just goes unrecorded
+        pass
+
+
 def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(position of each distinct key's first appearance, in order of appearance; for every position, the index
     of its key in that list)."""
@@ -577,16 +666,29 @@ def _fill_duplicates(out: np.ndarray, first: np.ndarray, inverse: np.ndarray) ->
         out[pos] = out[first[inverse[pos]]]
 
 
-def cached_dir(root: Path, kind: str, key: str, build: Callable[[Path], None], extra: Optional[dict] = None) -> Path:
-    """A built artefact (an index folder) stored under ``root/kind/key``: reused when its manifest checks out,
-    else built by ``build(tmp_folder)``, sealed with a manifest and renamed into place. Several processes may
-    build the same artefact at once: the first to finish wins, the others discard theirs."""
+def cached_dir(root: Path, kind: str, key: str, build: Callable[[Path], None], extra: Optional[dict] = None,
+               what: str = "") -> Path:
+    """A built artefact (an index folder) stored under ``root/kind/key``: reused when its manifest checks out
+    (its manifest's time then records the use, for ``negmine cache prune``), else built by ``build(tmp_folder)``,
+    sealed with a manifest and renamed into place. Several processes may build the same artefact at once: the
+    first to finish wins, the others discard theirs.
+
+    Raises:
+        ReadOnlyCache: it must be built, but ``root`` was opened read-only (``what`` names it in the message).
+    """
     target = Path(root) / kind / key
+    ro = read_only(root)
     if target.exists():
         if check_manifest(target) is not None:
+            if not ro:
+                touch(target / "manifest.json")
             return target
+        if ro:
+            raise read_only_error(Path(root), f"intact {what or kind + ' cache entry'} ({target} is corrupt)")
         logger.warning("%s cache %s is corrupt or incomplete; rebuilding it", kind, target)
         shutil.rmtree(target, ignore_errors=True)
+    if ro:
+        raise read_only_error(Path(root), what or f"{kind} cache entry {key}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(target.parent)

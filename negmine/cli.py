@@ -24,6 +24,7 @@ from negmine.config import (
     FUSIONS,
     MARGIN_REFERENCES,
     OUTPUT_FORMATS,
+    PRECISIONS,
     RETRIEVERS,
     SAMPLING_STRATEGIES,
     MineConfig,
@@ -45,6 +46,32 @@ class _Group(TyperGroup):
         if option is not None and option.default is None:
             option.default = False
         return option
+
+    def main(self, args: Any = None, prog_name: Optional[str] = None,  # type: ignore[override]  # varies by version
+             complete_var: Optional[str] = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        """Run as click does, but a usage error reads as every other error: one line, ``negmine: error: ...``
+        (with the command whose --help to read), exit code 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        import sys
+
+        click = sys.modules[typer.BadParameter.__module__]  # click's exceptions, or those typer vendors
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a group called without a command: its help
+                typer.echo(exc.format_message(), err=True)
+                sys.exit(exc.exit_code)
+            where = exc.ctx.command_path if exc.ctx is not None else "negmine"
+            typer.echo(f"negmine: error: {exc.format_message().rstrip('.')}; see '{where} --help'", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            typer.echo(f"negmine: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            typer.echo("negmine: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 class _Command(TyperCommand):
@@ -71,6 +98,12 @@ def option_groups(command: Any, ctx: Any) -> list[tuple[str, list[tuple[str, str
     return [(title, groups[title]) for title in order]
 
 
+def _subcommands(name: str, help: str) -> typer.Typer:
+    """A group of commands under ``negmine NAME``."""
+    return typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                       pretty_exceptions_enable=False, cls=_Group)
+
+
 app = typer.Typer(
     name="negmine",
     help="Mine hard negatives for training retrieval models (embedders, rerankers).",
@@ -80,16 +113,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=_Group,
 )
-config_app = typer.Typer(
-    name="config",
-    help="Settings as TOML config files: show the resolved settings of a run, or those an output was mined with.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    cls=_Group,
-)
+config_app = _subcommands("config", "Settings as TOML config files: show the resolved settings of a run, or those an "
+                                     "output was mined with.")
 app.add_typer(config_app)
+cache_app = _subcommands("cache", "The cache folder: what it holds per part and when each entry was last used, and "
+                                   "pruning it.")
+app.add_typer(cache_app)
 
 INPUTS = "Inputs"
 COLUMNS = "Input columns (detected from the usual names when not given)"
@@ -158,6 +187,8 @@ CorpusPromptName = Annotated[Optional[str], _opt(DENSE, "Name of a prompt stored
 BatchSize = Annotated[int, _opt(DENSE, "Texts per encoder batch.")]
 MaxSeqLength = Annotated[Optional[int], _opt(DENSE, "Truncate texts to this many tokens [default: the model's].")]
 Device = Annotated[str, _opt(DENSE, "auto (CUDA when available), cpu, cuda, cuda:N, mps.")]
+Precision = Annotated[str, _opt(DENSE, f"What the models compute in: {_choices(PRECISIONS)} (auto: fp16 on CUDA, "
+                                 "fp32 elsewhere); part of the embeddings' cache key.")]
 FaissIndex = Annotated[str, _opt(DENSE, "Flat (exact search); auto (exact up to 1M documents, an on-disk IVF index "
                                  "above); or a faiss index factory string such as IVF1024,Flat or HNSW32. An "
                                  "approximate index's recall is measured against exact search and reported.")]
@@ -293,6 +324,7 @@ def mine(
     batch_size: BatchSize = D.batch_size,
     max_seq_length: MaxSeqLength = D.max_seq_length,
     device: Device = D.device,
+    precision: Precision = D.precision,
     faiss_index: FaissIndex = D.faiss_index,
     reranker: Annotated[Optional[str], _opt(FILTERS, "The judge of the score rules: a CrossEncoder name or path, "
                                             "or a sentence-transformers bi-encoder (judges by cosine) [default: the "
@@ -389,6 +421,7 @@ def mine(
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
     from negmine.mine import mine as run_mine
 
+    corpus, queries, qrels, pairs, beir, split = _inputs_over_file(ctx, corpus, queries, qrels, pairs, beir, split)
     inputs: tuple[Optional[Path], ...] = (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
     to_stdout = str(output) == "-"
     with _reporting(quiet, verbose) as progress:
@@ -419,6 +452,19 @@ def mine(
                      Path("stdout") if to_stdout else result.output)
     if not to_stdout:  # with -o -, stdout holds the rows alone
         typer.echo(str(output))
+
+
+def _inputs_over_file(ctx: Any, corpus: Any, queries: Any, qrels: Any, pairs: Any, beir: Any, split: Any
+                      ) -> tuple[Any, ...]:
+    """The inputs of a run, where the command line names inputs of one kind (a BEIR folder, or files) and the
+    --config file the other: the command line's replace the file's, as any flag overrides the file."""
+    files = {"corpus": corpus, "queries": queries, "qrels": qrels, "pairs": pairs}
+    folder = {"beir": beir, "split": split}
+    if any(_source(ctx, n) == "COMMANDLINE" for n in folder):
+        files = {n: None if _source(ctx, n) == "DEFAULT_MAP" else v for n, v in files.items()}
+    elif any(_source(ctx, n) == "COMMANDLINE" for n in files):
+        folder = {n: None if _source(ctx, n) == "DEFAULT_MAP" else v for n, v in folder.items()}
+    return files["corpus"], files["queries"], files["qrels"], files["pairs"], folder["beir"], folder["split"]
 
 
 def _mine_config(ctx: Any, options: dict[str, Any]) -> MineConfig:
@@ -741,6 +787,7 @@ def index(
     batch_size: BatchSize = D.batch_size,
     max_seq_length: MaxSeqLength = D.max_seq_length,
     device: Device = D.device,
+    precision: Precision = D.precision,
     faiss_index: FaissIndex = D.faiss_index,
     engine: Engine = D.engine,
     ray_address: RayAddress = D.ray_address,
@@ -866,6 +913,96 @@ def config_from(
     order = {p.name: i for i, p in enumerate(command.params)}
     values = dict(sorted(values.items(), key=lambda kv: order.get(kv[0], len(order))))
     typer.echo(configfile.config_to_toml(values, _groups(command), header), nl=False)
+
+
+CacheDir = Annotated[Optional[Path], _opt(INPUTS, "The cache folder (or an index folder) [default: "
+                                        "$NEGMINE_CACHE_DIR or ~/.cache/negmine].")]
+
+
+def _cache_root(cache_dir: Optional[Path]) -> tuple[Path, str]:
+    from negmine.cache import cache_option, resolve_cache_dir
+
+    return resolve_cache_dir(cache_dir, None), cache_option(cache_dir, None)
+
+
+def _age(seconds: Optional[float], now: float) -> str:
+    if seconds is None:
+        return "-"
+    age = max(0.0, now - seconds)
+    if age >= 86400:
+        return f"{age / 86400:.1f} days ago"
+    return f"{age / 3600:.1f} hours ago" if age >= 3600 else f"{age / 60:.0f} minutes ago"
+
+
+@cache_app.command("info", cls=_Command)
+def cache_info(
+    cache_dir: CacheDir = None,
+    json: Annotated[bool, _opt(OUTPUT, "Print it as JSON.", "--json")] = False,
+) -> None:
+    """Show what the cache folder holds: per part (inputs, embeddings, bm25, vectors, faiss, runs) the entries, their
+    size, and when the oldest and the newest were last used.
+
+    \b
+    Example:
+      negmine cache info --cache-dir /data/negmine-cache
+    """
+    import json as json_module
+    import time
+
+    from negmine.cacheinfo import info
+
+    with _reporting(True, False):
+        root, option = _cache_root(cache_dir)
+        found = info(root, option)
+    if json:
+        typer.echo(json_module.dumps(found.to_dict(), indent=2))
+        return
+    now = time.time()
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"negmine cache {root}", title_justify="left")
+    for column in ("part", "entries", "MiB", "oldest use", "newest use"):
+        table.add_column(column, justify="right" if column in ("entries", "MiB") else "left")
+    for name, part in found.parts.items():
+        table.add_row(name, f"{part.entries:,}", f"{part.bytes / 2**20:,.1f}", _age(part.oldest, now),
+                      _age(part.newest, now))
+    table.add_row("all", "", f"{found.bytes / 2**20:,.1f}", "", "")
+    Console(highlight=False).print(table)
+
+
+@cache_app.command("prune", cls=_Command)
+def cache_prune(
+    cache_dir: CacheDir = None,
+    older_than: Annotated[str, _opt(MINING, "Remove the entries last used longer ago than this: 7d, 12h, 30m, 2w "
+                                            "(a bare number is days); 0 removes every entry.")] = "0",
+    part: Annotated[Optional[list[str]], _opt(MINING, "Only this part: inputs, embeddings, bm25, vectors, faiss or "
+                                                      "runs (repeat it for several) [default: all].")] = None,
+    dry_run: Annotated[bool, _opt(OUTPUT, "List what would be removed, remove nothing.", "--dry-run")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Remove cache entries not used for a while: input copies, indexes, embeddings of a model, and the batches of
+    runs that never completed. Prints each removed entry's path on stdout; an embeddings entry a running process
+    reads from is left (and counted). Prune while no run uses the cache.
+
+    \b
+    Examples:
+      negmine cache prune --older-than 7d
+      negmine cache prune --part runs --dry-run
+    """
+    from negmine.cacheinfo import parse_age, prune
+
+    with _reporting(quiet, False):
+        root, option = _cache_root(cache_dir)
+        result = prune(root, parse_age(older_than), part, dry_run, option)
+    for entry in result.removed:
+        typer.echo(str(entry.path))
+    if not quiet:
+        verb = "would remove" if dry_run else "removed"
+        rows = [(f"{verb}", f"{len(result.removed):,} entries, {result.bytes / 2**20:,.1f} MiB")]
+        if result.busy:
+            rows.append(("left (in use)", f"{len(result.busy):,} entries"))
+        _print_table(f"negmine cache prune {root}", rows, {}, None)
 
 
 def _mine_command(output_required: bool = True) -> Any:

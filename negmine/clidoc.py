@@ -18,9 +18,11 @@ Generated from the commands' own `--help` by `make docs` (`python -m negmine.cli
 a test fails when this page and the commands disagree.
 
 Exit codes: 0 success; 1 bad input data, a folder that cannot be written (read-only, full), or a run that would
-write no negative (see `--allow-empty`); 2 bad usage, options or models; 130 interrupted (Ctrl-C); 143 terminated
-(SIGTERM). Every error is one line on stderr, `negmine: error: ...`, naming the file, column, row or path; a failed
-or interrupted run leaves no output and no temporary file. Stdout carries only the output path.
+write no negative (see `--allow-empty`); 2 bad usage, options or models; 130 interrupted (Ctrl-C); 141 the reader of
+`-o -` stopped reading before the end (`negmine mine -o - | head`), as a shell reports SIGPIPE; 143 terminated
+(SIGTERM). Every error is one line on stderr, `negmine: error: ...`, naming the file, column, row or path (usage
+errors too, with the command whose `--help` to read); a failed or interrupted run leaves no output and no temporary
+file. Stdout carries only the output path.
 
 Progress goes to stderr: a bar per stage on a terminal; elsewhere (CI logs, `2> log`) a plain line per stage at
 most every 10 seconds with done/total, rate and time left. `-q` silences both (warnings and errors still show).

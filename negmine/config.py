@@ -23,6 +23,8 @@ MARGIN_REFERENCES = ("min", "mean", "max")
 AUTO_MARGIN_OTHER_JUDGE = 0.05
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 SAMPLING_STRATEGIES = ("top", "random", "simans")
+#: ``precision``: what the models compute in (``auto``: fp16 on CUDA, fp32 elsewhere).
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 #: SimANS's a and b: the defaults of its reference code (microsoft/SimXNS, SimANS/wiki/co_training_wiki_train.py).
 SIMANS_A = 0.5
 SIMANS_B = 0.0
@@ -32,6 +34,11 @@ COLUMN_SETS = ("all", "training")
 #: Devices torch knows by these names (an index after a colon where several exist).
 DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu|hpu)(:\d+)?)$")
 
+
+#: ``--model none``: no bi-encoder at all (BM25 retrieval, and the rules that need no model).
+NO_MODEL = "none"
+#: The rules that read the retrieval bi-encoder's cosines, and their setting when there is none (``--model none``).
+BI_ENCODER_RULES = {"max_positive_similarity": None, "positive_proximity": None, "agreement": False}
 
 #: Fields that say how a run is carried out, not what it produces: the provenance leaves them out.
 RUN_ONLY = ("query_batch_size", "resume", "engine", "ray_address", "workers", "gpus_per_worker")
@@ -62,7 +69,10 @@ class MineConfig:
         pairs_positive_column: Positive text column of a pairs file (default: ``positive``, ``pos``,
             ``document``, ``passage``, ``answer``).
         retriever: Which retriever proposes candidates: ``bm25``, ``dense`` or ``hybrid`` (both, fused).
-        model: Sentence-transformers bi-encoder name or path (``None``: the embedded all-MiniLM-L6-v2).
+        model: Sentence-transformers bi-encoder name or path (``None``: the embedded all-MiniLM-L6-v2); ``"none"``:
+            no bi-encoder at all, for ``retriever="bm25"``: the rules that read its cosines (near-duplicate,
+            positive proximity, agreement) are off, twin queries are those with the same normalised text, and the
+            score rules need a ``reranker`` (``for_run`` gives the settings such a run uses).
         query_prompt: Text put before every query when embedding it.
         corpus_prompt: Text put before every document when embedding it.
         query_prompt_name: Name of a prompt stored with the model, for queries (default: its ``query`` prompt).
@@ -71,6 +81,9 @@ class MineConfig:
         batch_size: Texts per encoder forward pass.
         max_seq_length: Truncation length in tokens (``None``: the model's own).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+        precision: What the models (the bi-encoder, the judge) compute in: ``auto`` (fp16 on CUDA, fp32 elsewhere),
+            ``fp32``, ``fp16`` or ``bf16``. Part of the embeddings' identity (and so of the cache's keys and the
+            provenance) unless fp32.
         faiss_index: ``Flat`` for exact inner-product search, ``auto`` (exact up to 1M documents, an on-disk IVF
             index above), or a faiss index factory string
             (``IVF1024,Flat``, ``HNSW32``, ``IVF4096,PQ32``) for corpora too large for exact search.
@@ -173,6 +186,7 @@ class MineConfig:
     batch_size: int = 64
     max_seq_length: Optional[int] = None
     device: str = "auto"
+    precision: str = "auto"
     faiss_index: str = "Flat"
     fusion: str = "rrf"
     rrf_k: int = 60
@@ -230,6 +244,7 @@ class MineConfig:
         _choice("margin_reference", self.margin_reference, MARGIN_REFERENCES)
         if isinstance(self.relative_margin, str) and self.relative_margin != "auto":
             raise ConfigError(f"{flag('relative_margin')} takes a number, auto or none; got {self.relative_margin!r}")
+        _choice("precision", self.precision, PRECISIONS)
         if not DEVICE.match(self.device):
             raise ConfigError(f"{flag('device')} must be auto, cpu, cuda, cuda:N, mps or xpu; got {self.device!r}")
         for name in ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity",
@@ -250,6 +265,8 @@ class MineConfig:
         if self.percentile_floor > self.percentile_cap:
             raise ConfigError(f"{flag('percentile_floor')} ({self.percentile_floor}) is above "
                               f"{flag('percentile_cap')} ({self.percentile_cap})")
+        if self.model == NO_MODEL:
+            self._check_no_model()
         if self.reranker_batch_size < 1:
             raise ConfigError(f"{flag('reranker_batch_size')} must be at least 1, got {self.reranker_batch_size}")
         margin = self.relative_margin_value
@@ -321,6 +338,27 @@ class MineConfig:
             return AUTO_MARGIN_OTHER_JUDGE if other else None
         return None if self.relative_margin is None else float(self.relative_margin)
 
+    def _check_no_model(self) -> None:
+        """``--model none`` with options that need a bi-encoder (or, without a reranker, a judge)."""
+        if self.retriever != "bm25":
+            raise ConfigError(f"{flag('model')} none: {flag('retriever')} {self.retriever} retrieves with the "
+                              f"bi-encoder; use {flag('retriever')} bm25, or name a model")
+        if self.reranker is not None:
+            return
+        judged = [name for name in ("absolute_margin", "max_score", "min_score", "percentile_margin")
+                  if getattr(self, name) is not None]
+        judged += ["relative_margin"] if self.relative_margin not in (None, "auto") else []
+        judged += ["percentile_cap"] if self.percentile_cap < 1 else []
+        judged += ["score_all"] if self.score_all else []
+        judged += ["sampling_strategy"] if self.sampling_strategy == "simans" else []
+        if judged:
+            raise ConfigError(f"{flag('model')} none: {flag(judged[0])} reads a judge's scores, and without a model "
+                              f"only {flag('reranker')} can judge; give one, or turn {flag(judged[0])} off")
+
+    def for_run(self) -> "MineConfig":
+        """The settings a run uses: these, with ``--model none`` the rules that read the bi-encoder off."""
+        return self.replace(**BI_ENCODER_RULES) if self.model == NO_MODEL else self
+
     def ineffective(self, given: Collection[str]) -> list[str]:
         """Warnings for options in ``given`` (set explicitly by the caller) that have no effect with the others."""
         margins = any(v is not None for v in (self.absolute_margin, self.relative_margin_value,
@@ -348,6 +386,8 @@ class MineConfig:
             ("ray_address", self.engine != "ray", f"without {flag('engine')} ray"),
             ("workers", self.engine != "ray", f"without {flag('engine')} ray"),
             ("gpus_per_worker", self.engine != "ray", f"without {flag('engine')} ray"),
+            *((name, self.model == NO_MODEL, f"with {flag('model')} none (it reads the bi-encoder's cosines)")
+              for name in BI_ENCODER_RULES),
         ]
         no_bm25 = self.retriever == "dense" and self.lexical_overlap is None and not self.agreement
         checks += [(f"bm25_{p}", no_bm25, f"with {flag('retriever')} dense and the BM25 rules off "

@@ -231,10 +231,17 @@ def config_to_toml(
 
 def config_from_metadata(metadata: Mapping[str, Any], source: str = "<metadata>") -> dict[str, Any]:
     """The options of the run that wrote an output, from its provenance (``negmine.read_metadata(path)``): the
-    input paths as they were given, then every ``MineConfig`` field. Fields this version of negmine does not know
+    input paths as they were given (the BEIR folder and split, for a run given one), then every ``MineConfig``
+    field. Fields this version of negmine does not know
     (an output of another version) are left out, with a warning on the ``negmine`` logger."""
     inputs = metadata.get("inputs") or {}
-    values: dict[str, Any] = {role: inputs[role]["path"] for role in INPUT_ROLES if role in inputs}
+    beir = metadata.get("beir")
+    roles: tuple[str, ...] = INPUT_ROLES
+    values: dict[str, Any] = {}
+    if isinstance(beir, dict):  # the folder stands for the corpus, queries and qrels files
+        values = {"beir": beir["folder"], "split": beir["split"]}
+        roles = tuple(r for r in INPUT_ROLES if r not in ("corpus", "queries", "qrels"))
+    values.update({role: inputs[role]["path"] for role in roles if role in inputs})
     config = metadata.get("config")
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: its metadata holds no config; was it written by negmine mine?")

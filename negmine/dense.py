@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from negmine.cache import EmbeddingCache, cached_dir, digest_of, reserve, text_hashes
+from negmine.cache import EmbeddingCache, ReadOnlyCache, cached_dir, digest_of, reserve, text_hashes
 from negmine.errors import ConfigError, InputError
 from negmine.models import Encoder, encode_stream
 from negmine.progress import Progress
@@ -449,8 +449,11 @@ def _read_npy(p: Path, ids: Sequence[Any], role: str, cache_dir: Optional[Path],
         mm.flush()
         del mm
 
-    folder = cached_dir(Path(cache_dir), "vectors", key[:32], build,
-                        {"source": str(p), "rows": int(vecs.shape[0]), "normalised": True})
+    try:
+        folder = cached_dir(Path(cache_dir), "vectors", key[:32], build,
+                            {"source": str(p), "rows": int(vecs.shape[0]), "normalised": True})
+    except ReadOnlyCache:  # nowhere to keep a normalised copy: normalise in RAM
+        return _read_npy(p, ids, role, None, progress)
     logger.debug("dense: %s: rows not unit-norm; using the normalised copy %s", p, folder)
     out = np.load(folder / "vectors.npy", mmap_mode="r")
     _remember_key(out, key)
@@ -507,6 +510,7 @@ class DenseRetriever:
         self._caches: dict[str, EmbeddingCache] = {}
         self.encoded = 0
         self.cached = 0
+        self._seen: dict[str, np.ndarray] = {}  # per identity, the texts counted (their digests' first 8 bytes)
         self._texts: Sequence[str] = ()
         self._given_docs = False
         self._key: Optional[str] = None
@@ -514,10 +518,11 @@ class DenseRetriever:
 
     def embed(self, texts: Sequence[str], kind: str, progress: Optional[Progress] = None,
               out: Union[np.ndarray, Callable[[int], np.ndarray], None] = None,
-              keys: Optional[np.ndarray] = None, count: bool = True) -> np.ndarray:
-        """Embeddings of ``texts`` through the cache; counts what was encoded and what was cached (unless
-        ``count`` is false: a second look at texts already counted). ``out``: the array to fill, or a function
-        making it from the dimension; ``keys``: ``text_hashes(texts)`` if known."""
+              keys: Optional[np.ndarray] = None, remember: bool = True) -> np.ndarray:
+        """Embeddings of ``texts`` through the cache; counts the distinct texts encoded and those found in the
+        cache (each once per run). ``out``: the array to fill, or a function making it from the dimension;
+        ``keys``: ``text_hashes(texts)`` if known; ``remember=False``: a one-time look at many texts (the whole
+        corpus), counted without remembering which (a later look would count them again)."""
         if self.encoder is None:
             option = "--query-embeddings" if kind == "query" else "--corpus-embeddings"
             raise ConfigError(f"no model to embed {kind} texts: give --model or {option}")
@@ -527,11 +532,23 @@ class DenseRetriever:
         if cache is None:
             cache = self._caches[identity] = EmbeddingCache(self.cache_dir, identity)
         label = f"encoding {'queries' if kind == 'query' else 'documents'} ({getattr(enc, 'name', 'model')})"
+        keys = text_hashes(texts) if keys is None else keys
         vecs, encoded, cached = cache.get(texts, encode_stream(enc, kind), out, progress, label, keys=keys)
-        if count:
-            self.encoded += encoded
-            self.cached += cached
+        self._count(identity, keys, encoded, cached, remember)
         return vecs
+
+    def _count(self, identity: str, keys: np.ndarray, encoded: int, cached: int, remember: bool) -> None:
+        """Count the distinct texts encoded, and those taken from the cache that this run did not encode itself
+        nor count before (a text looked up again, in another query batch, counts once)."""
+        self.encoded += encoded
+        if not remember:
+            self.cached += cached
+            return
+        seen = self._seen.get(identity, np.empty(0, np.uint64))
+        prefix = np.unique(np.ascontiguousarray(keys[:, :8]).view("<u8").ravel())
+        new = prefix[~np.isin(prefix, seen, assume_unique=True)]
+        self._seen[identity] = np.union1d(seen, new)
+        self.cached += max(0, int(new.size) - encoded)
 
     def missing(self, texts: Sequence[str], kind: str) -> int:
         """How many distinct ``texts`` of ``kind`` the cache has no vector for."""
@@ -576,14 +593,15 @@ class DenseRetriever:
             def matrix(dim: int) -> np.ndarray:
                 return new_npy(tmp / "vectors.npy", (len(texts), dim))
 
-            mm = self.embed(texts, "document", progress, out=matrix, keys=keys)
+            mm = self.embed(texts, "document", progress, out=matrix, keys=keys, remember=False)
             if isinstance(mm, np.memmap):
                 mm.flush()
             del mm
             extra["distinct"] = self.encoded + self.cached - before
 
         start = self.encoded + self.cached
-        folder = cached_dir(self.cache_dir, "vectors", self._key[:32], build, extra)
+        folder = cached_dir(self.cache_dir, "vectors", self._key[:32], build, extra,
+                            what=f"embeddings of this corpus from {getattr(self.encoder, 'name', 'this model')}")
         if self.encoded + self.cached == start:  # reused: count its texts as cached, as a lookup would have
             try:
                 manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
@@ -723,7 +741,8 @@ class DenseRetriever:
             build_factory_index(docs, factory, tmp, progress=progress)
 
         return cached_dir(self.cache_dir, "faiss", key, build,
-                          {"factory": factory, "documents": int(docs.shape[0]), "format": INDEX_FORMAT})
+                          {"factory": factory, "documents": int(docs.shape[0]), "format": INDEX_FORMAT},
+                          what=f"faiss index {factory} of these corpus vectors")
 
     def pair_scores(self, queries: Sequence[str], docs: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """Cosine similarity of given documents for each query (queries as passed to ``search``), scored as the

@@ -46,6 +46,7 @@ class Job:
     calibration: Optional[np.ndarray] = None
     dense_search: Optional[dict[str, Any]] = None  # an approximate index's setting, chosen by the driver
     marker: Optional[str] = None  # a file the driver wrote in the cache: a worker that cannot see it is refused
+    beir: Optional[dict[str, str]] = None  # the BEIR folder and split the input files came from, if any
 
 
 def make_engine(config: Any) -> "LocalEngine | RayEngine":
@@ -183,11 +184,30 @@ def _negmine_cause(exc: BaseException) -> Optional[NegmineError]:
     return None
 
 
+#: The start of the names of the files ``write_marker`` writes.
+MARKER = ".cluster-check-"
+
+
 def write_marker(cache: Path) -> str:
-    """A file in the cache that every worker must see (the cache must be shared by the nodes)."""
-    name = f".cluster-check-{uuid.uuid4().hex[:12]}"
+    """A file in the cache that every worker must see (the cache must be shared by the nodes): a new one, or in a
+    cache opened read-only, one it holds (``remove_marker`` removes only a file it wrote)."""
+    from negmine.cache import read_only
+
+    if read_only(cache):
+        held = next((p for p in sorted(Path(cache).rglob("manifest.json"))), None)
+        if held is None:
+            raise StorageError(f"{cache}: cannot be written (read-only) and holds no index; build the indexes ahead "
+                               "with negmine index into a writable folder")
+        return str(held.relative_to(cache))
+    name = f"{MARKER}{uuid.uuid4().hex[:12]}"
     (cache / name).write_text(socket.gethostname())
     return name
+
+
+def remove_marker(cache: Path, marker: Optional[str]) -> None:
+    """Remove a file ``write_marker`` wrote (not one it only pointed to)."""
+    if marker is not None and marker.startswith(MARKER):
+        (Path(cache) / marker).unlink(missing_ok=True)
 
 
 def use_assigned_cpus() -> None:

@@ -36,6 +36,13 @@ class StorageError(NegmineError):
     exit_code = 1
 
 
+class BrokenPipe(StorageError):
+    """The reader of the output on stdout (``-o -``) stopped reading before the run wrote everything
+    (``negmine mine -o - | head``). Exit code 141, as a shell reports a program that SIGPIPE stopped."""
+
+    exit_code = 141
+
+
 class EmptyResultError(NegmineError):
     """The run would write no negatives at all (every candidate dropped). Exit code 1; ``allow_empty`` accepts
     such a run."""
@@ -56,7 +63,8 @@ _HINTS = {
 
 
 def storage_error(path: Union[str, Path], exc: OSError, what: str = "") -> StorageError:
-    """A one-line ``StorageError`` for an ``OSError`` met while writing ``path``: ``PATH: reason``."""
+    """A one-line ``StorageError`` for an ``OSError`` met while writing ``path``: ``PATH: reason`` (a
+    ``BrokenPipe`` for EPIPE)."""
     code = exc.errno
     if code is None:  # pyarrow's errors carry it in the text: "[Errno 28] No space left on device"
         m = re.search(r"\[Errno (\d+)\]", str(exc))
@@ -65,4 +73,5 @@ def storage_error(path: Union[str, Path], exc: OSError, what: str = "") -> Stora
         code = errno.ENOSPC
     text = exc.strerror or (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
     reason = _HINTS.get(code if code is not None else -1) or text
-    return StorageError(f"{path}: {what + ': ' if what else ''}{reason}")
+    kind = BrokenPipe if code == errno.EPIPE else StorageError
+    return kind(f"{path}: {what + ': ' if what else ''}{reason}")

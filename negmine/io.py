@@ -101,6 +101,27 @@ def _first_bad_row(mask: pa.Array | pa.ChunkedArray) -> Optional[int]:
     return int(hits[0]) if hits.size else None
 
 
+def _first_invalid_utf8(col: pa.Array | pa.ChunkedArray) -> Optional[int]:
+    """The first row of a string column whose bytes are not UTF-8 (pyarrow's JSON and Parquet readers let such
+    bytes through; a reader of the output would fail on them), or ``None``."""
+    offset = 0
+    for chunk in (col.chunks if isinstance(col, pa.ChunkedArray) else [col]):
+        try:
+            chunk.validate(full=True)
+        except pa.ArrowInvalid:
+            lo, hi = 0, len(chunk)  # the first bad row lies in [lo, hi): halve until one row is left
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                try:
+                    chunk.slice(lo, mid - lo).validate(full=True)
+                    lo = mid
+                except pa.ArrowInvalid:
+                    hi = mid
+            return offset + lo
+        offset += len(chunk)
+    return None
+
+
 def _ids(table: Any, column: str, src: InputFile, offset: int = 0) -> Any:
     """The id column of a table (or record batch), checked: strings or integers, none null or empty. Messages name
     rows counted from the file's first row (``offset``: the rows before this batch), or a text file's lines."""
@@ -114,6 +135,9 @@ def _ids(table: Any, column: str, src: InputFile, offset: int = 0) -> Any:
     if row is not None:
         raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: id is null")
     if not pa.types.is_integer(t):
+        row = _first_invalid_utf8(col)
+        if row is not None:
+            raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: id is not UTF-8 text")
         row = _first_bad_row(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0))
         if row is not None:
             raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: id is empty")
@@ -146,10 +170,13 @@ def _texts(table: Any, column: str, src: InputFile, offset: int = 0) -> Any:
     row = _first_bad_row(col.is_null())
     if row is not None:
         raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: text is null")
+    row = _first_invalid_utf8(col)
+    if row is not None:
+        raise InputError(f"{src.path}: column {column!r} {src.where(offset + row)}: not UTF-8 text")
     return pc.cast(col, pa.string()) if pa.types.is_large_string(col.type) else col
 
 
-def _join_titles(table: Any, title: Optional[str], texts: Any, src: InputFile) -> Any:
+def _join_titles(table: Any, title: Optional[str], texts: Any, src: InputFile, offset: int = 0) -> Any:
     """``title + " " + text`` (whitespace trimmed at both ends) where a title is given, else the text."""
     if title is None:
         return texts
@@ -160,6 +187,9 @@ def _join_titles(table: Any, title: Optional[str], texts: Any, src: InputFile) -
         raise InputError(f"{src.path}: column {title!r} holds {titles.type}; titles must be strings "
                          "(--corpus-title-column '' ignores it)")
     titles = pc.cast(titles, pa.string())
+    row = _first_invalid_utf8(titles)
+    if row is not None:
+        raise InputError(f"{src.path}: column {title!r} {src.where(offset + row)}: title is not UTF-8 text")
     has_title = pc.and_kleene(pc.is_valid(titles), pc.not_equal(titles, ""))
     joined = pc.utf8_trim_whitespace(pc.binary_join_element_wise(titles, texts, " "))
     return pc.if_else(has_title, joined, texts)
@@ -199,7 +229,8 @@ def _collection_table(src: InputFile, columns: list[str], convert: Callable[[Any
     memory-mapped from there (no private memory for the texts, and no conversion next time). The converted ``id``
     column of a CSV or TSV file becomes int64 when every id is a plain integer."""
     path = src.path
-    if cache_dir is None:
+
+    def in_memory() -> pa.Table:
         table = src.read(columns)
         if table.num_rows == 0:
             raise InputError(f"{path}: the {role} is empty (no rows)")
@@ -208,7 +239,10 @@ def _collection_table(src: InputFile, columns: list[str], convert: Callable[[Any
             at = out.column_names.index("id")
             out = out.set_column(at, "id", _integer_ids(out.column("id")))
         return out
-    from negmine.cache import cached_dir, digest_of
+
+    if cache_dir is None:
+        return in_memory()
+    from negmine.cache import ReadOnlyCache, cached_dir, digest_of
 
     parts = ["inputs-v1", role, fingerprint(path), json.dumps(columns)]
     if src.is_text:  # the same bytes read as another format are another table
@@ -236,7 +270,10 @@ def _collection_table(src: InputFile, columns: list[str], convert: Callable[[Any
         if integers:
             _cast_ids(target)
 
-    folder = cached_dir(Path(cache_dir), "inputs", key, build, {"path": str(path), "columns": columns})
+    try:
+        folder = cached_dir(Path(cache_dir), "inputs", key, build, {"path": str(path), "columns": columns})
+    except ReadOnlyCache:  # a read-only cache without this file's copy: read it into memory instead
+        return in_memory()
     return pa.ipc.open_file(pa.memory_map(str(folder / "table.arrow"))).read_all()
 
 
@@ -276,7 +313,7 @@ def read_corpus(
 
     def convert(batch: Any, offset: int) -> dict[str, Any]:
         bodies = _texts(batch, txc, src, offset)
-        out = {"id": _ids(batch, idc, src, offset), "text": _join_titles(batch, tic, bodies, src)}
+        out = {"id": _ids(batch, idc, src, offset), "text": _join_titles(batch, tic, bodies, src, offset)}
         if tic is not None:
             out["body"] = bodies
         return out
@@ -355,6 +392,7 @@ class Inputs:
     queries: Queries
     qrels: Qrels
     files: dict[str, str]
+    beir: Optional[dict[str, str]] = None  # the BEIR folder and split the files came from, when they did
 
 
 def load_inputs(

@@ -137,18 +137,21 @@ class JsonLinesSink:
         return str(self.target) if self.target is not None else "stdout"
 
     def write(self, table: pa.Table) -> None:
-        """Add rows (written at once)."""
+        """Add rows (written at once: on stdout, every byte of them, or an error)."""
         data = json_lines(table).encode("utf-8")
         try:
             self.out.write(data)
             if self.target is None:
                 self.out.flush()
         except OSError as exc:
-            self.abort()
-            if self.target is None and exc.errno == errno.EPIPE:
-                _silence_stdout()
-            raise storage_error(self.name, exc) from exc
+            self._failed(exc)
         self.rows += table.num_rows
+
+    def _failed(self, exc: OSError) -> None:
+        self.abort()
+        if self.target is None and exc.errno == errno.EPIPE:
+            _silence_stdout()
+        raise storage_error(self.name, exc) from exc
 
     def commit(self, metadata: Optional[dict[str, Any]] = None, empty: Optional[pa.Table] = None) -> Path:
         """Finish the file, write the provenance beside it (``OUT.provenance.json``, none for stdout) and rename
@@ -156,8 +159,10 @@ class JsonLinesSink:
         if self.target is None:
             try:
                 self.out.flush()
+                if _reader_gone(self.out):  # all was written into the pipe, but the reader left without it
+                    raise OSError(errno.EPIPE, os.strerror(errno.EPIPE))
             except OSError as exc:
-                raise storage_error(self.name, exc) from exc
+                self._failed(exc)
             return Path(STDOUT)
         from negmine.io import _umask, temp_path
 
@@ -215,12 +220,47 @@ class _TextOut:
         self.stream.flush()
 
 
+class _FdOut:
+    """Bytes written straight to a file descriptor, every one of them: a write the system takes only in part (a
+    pipe whose reader stops) goes on with the rest, so a reader that left is always an EPIPE, never lost bytes."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def flush(self) -> None:
+        pass
+
+
 def _stdout() -> Any:
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is None:
-        return _TextOut(sys.stdout)
     sys.stdout.flush()  # what was printed before comes first
-    return buffer
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a notebook's or a test runner's stdout
+        buffer = getattr(sys.stdout, "buffer", None)
+        return _TextOut(sys.stdout) if buffer is None else buffer
+    return _FdOut(fd)
+
+
+def _reader_gone(out: Any) -> bool:
+    """Whether ``out`` is a pipe whose reader has closed it (what was written there and not read is lost)."""
+    if not isinstance(out, _FdOut):
+        return False
+    import select
+    import stat
+
+    try:
+        if not stat.S_ISFIFO(os.fstat(out.fd).st_mode):
+            return False
+        poll = select.poll()
+        poll.register(out.fd, 0)  # POLLERR is always reported: a pipe without a reader
+        return any(event & select.POLLERR for _, event in poll.poll(0))
+    except (OSError, AttributeError):  # no poll on this system: the next write would tell
+        return False
 
 
 def _silence_stdout() -> None:

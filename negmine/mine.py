@@ -26,12 +26,12 @@ import numpy as np
 import pyarrow as pa
 
 from negmine import evidence, filters, io
-from negmine.cache import digest_of, prepare_cache_dir, resolve_cache_dir
-from negmine.config import MineConfig
+from negmine.cache import cache_option, digest_of, prepare_cache_dir, read_only, read_only_error, resolve_cache_dir
+from negmine.config import NO_MODEL, MineConfig
 from negmine.data import Corpus, Positives, Qrels, Queries, match_positives, take_rows
 from negmine.dense import DenseRetriever, read_embeddings
-from negmine.engine import Job, make_engine, write_marker
-from negmine.errors import ConfigError, EmptyResultError, InputError
+from negmine.engine import Job, make_engine, remove_marker, write_marker
+from negmine.errors import ConfigError, EmptyResultError, InputError, NegmineError
 from negmine.io import Inputs, load_inputs
 from negmine.models import Encoder, check_device, identity_record
 from negmine.progress import Progress
@@ -113,12 +113,15 @@ def make_encoder(config: MineConfig, model: Optional[str] = None) -> Encoder:
     (``--reranker``), with its own prompts and the reranker's batch size and length."""
     from negmine.models import SentenceTransformerEncoder
 
+    if model is None and config.model == NO_MODEL:  # nothing should ask: a guard, not a message users meet
+        raise ConfigError("--model none: this run has no bi-encoder")
     if model is not None:
         return SentenceTransformerEncoder(model, batch_size=config.reranker_batch_size,
-                                          max_seq_length=config.reranker_max_length, device=config.device)
+                                          max_seq_length=config.reranker_max_length, device=config.device,
+                                          precision=config.precision)
     return SentenceTransformerEncoder(
         config.model, config.query_prompt, config.corpus_prompt, config.query_prompt_name,
-        config.corpus_prompt_name, config.batch_size, config.max_seq_length, config.device,
+        config.corpus_prompt_name, config.batch_size, config.max_seq_length, config.device, config.precision,
     )
 
 
@@ -145,6 +148,8 @@ def make_retriever(
 
 def uses_bi_encoder(config: MineConfig, rules: ScoreRules) -> bool:
     """Whether a run needs the retrieval bi-encoder: to retrieve, or for the rules, the judge or twin queries."""
+    if config.model == NO_MODEL:
+        return False
     return config.retriever != "bm25" or rules.active or rules.need_scores or judges_all(config) \
         or config.cross_query is not None
 
@@ -256,12 +261,15 @@ def mine(
     warnings: list[str] = []
     for message in config.ineffective(set(options) if explicit is None else explicit):
         _warn(warnings, message)
+    config = config.for_run()
+    folder: Optional[dict[str, str]] = None
     if beir is not None:
         if any(x is not None for x in (corpus, queries, qrels, pairs)):
             raise ConfigError("--beir stands for --corpus, --queries and --qrels: give either the BEIR folder or "
                               "the files")
         files = io.beir_files(beir, split if split is not None else "train")
         corpus, queries, qrels = files["corpus"], files["queries"], files["qrels"]
+        folder = {"folder": str(beir), "split": split if split is not None else "train"}
     elif split is not None:
         raise ConfigError("--split chooses the qrels of a --beir folder: give --beir DIR, or drop --split")
     paths = [x for x in (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
@@ -271,16 +279,14 @@ def mine(
             and not score_rules_of(config).need_scores:
         _warn(warnings, "--score-all has no effect without --candidates-output and without a score rule (margins, "
                         "--max-score, --min-score, --percentile-cap)")
-    cache = prepare_cache_dir(resolve_cache_dir(cache_dir, index_dir),
-                              "--index-dir" if index_dir is not None else "--cache-dir")
+    cache = prepare_cache_dir(resolve_cache_dir(cache_dir, index_dir), cache_option(cache_dir, index_dir))
     engine = make_engine(config)
     job = Job(config, corpus, queries, qrels, pairs, cache, encoder, corpus_embeddings, query_embeddings,
-              cand_path is not None, marker=write_marker(cache) if engine.name == "ray" else None)
+              cand_path is not None, marker=write_marker(cache) if engine.name == "ray" else None, beir=folder)
     try:
         return _mine(job, engine, out_path, cand_path, fn_path, index_dir is not None, progress, seconds, warnings)
     finally:
-        if job.marker is not None:
-            (cache / job.marker).unlink(missing_ok=True)
+        remove_marker(cache, job.marker)
         engine.close()
 
 
@@ -311,6 +317,7 @@ def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[P
                       job.corpus_embeddings, job.query_embeddings, index_dir, progress, warnings, engine=engine,
                       job=job)
     job.calibration, job.dense_search = run.calibration, run.dense_search
+    run.inputs.beir = job.beir
     seconds["plan"] = time.perf_counter() - t
     store = RunStore(cache, run_key(run, cand_path is not None) if config.resume else None)
     if not config.resume:
@@ -324,7 +331,9 @@ def run_batches(run: Run, stats: MineStats, store: RunStore, sinks: "Sinks", res
                 progress: Progress, seconds: dict[str, float], warnings: list[str]) -> MineResult:
     """Mine a planned run's query batches (``results(todo, progress)`` yields the results of the batches not kept
     by ``store``, in order), write them to ``sinks`` in query order, then the provenance; the files are renamed
-    into place only when everything succeeded."""
+    into place only when everything succeeded. The batches kept in ``store`` are removed once the files are in
+    place, and when the run fails with a NegmineError (an empty result refused, a full disk, a closed pipe): only
+    an interrupted, killed or crashed run leaves them to resume from."""
     config = run.config
     positive_scores: list[np.ndarray] = []
     negative_scores: list[np.ndarray] = []
@@ -363,19 +372,21 @@ def run_batches(run: Run, stats: MineStats, store: RunStore, sinks: "Sinks", res
             stats.scores = score_summary(run.sources.judge_name(run), _concat(positive_scores),
                                          _concat(negative_scores), _concat(dropped_scores))
         if run.dense is not None:
-            stats.texts_encoded, stats.texts_cached = run.dense.encoded, max(0, run.dense.cached)
+            stats.texts_encoded, stats.texts_cached = run.dense.encoded, run.dense.cached
         stats.dense_search = dict(run.dense_search)
         if stats.negatives_written == 0 and not config.allow_empty:
             raise EmptyResultError(why_empty(stats))
         metadata = provenance(config, run.inputs.files, stats, run.sources.embedder_identity(run),
                               run.sources.judge_identity(run, always=config.sampling_strategy == "simans"),
-                              run.rules.relative_margin)
+                              run.rules.relative_margin, run.inputs.beir)
         t = time.perf_counter()
         with progress.stage("writing output"):
             table = sinks.commit(metadata, run)
         seconds["write"] = time.perf_counter() - t
-    except BaseException:
+    except BaseException as exc:
         sinks.abort()
+        if isinstance(exc, NegmineError):  # a run that failed on its own terms (refused, disk full) starts over;
+            store.clear()  # one that was interrupted, killed or crashed resumes
         raise
     store.clear()
     warnings.extend(run.warnings)
@@ -442,12 +453,15 @@ def plan(
     if config.retriever != "bm25" or rules.active or judged or config.reranker or config.cross_query is not None:
         check_device(config.device)
     judge = load_judge(config.reranker, lambda model: make_encoder(config, model), [], [],
-                       config.reranker_batch_size, config.reranker_max_length, config.device) \
+                       config.reranker_batch_size, config.reranker_max_length, config.device, config.precision) \
         if judged else Judge()
     rules = score_rules_of(config, judge.kind)
-    if index_dir:
-        for message in _index_dir_gaps(config, inputs.corpus, cache, encoder, corpus_embeddings is not None):
-            _warn(warnings, message)
+    if index_dir or read_only(cache):
+        gaps = _index_dir_gaps(config, inputs.corpus, cache, encoder, corpus_embeddings is not None, rules)
+        if gaps and read_only(cache):  # before any work: what this run would have to write there
+            raise read_only_error(cache, gaps[0][0])
+        for what, advice in gaps:
+            _warn(warnings, f"--index-dir {cache} lacks the {what}: building it there now. {advice}")
 
     corpus_vectors = given = None
     if corpus_embeddings is not None:
@@ -493,9 +507,8 @@ def tune_dense_search(run: Run, progress: Progress) -> None:
     with progress.stage("measuring the approximate index's recall"):
         if run.given_queries is not None:
             vectors = run.given_queries[rows]
-        else:  # counted as encoded here; the batches will find them in the cache: not counted again there
+        else:  # counted as encoded (or cached) here, once: the batches look them up again without counting them
             vectors = run.dense.embed(run.inputs.queries.texts.take(rows), "query")
-            run.dense.cached -= len(rows)
         report = run.dense.tune(vectors, run.depth, progress)
     if report is not None:
         run.dense_search = {k: v for k, v in report.items() if k != "seconds"}
@@ -983,38 +996,64 @@ def build_index(
     encoder: Optional[Encoder] = None,
     **options: Any,
 ) -> IndexResult:
-    """Build the indexes a ``mine`` run with these settings needs for ``corpus`` into ``index_dir`` (created if
-    missing): the retriever's, and the BM25 index the lexical-overlap and agreement rules read.
+    """Build what a ``mine`` run with these settings needs from its cache for ``corpus`` into ``index_dir``
+    (created if missing): the retriever's indexes, the BM25 index the lexical-overlap and agreement rules read, and
+    the documents' embeddings when a rule reads bi-encoder cosines (whatever the retriever).
 
-    ``mine(..., index_dir=index_dir)`` with the same corpus and settings then encodes and indexes nothing.
-    Re-running it after the corpus changed encodes only the changed texts.
+    ``mine(..., index_dir=index_dir)`` with the same corpus and settings then encodes and indexes nothing (and can
+    read the folder from a read-only volume). Re-running it after the corpus changed encodes only the changed
+    texts. A folder it created is removed again when it fails before writing anything there.
     """
-    config = (config or MineConfig()).replace(**options) if options else (config or MineConfig())
+    config = ((config or MineConfig()).replace(**options) if options else (config or MineConfig())).for_run()
     progress = progress or Progress()
     folder = Path(index_dir)
     if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--index-dir {folder} is a file, not a directory")
-    prepare_cache_dir(folder, "--index-dir")
+        raise ConfigError(f"--index-dir {folder}: is a file, not a folder; give a folder to build the indexes in")
+    created = not folder.exists()
+    prepare_cache_dir(folder, "--index-dir", writable=True)
+    try:
+        return _build_index(corpus, folder, config, progress, encoder)
+    except BaseException:
+        if created:
+            _remove_if_empty(folder)
+        raise
+
+
+def _build_index(corpus: Union[Source, Corpus], folder: Path, config: MineConfig, progress: Progress,
+                 encoder: Optional[Encoder]) -> IndexResult:
     t = time.perf_counter()
     with progress.stage("reading corpus"):
         c = corpus if isinstance(corpus, Corpus) else io.read_corpus(
             corpus, config.corpus_id_column, config.corpus_text_column, config.corpus_title_column, folder)
-    if config.engine == "ray" and config.retriever != "bm25":
+    rules = score_rules_of(config)
+    if config.engine == "ray" and uses_bi_encoder(config, rules):
         engine = make_engine(config)
         job = Job(config, corpus, None, None, None, folder, encoder, None, None, False, marker=write_marker(folder))
         try:
             engine.encode_corpus(job, c.texts, encoder or make_encoder(config), progress)
         finally:
-            (folder / str(job.marker)).unlink(missing_ok=True)
+            remove_marker(folder, job.marker)
             engine.close()
     retriever = make_retriever(config, c, progress, folder, encoder)
     _bm25_part(retriever, config, c, folder, progress)
     dense = _dense_part(retriever)
     if dense is not None:
         dense.prepare()
+    elif uses_bi_encoder(config, rules):  # the rules read the documents' embeddings: store them too
+        dense = DenseRetriever(encoder or make_encoder(config), folder, config.faiss_index, config.device)
+        dense.embed(c.texts, "document", progress)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return IndexResult(folder, len(c), dense.encoded if dense else 0, dense.cached if dense else 0, size,
                        {"index": time.perf_counter() - t})
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` when no file is left under it (its empty sub-folders go with it)."""
+    if any(p.is_file() for p in folder.rglob("*")):
+        return
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- helpers of the plan and the batch -----------------------------------------------------------------------------
@@ -1076,7 +1115,7 @@ def _query_vectors(run: Run, positions: np.ndarray) -> np.ndarray:
     if run.given_queries is not None:
         return np.asarray(run.given_queries[rows], dtype=np.float32)
     assert run.dense is not None
-    return run.dense.embed(run.inputs.queries.texts.take(rows), "query", count=False)
+    return run.dense.embed(run.inputs.queries.texts.take(rows), "query")
 
 
 def _empty_selection() -> Any:
@@ -1112,8 +1151,8 @@ def _bm25_part(retriever: Retriever, config: MineConfig, corpus: Corpus, cache: 
 
 
 def _index_dir_gaps(config: MineConfig, corpus: Corpus, folder: Path, encoder: Optional[Encoder],
-                    vectors_given: bool) -> list[str]:
-    """What an ``--index-dir`` lacks for this run (it will be built into it now), as warnings."""
+                    vectors_given: bool, rules: ScoreRules) -> list[tuple[str, str]]:
+    """What a cache folder (an ``--index-dir``) lacks that this run needs from it: (what, how to build it ahead)."""
     from negmine.bm25 import BM25Retriever, cached_settings
 
     gaps = []
@@ -1123,16 +1162,14 @@ def _index_dir_gaps(config: MineConfig, corpus: Corpus, folder: Path, encoder: O
                              config.bm25_stopwords)
         if not bm25.is_cached(corpus.texts, folder):
             held = "; ".join(cached_settings(folder)) or "none"
-            gaps.append(f"--index-dir {folder}: no BM25 index of this corpus with these settings ({bm25.describe()}); "
-                        f"building one there now (it holds: {held}). Build it ahead with negmine index and the same "
-                        "options")
-    if config.retriever != "bm25" and not vectors_given:
+            gaps.append((f"BM25 index of this corpus with these settings ({bm25.describe()})",
+                         f"It holds BM25 indexes with: {held}. Build it ahead with negmine index and the same options"))
+    if uses_bi_encoder(config, rules) and not vectors_given:
         dense = DenseRetriever(encoder or make_encoder(config), folder)
         missing = dense.missing(corpus.texts, "document")
         if missing:
-            gaps.append(f"--index-dir {folder}: {missing:,} of {len(corpus):,} documents have no embedding there "
-                        f"from this model; encoding them into it now (negmine index --retriever "
-                        f"{config.retriever} builds them ahead)")
+            gaps.append((f"embeddings of {missing:,} of the corpus's {len(corpus):,} documents from this model",
+                         f"negmine index --retriever {config.retriever} with the same model encodes them ahead"))
     return gaps
 
 

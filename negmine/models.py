@@ -173,6 +173,27 @@ def pick_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def resolve_precision(precision: str, device: str) -> str:
+    """The format a model on ``device`` computes in: ``precision`` itself, or for ``auto`` fp16 on a CUDA device
+    and fp32 elsewhere (a machine without an NVIDIA driver is known to have none without importing torch)."""
+    if precision != "auto":
+        return precision
+    if device == "auto":
+        if not (Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()):
+            return "fp32"
+        device = pick_device(device)
+    return "fp16" if device.startswith("cuda") else "fp32"
+
+
+def to_precision(module: Any, precision: str) -> Any:
+    """A torch module cast to ``precision`` (fp32 leaves it as loaded)."""
+    if precision == "fp32":
+        return module
+    import torch
+
+    return module.to({"fp16": torch.float16, "bf16": torch.bfloat16}[precision])
+
+
 def check_device(device: str) -> None:
     """Raise a ConfigError unless torch can use ``device`` here (``auto`` always can)."""
     if device in ("auto", "cpu"):
@@ -250,6 +271,8 @@ class SentenceTransformerEncoder:
         batch_size: Texts per forward pass.
         max_seq_length: Truncation length in tokens (``None``: the model's).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``...
+        precision: ``auto`` (fp16 on CUDA, fp32 elsewhere), ``fp32``, ``fp16`` or ``bf16``: what the model computes
+            in; the vectors are stored as float32 whatever it is, and their identity names it (but for fp32).
     """
 
     model: Optional[str] = None
@@ -260,6 +283,7 @@ class SentenceTransformerEncoder:
     batch_size: int = 64
     max_seq_length: Optional[int] = None
     device: str = "auto"
+    precision: str = "auto"
     _st: Any = field(default=None, init=False, repr=False)
     _digest: Optional[str] = field(default=None, init=False, repr=False)
 
@@ -286,6 +310,7 @@ class SentenceTransformerEncoder:
                 raise ConfigError(f"--model {name}: could not load it ({str(exc).splitlines()[0][:300]})") from exc
             if self.max_seq_length is not None:
                 self._st.max_seq_length = self.max_seq_length
+            to_precision(self._st, resolve_precision(self.precision, self.device))
         return self._st
 
     def _model_digest(self) -> str:
@@ -329,12 +354,14 @@ class SentenceTransformerEncoder:
         return getattr(self.load(), "max_seq_length", None)
 
     def identity(self, kind: str) -> str:
-        """Model name, a digest of its weights, the prompt and the truncation length."""
-        return json.dumps(
-            {"model": self.name, "weights": self._model_digest(), "prompt": self.prompt(kind),
-             "max_seq_length": self.max_length(), "normalized": True},
-            sort_keys=True,
-        )
+        """Model name, a digest of its weights, the prompt, the truncation length, and the precision (unless
+        fp32)."""
+        record = {"model": self.name, "weights": self._model_digest(), "prompt": self.prompt(kind),
+                  "max_seq_length": self.max_length(), "normalized": True}
+        precision = resolve_precision(self.precision, self.device)
+        if precision != "fp32":
+            record["precision"] = precision
+        return json.dumps(record, sort_keys=True)
 
     def token_lengths(self, texts: Sequence[str], kind: str) -> Optional[np.ndarray]:
         """How many tokens the model sees of each text (prompt included, after truncation); ``None`` when the

@@ -107,21 +107,22 @@ def batch_stats(config: Any, queries: Any, hits: Any, reasons: np.ndarray, sel: 
 
 def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True) -> list[tuple[str, str]]:
     """(label, value) lines for a human summary of a run. ``cache_counts=False`` leaves out the texts encoded and
-    read from the cache (a file's provenance does not record them: they depend on the cache, not the inputs)."""
+    read from the cache (a file's provenance does not record them: they depend on the cache, not the inputs); a run
+    that looked up no text (no model, or every batch resumed) shows none either."""
     queries = f"{stats.queries:,} ({stats.queries_mined:,} with positives"
     queries += f", {stats.queries_empty_text:,} skipped: empty text)" if stats.queries_empty_text else ")"
     rows = [
         ("queries", queries),
         ("documents", f"{stats.documents:,}"),
         ("positives", f"{stats.positives:,}"),
-        *([("texts encoded / from cache", f"{stats.texts_encoded:,} / {stats.texts_cached:,}")] if cache_counts
-          else []),
+        *([("texts encoded / from cache", f"{stats.texts_encoded:,} / {stats.texts_cached:,}")]
+          if cache_counts and stats.texts_encoded + stats.texts_cached else []),
         ("candidates seen", f"{stats.candidates_seen:,}"),
     ]
     if stats.pairs_scored or stats.positive_pairs_scored:
         rows.append(("reranker pairs scored", f"{stats.pairs_scored:,} candidates of {stats.candidates_seen:,} "
                      f"retrieved (+ {stats.positive_pairs_scored:,} positives); {stats.not_scored:,} not needed"))
-    for rule, n in stats.dropped.items():
+    for rule, n in sorted(stats.dropped.items(), key=lambda item: _rule_order(item[0])):
         if n:
             rows.append((f"dropped: {rule.replace('_', ' ')}", f"{n:,}"))
     if stats.scores:
@@ -148,6 +149,13 @@ def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True
     if why:
         rows.append(("why short", why))
     return rows
+
+
+def _rule_order(rule: str) -> int:
+    """Where a rule comes in the order the rules run (the summary lists them so, whatever the counts' order)."""
+    from negmine.filters import REASONS
+
+    return REASONS.index(rule) if rule in REASONS else len(REASONS)
 
 
 #: What to change when a rule drops too much.

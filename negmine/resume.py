@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from negmine.cache import read_only
 from negmine.errors import StorageError
 from negmine.io import atomic_target, remove_stale_temps
 
@@ -32,7 +33,8 @@ class RunStore:
     """
 
     def __init__(self, root: Optional[Path], key: Optional[str]) -> None:
-        self.dir = Path(root) / "runs" / key if root is not None and key is not None else None
+        keep = root is not None and key is not None and not read_only(root)  # a read-only cache keeps nothing
+        self.dir = Path(root) / "runs" / key if keep and root is not None and key is not None else None
         if self.dir is not None and self.dir.exists():
             remove_stale_temps(self.dir)
 
@@ -74,6 +76,6 @@ class RunStore:
             logger.debug("resume: could not keep batch %d in %s (%s)", i, self.dir, exc)
 
     def clear(self) -> None:
-        """Forget the run (it completed, or is started over)."""
+        """Forget the run (it completed, failed, or is started over)."""
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)

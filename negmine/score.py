@@ -291,13 +291,22 @@ class CrossEncoderScorer:
     max_length: Optional[int] = None
     device: str = "auto"
     name: str = "cross-encoder"
+    precision: str = "auto"
     _ce: Any = field(default=None, init=False, repr=False)
 
     def load(self) -> Any:
         """The CrossEncoder, loaded once and checked: a bi-encoder, a bare transformer, or a checkpoint whose
         classification weights are missing (transformers would initialise them at random) is refused."""
         if self._ce is None:
-            from negmine.models import _quiet_transformers, missing_weights, model_kind, pick_device, transformers_log
+            from negmine.models import (
+                _quiet_transformers,
+                missing_weights,
+                model_kind,
+                pick_device,
+                resolve_precision,
+                to_precision,
+                transformers_log,
+            )
 
             kind = model_kind(self.model)
             if kind in ("bi-encoder", "sparse-encoder", "transformer"):
@@ -324,6 +333,7 @@ class CrossEncoderScorer:
             if getattr(self._ce, "num_labels", 1) != 1:
                 raise ConfigError(f"--reranker {self.model}: has {self._ce.num_labels} output labels; a reranker "
                                   "has one relevance score")
+            to_precision(self._ce, resolve_precision(self.precision, self.device))
         return self._ce
 
     def identity(self) -> dict[str, Any]:
@@ -333,7 +343,13 @@ class CrossEncoderScorer:
         digest = model_digest(self.model, lambda: ce.model)
         # sentence-transformers >= 5 names it max_seq_length (max_length is deprecated); older ones max_length
         length = getattr(ce, "max_seq_length", None) or getattr(ce, "max_length", None)
-        return {"type": self.name, "model": self.model, "weights": digest, "max_length": length}
+        record = {"type": self.name, "model": self.model, "weights": digest, "max_length": length}
+        from negmine.models import resolve_precision
+
+        precision = resolve_precision(self.precision, self.device)
+        if precision != "fp32":
+            record["precision"] = precision
+        return record
 
     def for_texts(self, query_texts: Sequence[str], doc_texts: Sequence[str]) -> "CrossEncoderScorer":
         """This scorer (the model loaded once) over other texts: a query batch's."""
@@ -394,7 +410,8 @@ class Judge:
 
 
 def load_judge(reranker: Optional[str], make_encoder: Any, query_texts: Sequence[str], doc_texts: Sequence[str],
-               batch_size: int = 32, max_length: Optional[int] = None, device: str = "auto") -> Judge:
+               batch_size: int = 32, max_length: Optional[int] = None, device: str = "auto",
+               precision: str = "auto") -> Judge:
     """The judge ``--reranker`` names, loaded now so that a wrong model fails before any retrieval: a
     sentence-transformers bi-encoder (recognised from its files) judges by cosine, anything else must be a trained
     cross-encoder. ``make_encoder(model)`` builds the bi-encoder."""
@@ -408,7 +425,8 @@ def load_judge(reranker: Optional[str], make_encoder: Any, query_texts: Sequence
         if load is not None:
             load()
         return Judge("bi-encoder", encoder=encoder)
-    cross = CrossEncoderScorer(reranker, query_texts, doc_texts, batch_size, max_length, device)
+    cross = CrossEncoderScorer(reranker, query_texts, doc_texts, batch_size, max_length, device,
+                               precision=precision)
     cross.load()
     return Judge("cross-encoder", cross=cross)
 

@@ -438,9 +438,11 @@ def build_false_negatives_table(columns: Optional[dict[str, np.ndarray]], querie
 
 
 def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = None,
-               reranker: Optional[dict[str, Any]] = None, relative_margin: Optional[float] = None) -> dict[str, Any]:
+               reranker: Optional[dict[str, Any]] = None, relative_margin: Optional[float] = None,
+               beir: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """What produced an output: negmine's and its libraries' versions, the config (what it produces, not how it
-    was run: batch size and resumption are left out), the inputs' fingerprints, the models, and the statistics."""
+    was run: batch size and resumption are left out), the inputs' fingerprints (and the BEIR folder and split they
+    came from, if so), the models, and the statistics."""
     from importlib.metadata import PackageNotFoundError, version
 
     from negmine import __version__
@@ -452,7 +454,7 @@ def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = N
             libs[lib] = version(lib)
         except PackageNotFoundError:  # an optional one (faiss-gpu, say) is not installed
             pass
-    return {
+    out = {
         "negmine_version": __version__,
         "libraries": libs,
         "config": config.to_dict(provenance=True),
@@ -463,6 +465,9 @@ def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = N
         "stats": {k: v for k, v in stats.to_dict().items()
                   if k not in ("texts_encoded", "texts_cached") and not (k == "dense_search" and not v)},
     }
+    if beir is not None:
+        out["beir"] = dict(beir)
+    return out
 
 
 @dataclass

@@ -227,16 +227,22 @@ def mount_ns() -> bool:
 
 
 def in_mounts(mounts: dict[Path, str], cmd: list[str], listing: Path) -> tuple[int, str, list[str]]:
-    """Run ``cmd`` with a tmpfs at each path (``"ro"``, or a size such as ``"8k"``) in a private mount namespace;
-    returns its exit code, its stderr and what ``listing`` holds afterwards (the mounts vanish with the shell)."""
+    """Run ``cmd`` with a tmpfs at each path (``"ro"``, or a size such as ``"8k"``), or the path itself mounted
+    read-only (``"ro-bind"``), in a private mount namespace; returns its exit code, its stderr and what ``listing``
+    holds afterwards, recursively (the mounts vanish with the shell)."""
     script = ["set -u"]
     for path, how in mounts.items():
         path.mkdir(parents=True, exist_ok=True)
+        where = shlex.quote(str(path))
+        if how == "ro-bind":  # the folder as it is, read-only
+            script.append(f"mount --bind {where} {where} && mount -o remount,ro,bind {where}")
+            continue
         size = "64k" if how == "ro" else how
-        script.append(f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(path))}")
+        script.append(f"mount -t tmpfs -o size={size} tmpfs {where}")
         if how == "ro":
-            script.append(f"mount -o remount,ro {shlex.quote(str(path))}")
-    script.append(f"{shlex.join(cmd)}; rc=$?; echo LISTING; ls -A {shlex.quote(str(listing))}; exit $rc")
+            script.append(f"mount -o remount,ro {where}")
+    script.append(f"{shlex.join(cmd)}; rc=$?; echo LISTING; cd {shlex.quote(str(listing))} && "
+                  "find . -mindepth 1 | sed 's|^[.]/||' | sort; exit $rc")
     proc = subprocess.run(["unshare", "-m", "sh", "-c", "\n".join(script)], capture_output=True, text=True,
                           timeout=180)
     listed = proc.stdout.split("LISTING", 1)[1].split() if "LISTING" in proc.stdout else []
@@ -335,8 +341,10 @@ def test_read_only_cache_dir(tmp_path: Path, mount_ns: bool, monkeypatch: pytest
         result = cli_in_process(*args)
         code, stderr = result.exit_code, result.stderr
     assert code == 1
-    assert one_error(stderr) == (f"negmine: error: {cache}: --cache-dir folder is not writable: read-only file "
-                                 "system: write elsewhere")
+    assert one_error(stderr) == (f"negmine: error: {cache}: cannot be written (read-only), and it lacks the BM25 "
+                                 "index of this corpus with these settings (method=lucene k1=1.5 b=0.75 "
+                                 "stemmer=english stopwords=en); build that ahead with negmine index and the same "
+                                 "options into a writable folder, or give a writable --cache-dir")
     assert list(out.parent.iterdir()) == []
 
 
@@ -441,3 +449,102 @@ def test_an_unusable_device_is_refused_before_retrieval(tmp_path: Path) -> None:
     assert "--device cuda: torch" in one_error(proc.stderr) and "sees no cuda device" in proc.stderr
     assert not (cache / "bm25").exists() and not out.exists()
 
+
+
+# --- 6. what a new user tripped over (issue 17): a closed pipe, read-only indexes, a full disk mid-segment ---------
+
+def pipe_into_a_reader_that_stops(args: list[str], lines: int) -> tuple[int, str, list[str]]:
+    """Run ``args`` with stdout into a pipe whose reader takes ``lines`` lines and closes it (``| head -N``);
+    returns the exit code, stderr and the lines read."""
+    proc = subprocess.Popen(fake_cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    got = [proc.stdout.readline().decode() for _ in range(lines)]
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    return proc.wait(timeout=120), stderr, got
+
+
+@pytest.mark.parametrize(("batch", "lines"), [(1024, 2), (1, 2), (1024, 0), (7, 150)])
+def test_a_reader_that_stops_early_ends_the_run_the_same_way(tmp_path: Path, batch: int, lines: int) -> None:
+    args = tiny_args(Path("-"), *NO_SCORING, "--cache-dir", tmp_path / "cache", "--query-batch-size", batch)
+    code, stderr, got = pipe_into_a_reader_that_stops(args, lines)
+    assert all(json.loads(line)["anchor"] for line in got)
+    assert code == 141, stderr
+    assert "Traceback" not in stderr and "negatives written" not in stderr  # no summary of rows not written
+    assert stderr.strip().splitlines()[-1] == ("negmine: error: stdout: broken pipe: the reader stopped reading, so "
+                                               "the rest was not written")
+    assert not list((tmp_path / "cache").glob("runs/*/*"))  # nothing left to resume: the run failed, it was not cut
+
+
+def test_a_reader_that_reads_everything_succeeds(tmp_path: Path) -> None:
+    proc = subprocess.run(fake_cli(*tiny_args(Path("-"), *NO_SCORING, "--cache-dir", tmp_path / "cache", "-q")),
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 200
+
+
+def test_a_read_only_index_dir_is_read(tmp_path: Path, mount_ns: bool) -> None:
+    if not mount_ns:
+        pytest.skip("needs a private mount namespace (root and unshare)")
+    idx, out = tmp_path / "idx", tmp_path / "out"
+    out.mkdir()
+    corpus = TINY / "corpus.parquet"
+    built = run(fake_cli("index", "--corpus", str(corpus), "--index-dir", str(idx), "-q"))
+    assert built.returncode == 0, built.stderr
+    writable = run(fake_cli(*tiny_args(out / "writable.parquet", "--index-dir", idx, "-q")))
+    assert writable.returncode == 0, writable.stderr
+    before = sorted(str(p.relative_to(idx)) for p in idx.rglob("*"))
+
+    code, stderr, _ = in_mounts({idx: "ro-bind"}, fake_cli(*tiny_args(out / "ro.parquet", "--index-dir", idx)), out)
+    assert code == 0, stderr
+    assert (out / "ro.parquet").read_bytes() == (out / "writable.parquet").read_bytes()
+    assert "error" not in stderr and "warning" not in stderr
+
+    # a part the run needs is missing there: one line naming it, before any work, nothing written
+    code, stderr, listed = in_mounts({idx: "ro-bind"}, fake_cli(*tiny_args(out / "k09.parquet", "--index-dir", idx,
+                                                                            "--bm25-k1", "0.9")), out)
+    assert code == 1
+    assert one_error(stderr) == (f"negmine: error: {idx}: cannot be written (read-only), and it lacks the BM25 index "
+                                 "of this corpus with these settings (method=lucene k1=0.9 b=0.75 stemmer=english "
+                                 "stopwords=en); build that ahead with negmine index and the same options into a "
+                                 "writable folder, or give a writable --cache-dir")
+    assert listed == ["ro.parquet", "writable.parquet"]
+    assert sorted(str(p.relative_to(idx)) for p in idx.rglob("*")) == before  # nothing was written into it
+
+
+def test_a_read_only_warm_cache_dir_is_read(tmp_path: Path, mount_ns: bool) -> None:
+    if not mount_ns:
+        pytest.skip("needs a private mount namespace (root and unshare)")
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    out.mkdir()
+    warm = run(fake_cli(*tiny_args(out / "warm.parquet", "--cache-dir", cache, "-q")))
+    assert warm.returncode == 0, warm.stderr
+    code, stderr, _ = in_mounts({cache: "ro-bind"}, fake_cli(*tiny_args(out / "ro.parquet", "--cache-dir", cache,
+                                                                          "-q")), out)
+    assert code == 0 and stderr == "", stderr
+    assert (out / "ro.parquet").read_bytes() == (out / "warm.parquet").read_bytes()
+
+
+def test_a_full_disk_mid_segment_leaves_no_orphan_file(tmp_path: Path, mount_ns: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    out.mkdir()
+    args = tiny_args(out / "neg.parquet", "--retriever", "dense", "--cache-dir", cache)
+    if mount_ns:  # room for the keys of a segment (16 bytes a text), not for its vectors (256 bytes a text)
+        code, stderr, listed = in_mounts({cache / "embeddings": "12k"}, fake_cli(*args), cache / "embeddings")
+    else:
+        import negmine.cache as cache_module
+
+        real, calls = cache_module.atomic_save_npy, []
+
+        def second_fails(path: Path, array: np.ndarray) -> None:
+            calls.append(path)
+            if len(calls) == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            real(path, array)
+
+        monkeypatch.setattr(cache_module, "atomic_save_npy", second_fails)
+        result = cli_in_process(*args)
+        code, stderr = result.exit_code, result.stderr
+        listed = [str(p.relative_to(cache / "embeddings")) for p in (cache / "embeddings").rglob("*")]
+    assert code == 1 and "no space left on the device" in one_error(stderr)
+    assert not [n for n in listed if n.endswith((".npy", ".tmp"))], listed  # no keys without vectors, no temporary

@@ -164,15 +164,15 @@ def test_index_dir_gaps_are_announced(cli: Cli, tiny: dict[str, Path], out_dir: 
     idx = tmp_path / "idx"
     assert cli("index", "--corpus", tiny["corpus"], "--index-dir", idx, "--retriever", "bm25", "-q").exit_code == 0
     result = cli("mine", "--corpus", tiny["corpus"], "--queries", tiny["queries"], "--qrels", tiny["qrels"], "-o",
-                 out_dir / "a.parquet", "--index-dir", idx, "-q")
+                 out_dir / "a.parquet", "--index-dir", idx, "--model", "another-model", "-q")
     assert result.exit_code == 0, result.stderr
-    assert f"--index-dir {idx}: 120 of 120 documents have no embedding there from this model; encoding them" \
-           in result.stderr
-    assert "no BM25 index" not in result.stderr
+    assert f"--index-dir {idx} lacks the embeddings of 120 of the corpus's 120 documents from this model: building " \
+           "it there now" in result.stderr
+    assert "BM25 index" not in result.stderr
     again = cli(*mine_args(tiny, out_dir / "b.parquet", "--index-dir", idx, "--bm25-k1", "0.9", "-q"))
-    assert f"--index-dir {idx}: no BM25 index of this corpus with these settings (method=lucene k1=0.9 b=0.75" \
+    assert f"--index-dir {idx} lacks the BM25 index of this corpus with these settings (method=lucene k1=0.9 b=0.75" \
            in again.stderr
-    assert "it holds: method=lucene k1=1.5 b=0.75 stemmer=english stopwords=en" in again.stderr
+    assert "It holds BM25 indexes with: method=lucene k1=1.5 b=0.75 stemmer=english stopwords=en" in again.stderr
     third = cli(*mine_args(tiny, out_dir / "c.parquet", "--index-dir", idx, "--bm25-k1", "0.9", "-q"))
     assert third.stderr == ""  # built into it by the run before
 

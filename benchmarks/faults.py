@@ -1,7 +1,10 @@
-"""Faults, by hand: many processes mining on one cache, and kill -9 at random points of a cold run.
+"""Faults, by hand: many processes mining on one cache, kill -9 at random points of a cold run, readers of stdout
+that stop early, and runs that fail or are killed part-way (what is left to resume).
 
     HF_HUB_OFFLINE=1 python benchmarks/faults.py parallel [--workers 4] [--runs 500] [--fake]
     HF_HUB_OFFLINE=1 python benchmarks/faults.py kill [--kills 5] [--seed 0]
+    HF_HUB_OFFLINE=1 python benchmarks/faults.py pipe [--trials 30] [--seed 0]
+    HF_HUB_OFFLINE=1 python benchmarks/faults.py stale [--runs 10]
 
 ``parallel``: every run mines a Cranfield slice (300 documents, 20 queries) with documents of its own (4 edited
 texts, so the cache keeps gaining segments and merging them) or the slice everyone shares. Each variant is mined
@@ -15,6 +18,18 @@ its encoding and run again to the end. Per kill it prints the texts encoded befo
 every 0.5 s), the texts committed to the cache, the texts the rerun encoded, the texts encoded twice (encoded
 before the kill but not committed: target at most one commit, cache.COMMIT_ROWS texts or COMMIT_SECONDS of
 work), and whether the rerun's output is byte-identical to the reference (target: every time).
+
+``pipe``: ``negmine mine -o -`` of the whole of Cranfield (a warm cache) into a reader that takes a random number of
+lines (0 to all but one) and closes the pipe, with a random ``--query-batch-size`` (1, 8, 64 or 1,024), ``--trials``
+times; then once into a reader of everything. Prints per trial the exit code, whether stderr held a traceback or a
+summary, and the verdict: every stopped reader gives exit 141 and one error line, with no traceback and no summary
+(target: every time), the full reader exit 0 with every row.
+
+``stale``: ``--runs`` Cranfield mines (``--query-batch-size 16``) that fail on their own terms, alternately an empty
+result refused (``--min-score 2``) and a reader of ``-o -`` that stops, each followed by the run that succeeds;
+counts the run folders left in the cache after each failure and the reruns that said "resuming" (target: 0 and 0);
+then a run killed (SIGKILL) after its first batches, whose rerun must resume, and ``negmine cache prune --part runs``
+of a run killed and never rerun.
 """
 
 from __future__ import annotations
@@ -219,6 +234,116 @@ def _last_counts(stderr: str) -> list[tuple[str]]:
     return [(v,) for v in last.values()]
 
 
+# --- readers that stop, and what failed runs leave --------------------------------------------------------------
+
+CRANFIELD = DATASETS / "cranfield"
+
+
+def _cli(*args: str) -> list[str]:
+    data = CRANFIELD
+    return [sys.executable, "-m", "negmine.cli", "mine", "--corpus", str(data / "corpus.parquet"), "--queries",
+            str(data / "queries.parquet"), "--qrels", str(data / "qrels" / "test.parquet"), *args]
+
+
+def _into_reader(cmd: list[str], lines: int) -> tuple[int, str, int]:
+    """Run ``cmd`` into a pipe whose reader takes ``lines`` lines and closes it: (exit code, stderr, lines read)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    got = sum(1 for _ in range(lines) if proc.stdout.readline())
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    return proc.wait(), err, got
+
+
+def pipe(trials: int, seed: int) -> None:
+    cache = Path(tempfile.mkdtemp(prefix="negmine-pipe-")) / "cache"
+    warm = subprocess.run(_cli("-o", "-", "--cache-dir", str(cache), "-q"), capture_output=True, check=True)
+    rows = len(warm.stdout.splitlines())
+    print(f"Cranfield, warm cache: {rows:,} rows on stdout ({len(warm.stdout):,} bytes)")
+    rng = random.Random(seed)
+    good = 0
+    print(f"{'trial':>5} {'batch':>6} {'lines read':>10} {'exit':>5} {'traceback':>9} {'summary':>7} {'one error':>9}")
+    for t in range(trials):
+        batch = rng.choice([1, 8, 64, 1024])
+        lines = rng.randrange(0, rows)
+        code, err, got = _into_reader(_cli("-o", "-", "--cache-dir", str(cache), "--query-batch-size", str(batch)),
+                                      lines)
+        errors = [line for line in err.splitlines() if line.startswith("negmine: error:")]
+        traceback = "Traceback" in err
+        summary = "negatives written" in err
+        ok = code == 141 and not traceback and not summary and len(errors) == 1 and "broken pipe" in errors[0]
+        good += ok
+        print(f"{t + 1:>5} {batch:>6} {got:>10,} {code:>5} {str(traceback):>9} {str(summary):>7} "
+              f"{str(len(errors) == 1):>9}", flush=True)
+    full = subprocess.run(_cli("-o", "-", "--cache-dir", str(cache), "-q"), capture_output=True)
+    full_ok = full.returncode == 0 and len(full.stdout.splitlines()) == rows
+    print(f"readers that stopped: {good}/{trials} ended with exit 141, one error line, no traceback, no summary "
+          f"({'met' if good == trials else 'NOT met'}); a reader of everything: exit {full.returncode}, "
+          f"{len(full.stdout.splitlines()):,} rows ({'met' if full_ok else 'NOT met'})")
+
+
+def _run_folders(cache: Path) -> int:
+    return sum(1 for p in (cache / "runs").glob("*") if p.is_dir()) if (cache / "runs").is_dir() else 0
+
+
+def stale(runs: int) -> None:
+    cache = Path(tempfile.mkdtemp(prefix="negmine-stale-")) / "cache"
+    out = cache.parent / "neg.parquet"
+    base = ["--cache-dir", str(cache), "--query-batch-size", "16"]
+    subprocess.run(_cli("-o", str(out), *base, "-q"), check=True, capture_output=True)  # warm
+    left, resumed = 0, 0
+    print(f"{'run':>3} {'failure':>13} {'exit':>5} {'run folders left':>16} {'rerun resumed':>13}")
+    for r in range(runs):
+        if r % 2 == 0:
+            proc = subprocess.run(_cli("-o", str(out), *base, "--min-score", "2"), capture_output=True, text=True)
+            code, how = proc.returncode, "empty result"
+        else:
+            code, _, _ = _into_reader(_cli("-o", "-", *base), 3)
+            how = "closed pipe"
+        folders = _run_folders(cache)
+        again = subprocess.run(_cli("-o", str(out), *base, *(["--min-score", "2", "--allow-empty"] if r % 2 == 0
+                                                                else [])), capture_output=True, text=True)
+        said = "resuming" in again.stderr
+        left += folders
+        resumed += said
+        print(f"{r + 1:>3} {how:>13} {code:>5} {folders:>16} {str(said):>13}", flush=True)
+    print(f"after {runs} failed runs: {left} run folders left, {resumed} reruns resumed "
+          f"({'met' if left == 0 and resumed == 0 else 'NOT met'})")
+
+    env = {**os.environ, "NEGMINE_CACHE_DIR": str(cache)}
+    slow = _cli("-o", str(out), "--query-batch-size", "4", "--reranker", str(_model()), "--score-all")
+    proc = subprocess.Popen(slow, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 600
+    while not list(cache.glob("runs/*/batch-*.npz")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = len(list(cache.glob("runs/*/batch-*.npz")))
+    rerun = subprocess.run(slow, capture_output=True, text=True, env=env)
+    resumes = "resuming an interrupted run" in rerun.stderr
+    print(f"a run killed after {kept} batches: its rerun resumed: {resumes} ({'met' if resumes and kept else 'NOT met'}"
+          f"), run folders left after it completed: {_run_folders(cache)}")
+    proc = subprocess.Popen(slow + ["--seed", "7", "--sampling-strategy", "random"], stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, env=env)
+    while not list(cache.glob("runs/*/batch-*.npz")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    abandoned = _run_folders(cache)
+    pruned = subprocess.run([sys.executable, "-m", "negmine.cli", "cache", "prune", "--cache-dir", str(cache),
+                             "--part", "runs", "-q"], capture_output=True, text=True)
+    print(f"an abandoned run: {abandoned} run folder before `negmine cache prune --part runs`, {_run_folders(cache)} "
+          f"after ({len(pruned.stdout.split())} removed)")
+
+
+def _model() -> Path:
+    """The embedded model's folder, as a bi-encoder judge (a second model: slower batches, killed part-way)."""
+    from negmine.models import default_model_path
+
+    return default_model_path()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -235,11 +360,20 @@ def main() -> None:
     o = sub.add_parser("_one")
     o.add_argument("out")
     o.add_argument("cache")
+    pp = sub.add_parser("pipe")
+    pp.add_argument("--trials", type=int, default=30)
+    pp.add_argument("--seed", type=int, default=0)
+    st = sub.add_parser("stale")
+    st.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
     if args.what == "parallel":
         parallel(args.workers, args.runs, args.fake)
     elif args.what == "kill":
         kill(args.kills, args.seed)
+    elif args.what == "pipe":
+        pipe(args.trials, args.seed)
+    elif args.what == "stale":
+        stale(args.runs)
     elif args.what == "_jobs":
         _mine_jobs(args.file, args.fake)
     else:

@@ -179,7 +179,7 @@ def _committed(cache: Path) -> int:
 
 
 def kill(kills: int, seed: int) -> None:
-    from negmine import cache as cache_mod
+    from negmine.storage import embeddings as cache_mod
 
     work = Path(tempfile.mkdtemp(prefix="negmine-kill-"))
     cmd = [sys.executable, __file__, "_one"]

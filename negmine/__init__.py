@@ -18,7 +18,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from negmine.version import __version__
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from negmine.audit import Evaluation, evaluate

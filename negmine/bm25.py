@@ -34,10 +34,10 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from negmine.cache import cached_dir, text_hashes
 from negmine.errors import ConfigError
 from negmine.progress import Progress
 from negmine.retrieve import Hits, topk
+from negmine.storage.cache import cached_dir, text_hashes
 
 #: Version of the on-disk layout; part of the cache key, so an index of another layout is rebuilt, never misread.
 INDEX_FORMAT = 2

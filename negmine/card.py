@@ -114,7 +114,8 @@ def write_dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = No
         ConfigError: The card may not be written there (see ``check_card_path``).
         InputError: ``output`` is no negmine output.
     """
-    from negmine.io import atomic_write_text, read_metadata
+    from negmine.io import read_metadata
+    from negmine.storage.files import atomic_write_text
 
     meta = metadata if metadata is not None else read_metadata(output)
     recorded = [info.get("path") for info in (meta.get("inputs") or {}).values()]

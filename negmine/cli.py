@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 from typing_extensions import Annotated
 
-from negmine import __version__
+from negmine.version import __version__
 from negmine.config import (
     BM25_METHODS,
     COLUMN_SETS,
@@ -920,7 +920,7 @@ CacheDir = Annotated[Optional[Path], _opt(INPUTS, "The cache folder (or an index
 
 
 def _cache_root(cache_dir: Optional[Path]) -> tuple[Path, str]:
-    from negmine.cache import cache_option, resolve_cache_dir
+    from negmine.storage.cache import cache_option, resolve_cache_dir
 
     return resolve_cache_dir(cache_dir, None), cache_option(cache_dir, None)
 
@@ -949,7 +949,7 @@ def cache_info(
     import json as json_module
     import time
 
-    from negmine.cacheinfo import info
+    from negmine.storage.housekeeping import info
 
     with _reporting(True, False):
         root, option = _cache_root(cache_dir)
@@ -990,7 +990,7 @@ def cache_prune(
       negmine cache prune --older-than 7d
       negmine cache prune --part runs --dry-run
     """
-    from negmine.cacheinfo import parse_age, prune
+    from negmine.storage.housekeeping import parse_age, prune
 
     with _reporting(quiet, False):
         root, option = _cache_root(cache_dir)

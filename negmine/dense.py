@@ -21,34 +21,60 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from negmine.cache import EmbeddingCache, ReadOnlyCache, cached_dir, digest_of, reserve, text_hashes
 from negmine.errors import ConfigError, InputError
 from negmine.models import Encoder, encode_stream
 from negmine.progress import Progress
 from negmine.retrieve import Hits
+from negmine.storage.cache import ReadOnlyCache, cached_dir, digest_of, new_npy, text_hashes
+from negmine.storage.embeddings import EmbeddingCache
 
 logger = logging.getLogger("negmine")
 
+
 #: Corpus rows searched per exact-search block, and queries per batch: memory stays bounded.
 DOC_BLOCK = 1 << 17
+
+
 QUERY_BATCH = 4096
+
+
 #: Candidates fetched from faiss beyond k per corpus block (they absorb faiss's rounding; see ``_search_block``).
 FETCH_MARGIN = 16
+
+
 #: Rows read at a time when checking, hashing or normalising given vectors; pairs scored at a time.
 CHECK_BLOCK = 1 << 15
+
+
 SCORE_PAIRS = 1 << 14
+
+
 #: ``faiss_index="auto"`` searches exactly up to this many documents, through an on-disk IVF index above.
 AUTO_EXACT_MAX = 1_000_000
+
+
 #: The recall@k an approximate index should reach against exact search, the queries it is measured on, and the
 #: settings tried (smallest first): IVF ``nprobe``, HNSW ``efSearch``.
 RECALL_TARGET = 0.95
+
+
 RECALL_SAMPLE = 100
+
+
 NPROBES = (16, 32, 64, 128, 256, 512, 1024)
+
+
 EF_SEARCHES = (64, 128, 256, 512, 1024)
+
+
 #: Given rows whose norm is within this of 1 (or 0) are used as they are.
 NORM_TOLERANCE = 1e-3
+
+
 #: Part of the cache keys of what this module writes: bump it when the files' layout or meaning changes.
 INDEX_FORMAT = "2"
+
+
 VECTORS_FORMAT = "1"
 
 
@@ -63,15 +89,6 @@ def gpu_count() -> int:
     faiss = _faiss()
     return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
 
-
-def new_npy(path: Path, shape: tuple[int, ...]) -> np.memmap:
-    """A new float32 ``.npy`` file, memory-mapped for writing, its disk space reserved."""
-    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
-    reserve(path)
-    return mm
-
-
-# --- canonical scores ------------------------------------------------------------------------------------------
 
 def _tree_sum(p: np.ndarray) -> np.ndarray:
     """Sums over the last axis in a fixed pairwise order, with element-wise additions (``p`` is overwritten)."""
@@ -115,8 +132,6 @@ def _merge_topk(
 ) -> tuple[np.ndarray, np.ndarray]:
     return _sorted_hits(np.concatenate([d1, d2], axis=1), np.concatenate([i1, i2], axis=1), k)
 
-
-# --- exact search ----------------------------------------------------------------------------------------------
 
 def _slack(xq: np.ndarray, xb: np.ndarray, gpu: bool) -> np.ndarray:
     """Per query, a bound on how far faiss's float32 inner product with any row of ``xb`` can be from the
@@ -189,8 +204,6 @@ def exact_search(docs: np.ndarray, queries: np.ndarray, k: int, use_gpu: bool = 
             advance(len(xq))
     return hits
 
-
-# --- faiss indexes ---------------------------------------------------------------------------------------------
 
 class _Index:
     """A saved faiss index, loaded once (IVF lists memory-mapped), and how to search it.
@@ -310,8 +323,6 @@ def build_factory_index(docs: np.ndarray, factory: str, folder: Path, progress: 
             advance(len(block))
     faiss.write_index(index, str(folder / "index.faiss"))
 
-
-# --- given embeddings ------------------------------------------------------------------------------------------
 
 _KEYS: dict[int, tuple[Any, str]] = {}
 
@@ -465,8 +476,6 @@ def normalize(vecs: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     return vecs / np.where(norms == 0, 1, norms)
 
-
-# --- the retriever ---------------------------------------------------------------------------------------------
 
 def _recall(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean over queries of the share of the exact top-k that the approximate top-k holds."""

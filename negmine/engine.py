@@ -120,7 +120,7 @@ class RayEngine:
     def encode_corpus(self, job: Job, texts: Sequence[str], encoder: Any, progress: Any) -> None:
         """Encode the corpus texts the shared cache lacks on the cluster: each actor commits its vectors to the
         embedding cache, content-addressed, exactly as a local run would (the same bytes: equal-length batches)."""
-        from negmine.cache import EmbeddingCache
+        from negmine.storage.embeddings import EmbeddingCache
 
         if encoder is None:
             return
@@ -191,7 +191,7 @@ MARKER = ".cluster-check-"
 def write_marker(cache: Path) -> str:
     """A file in the cache that every worker must see (the cache must be shared by the nodes): a new one, or in a
     cache opened read-only, one it holds (``remove_marker`` removes only a file it wrote)."""
-    from negmine.cache import read_only
+    from negmine.storage.cache import read_only
 
     if read_only(cache):
         held = next((p for p in sorted(Path(cache).rglob("manifest.json"))), None)

@@ -20,8 +20,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from negmine.cache import reserve
 from negmine.progress import Progress
+from negmine.storage.cache import reserve
 
 logger = logging.getLogger("negmine")
 

@@ -113,7 +113,7 @@ class JsonLinesSink:
     """
 
     def __init__(self, path: Optional[PathLike], compress: bool = False) -> None:
-        from negmine.io import temp_path
+        from negmine.storage.files import temp_path
 
         self.target = Path(path) if path is not None else None
         self.rows = 0
@@ -164,7 +164,7 @@ class JsonLinesSink:
             except OSError as exc:
                 self._failed(exc)
             return Path(STDOUT)
-        from negmine.io import _umask, temp_path
+        from negmine.storage.files import _umask, temp_path
 
         assert self.tmp is not None
         side_tmp: Optional[Path] = None

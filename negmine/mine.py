@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 
 from negmine import evidence, filters, io
-from negmine.cache import cache_option, digest_of, prepare_cache_dir, read_only, read_only_error, resolve_cache_dir
 from negmine.config import NO_MODEL, MineConfig
 from negmine.data import Corpus, Positives, Qrels, Queries, match_positives, take_rows
 from negmine.dense import DenseRetriever, read_embeddings
@@ -36,7 +35,6 @@ from negmine.io import Inputs, load_inputs
 from negmine.models import Encoder, check_device, identity_record
 from negmine.progress import Progress
 from negmine.report import MineStats, score_summary, why_empty
-from negmine.resume import RunStore
 from negmine.retrieve import Retriever
 from negmine.sample import difficulty_bands, sampling_orders, selection, simans_log_weights, take_first
 from negmine.score import (
@@ -57,6 +55,15 @@ from negmine.score import (
     prescore,
     retriever_scores,
 )
+from negmine.storage.cache import (
+    cache_option,
+    digest_of,
+    prepare_cache_dir,
+    read_only,
+    read_only_error,
+    resolve_cache_dir,
+)
+from negmine.storage.runs import RunStore
 from negmine.write import (
     BatchResult,
     build_candidates_table,
@@ -813,7 +820,7 @@ def candidates_record(run: Run) -> dict[str, Any]:
 def run_key(run: Run, audit: bool) -> Optional[str]:
     """What identifies a run for resuming it: negmine's version, the settings, the inputs' fingerprints and the
     models; ``None`` (no resuming) when an input is an in-memory object."""
-    from negmine import __version__
+    from negmine.version import __version__
 
     if "corpus" not in run.inputs.files and "pairs" not in run.inputs.files:
         return None

@@ -308,7 +308,7 @@ def plot_report(report: dict[str, Any], png: Any) -> None:
         title += f"\n{stats['not_scored']:,} more were not scored (not needed)"
     ax.set_title(title)
     fig.tight_layout()
-    from negmine.io import atomic_target
+    from negmine.storage.files import atomic_target
 
     with atomic_target(png) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
@@ -368,7 +368,7 @@ def write_report(path: Any, png: Any = None, html: Any = None, qrels: Any = None
         The report data (from the file's provenance), and the PNG and HTML paths.
     """
     from negmine.errors import ConfigError
-    from negmine.io import atomic_write_text, check_writable
+    from negmine.storage.files import atomic_write_text, check_writable
 
     path = Path(path)
     data = load_report(path)

@@ -66,7 +66,7 @@ def config_of(meta: Mapping[str, Any], options: Mapping[str, Any], path: Path) -
 def input_paths(meta: Mapping[str, Any], given: Mapping[str, Any], path: Path) -> dict[str, str]:
     """The inputs the candidates were mined from (their paths in the provenance, or ``given`` ones instead), each
     checked to hold the same bytes (its fingerprint)."""
-    from negmine.io import fingerprint
+    from negmine.storage.files import fingerprint
 
     recorded = meta.get("inputs") or {}
     out: dict[str, str] = {}
@@ -287,6 +287,6 @@ class StoredSources:
 
 
 def _version() -> str:
-    from negmine import __version__
+    from negmine.version import __version__
 
     return __version__

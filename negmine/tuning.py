@@ -201,7 +201,7 @@ def plot_sweep(result: SweepResult, png: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from negmine.io import atomic_target
+    from negmine.storage.files import atomic_target
 
     names = list(result.rows[0].settings) if result.rows else []
     if len(names) == 1:  # the values on the axis, the option under it

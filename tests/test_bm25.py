@@ -454,7 +454,7 @@ def test_index_of_the_old_bm25s_layout_is_never_read(tmp_path) -> None:  # type:
     """negmine 0.1 stored bm25s's own files under a key without the format: a new build, under a new key."""
     import json
 
-    from negmine.cache import cached_dir, digest_of, text_hashes
+    from negmine.storage.cache import cached_dir, digest_of, text_hashes
 
     docs = DOCS
     r = BM25Retriever()
@@ -473,7 +473,7 @@ def test_index_of_the_old_bm25s_layout_is_never_read(tmp_path) -> None:  # type:
 def test_cache_key_is_the_digest_of_settings_and_text_hashes(zipf) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from negmine.cache import digest_of, text_hashes
+    from negmine.storage.cache import digest_of, text_hashes
 
     r = BM25Retriever()
     docs = zipf[0]

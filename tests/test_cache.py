@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from fakes import FakeEncoder
 
-from negmine import cache as cache_mod
-from negmine.cache import EmbeddingCache, cached_dir, check_manifest, digest_of, text_hashes
+from negmine.storage import cache as cache_mod
+from negmine.storage import embeddings
+from negmine.storage.cache import cached_dir, check_manifest, digest_of, text_hashes
+from negmine.storage.embeddings import EmbeddingCache
 
 TEXTS = [
     "cats purr when they are happy",
@@ -294,7 +296,7 @@ def test_orphan_vector_files_without_manifest_are_ignored(tmp_path: Path) -> Non
 # --- merging -----------------------------------------------------------------------------------------------------
 
 def test_merging_keeps_every_vector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache_mod, "MERGE_FANIN", 3)
+    monkeypatch.setattr(embeddings, "MERGE_FANIN", 3)
     enc = Recorder()
     c = make_cache(tmp_path)
     batches = [TEXTS[0:2], TEXTS[2:3], TEXTS[3:5]]
@@ -318,7 +320,7 @@ def test_merging_keeps_every_vector(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_many_segments_merge_by_tier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Segments of one size tier merge once there are MERGE_FANIN of them, so their number grows with the log of
     the cache's size, and no vector is moved more than once per tier."""
-    monkeypatch.setattr(cache_mod, "MERGE_FANIN", 3)
+    monkeypatch.setattr(embeddings, "MERGE_FANIN", 3)
     enc = Recorder()
     texts = [f"text number {i}" for i in range(30)]
     for i, t in enumerate(texts):

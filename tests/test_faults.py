@@ -68,7 +68,7 @@ def one_error(stderr: str) -> str:
 WORKER = textwrap.dedent("""
     import hashlib, json, sys
     sys.path.insert(0, {tests!r})
-    import negmine, negmine.cache as cache, negmine.models as models
+    import negmine, negmine.storage.embeddings as cache, negmine.models as models
     from fakes import FakeEncoder
     cache.MERGE_FANIN, cache.COMMIT_ROWS, cache.COMMIT_SECONDS = 2, 1, 0.0   # many small segments, many merges
     cache.MAX_SHARDS = 2   # what negmine before segments called its merge threshold
@@ -532,7 +532,7 @@ def test_a_full_disk_mid_segment_leaves_no_orphan_file(tmp_path: Path, mount_ns:
     if mount_ns:  # room for the keys of a segment (16 bytes a text), not for its vectors (256 bytes a text)
         code, stderr, listed = in_mounts({cache / "embeddings": "12k"}, fake_cli(*args), cache / "embeddings")
     else:
-        import negmine.cache as cache_module
+        import negmine.storage.embeddings as cache_module
 
         real, calls = cache_module.atomic_save_npy, []
 

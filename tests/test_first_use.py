@@ -119,7 +119,7 @@ def test_cache_info_and_prune(cli: Cli, tiny: dict[str, Path], out_dir: Path, tm
 
 
 def test_an_entry_in_use_records_its_use(tiny: dict[str, Path], tmp_path: Path) -> None:
-    from negmine.cacheinfo import entries, prune
+    from negmine.storage.housekeeping import entries, prune
 
     cache = tmp_path / "cache"
     negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], cache_dir=cache, **NO_SCORING_OPTIONS)

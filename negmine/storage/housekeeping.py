@@ -28,12 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from negmine.cache import CACHE_PARTS, existing_folder, file_lock
 from negmine.errors import ConfigError
+from negmine.storage.cache import CACHE_PARTS, existing_folder, file_lock
 
 #: The parts ``info`` and ``prune`` know, in the order they are shown.
 PARTS = ("inputs", "embeddings", "bm25", "vectors", "faiss", "runs")
+
+
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+
+
 _UNITS = {"": 86400.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 
 
@@ -168,7 +172,7 @@ def prune(root: Path, older_than: float = 0.0, parts: Optional[Iterable[str]] = 
         StorageError: an entry cannot be removed (a read-only folder).
     """
     from negmine.errors import storage_error
-    from negmine.io import remove_stale_temps
+    from negmine.storage.files import remove_stale_temps
 
     root = existing_folder(root, option, "give the cache folder", "nothing is cached there")
     chosen = tuple(parts) if parts else PARTS

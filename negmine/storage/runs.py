@@ -17,9 +17,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from negmine.cache import read_only
 from negmine.errors import StorageError
-from negmine.io import atomic_target, remove_stale_temps
+from negmine.storage.cache import read_only
+from negmine.storage.files import atomic_target, remove_stale_temps
 
 logger = logging.getLogger("negmine")
 

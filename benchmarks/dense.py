@@ -25,10 +25,10 @@ import pyarrow.parquet as pq
 from common import DATASETS, load, timed
 
 import negmine
-from negmine.config import MineConfig
-from negmine.data import match_positives
+from negmine.inputs.data import match_positives
 from negmine.mine import make_retriever
 from negmine.models import default_model_path
+from negmine.settings.config import MineConfig
 
 
 def main() -> None:

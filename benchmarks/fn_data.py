@@ -20,7 +20,7 @@ import numpy as np
 from common import load
 
 import negmine
-from negmine.data import Qrels
+from negmine.inputs.data import Qrels
 
 #: All benchmark caches (negmine's embedding cache, .npy matrices, ST's embedding cache) live under here.
 DEFAULT_CACHE = Path(os.environ.get("NEGMINE_FN_CACHE", "/work/fn-cache"))

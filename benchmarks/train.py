@@ -41,7 +41,7 @@ import numpy as np
 from common import load
 
 import negmine
-from negmine.data import Corpus, Qrels, Queries
+from negmine.inputs.data import Corpus, Qrels, Queries
 
 OUT = Path(__file__).resolve().parent / "out"
 CACHE = Path(os.environ.get("NEGMINE_FN_CACHE", "/work/fn-cache"))

@@ -22,23 +22,24 @@ from negmine.version import __version__
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
     from negmine.audit import Evaluation, evaluate
-    from negmine.config import MineConfig
-    from negmine.data import Corpus, Qrels, Queries
     from negmine.errors import BrokenPipe, ConfigError, EmptyResultError, InputError, NegmineError, StorageError
-    from negmine.io import read_corpus, read_metadata, read_pairs, read_qrels, read_queries
+    from negmine.inputs.data import Corpus, Qrels, Queries
+    from negmine.inputs.read import read_corpus, read_pairs, read_qrels, read_queries
+    from negmine.io import read_metadata
     from negmine.mine import IndexResult, MineResult, build_index, mine, refilter
     from negmine.progress import Progress
     from negmine.report import MineStats
+    from negmine.settings.config import MineConfig
     from negmine.tuning import SweepResult, sweep
 
 #: Public name -> the module that defines it.
 _LAZY = {
-    "MineConfig": "negmine.config",
-    "Corpus": "negmine.data", "Qrels": "negmine.data", "Queries": "negmine.data",
+    "MineConfig": "negmine.settings.config",
+    "Corpus": "negmine.inputs.data", "Qrels": "negmine.inputs.data", "Queries": "negmine.inputs.data",
     "ConfigError": "negmine.errors", "EmptyResultError": "negmine.errors", "InputError": "negmine.errors",
     "NegmineError": "negmine.errors", "StorageError": "negmine.errors", "BrokenPipe": "negmine.errors",
-    "read_corpus": "negmine.io", "read_metadata": "negmine.io", "read_pairs": "negmine.io",
-    "read_qrels": "negmine.io", "read_queries": "negmine.io",
+    "read_corpus": "negmine.inputs.read", "read_metadata": "negmine.io", "read_pairs": "negmine.inputs.read",
+    "read_qrels": "negmine.inputs.read", "read_queries": "negmine.inputs.read",
     "IndexResult": "negmine.mine", "MineResult": "negmine.mine", "build_index": "negmine.mine", "mine": "negmine.mine",
     "refilter": "negmine.mine", "SweepResult": "negmine.tuning", "sweep": "negmine.tuning",
     "Evaluation": "negmine.audit", "evaluate": "negmine.audit",

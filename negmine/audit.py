@@ -112,7 +112,8 @@ def evaluate(
     Raises:
         InputError: An output without id columns, or files that cannot be read.
     """
-    from negmine.io import read_metadata, read_qrels
+    from negmine.inputs.read import read_qrels
+    from negmine.io import read_metadata
 
     output = Path(output)
     try:
@@ -172,7 +173,7 @@ def _status_order(status: str) -> tuple[int, int, str]:
 
 
 def _relevant_keys(qrels: Any) -> set[tuple[str, str]]:
-    from negmine.data import string_keys
+    from negmine.inputs.data import string_keys
 
     q = string_keys(qrels.query_id_array).to_pylist()
     d = string_keys(qrels.doc_id_array).to_pylist()
@@ -195,7 +196,7 @@ def _negatives(path: Path, fmt: Optional[str]) -> dict[str, np.ndarray]:
     (NaN where the output has none)."""
     import pyarrow.compute as pc
 
-    from negmine.data import string_keys
+    from negmine.inputs.data import string_keys
     from negmine.io import read_output
 
     table = read_output(path)  # Parquet or JSON Lines
@@ -284,7 +285,7 @@ def _read_candidates(path: Path) -> dict[str, np.ndarray]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from negmine.data import string_keys
+    from negmine.inputs.data import string_keys
 
     table = pq.read_table(path)
     if "status" not in table.column_names or "doc_id" not in table.column_names:

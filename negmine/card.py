@@ -126,9 +126,9 @@ def write_dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = No
 
 def dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = None) -> str:
     """The text of the dataset card of ``output`` (Parquet or JSON Lines)."""
-    from negmine.configfile import INPUT_ROLES, config_from_metadata, config_to_toml
     from negmine.io import output_format, read_metadata
     from negmine.report import load_report, report_rows
+    from negmine.settings.files import INPUT_ROLES, config_from_metadata, config_to_toml
 
     out = Path(output)
     meta = metadata if metadata is not None else read_metadata(out)
@@ -204,7 +204,7 @@ def _json_lines_info(out: Path) -> tuple[Any, int, tuple[int, int]]:
 
     import pyarrow as pa
 
-    from negmine.sources import open_json
+    from negmine.inputs.formats import open_json
 
     opener: Any = gzip.open if out.name.endswith(".gz") else open
     size = rows = 0

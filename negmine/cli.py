@@ -17,8 +17,9 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 from typing_extensions import Annotated
 
-from negmine.version import __version__
-from negmine.config import (
+from negmine.errors import ConfigError, NegmineError, storage_error
+from negmine.progress import Advance, LineProgress, Progress
+from negmine.settings.config import (
     BM25_METHODS,
     COLUMN_SETS,
     FUSIONS,
@@ -30,8 +31,7 @@ from negmine.config import (
     MineConfig,
     flag,
 )
-from negmine.errors import ConfigError, NegmineError, storage_error
-from negmine.progress import Advance, LineProgress, Progress
+from negmine.version import __version__
 
 D = MineConfig()  # defaults live in the config; the options below show them
 
@@ -199,7 +199,7 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional
     defaults and flags given on the command line still win. Eager: it runs before the other options are read."""
     if value is None or ctx.resilient_parsing:
         return value
-    from negmine import configfile
+    from negmine.settings import files as configfile
 
     names = {p.name for p in ctx.command.params if p.name and p.name != "config"}
     try:
@@ -611,7 +611,7 @@ def _list_of(name: str, text: Optional[str]) -> Optional[list[Any]]:
     """A swept option's comma-separated values, as MineConfig takes them."""
     if text is None:
         return None
-    from negmine.configfile import option_kinds
+    from negmine.settings.files import option_kinds
 
     kind = option_kinds()[name]
     out: list[Any] = []
@@ -871,7 +871,7 @@ def config_show(ctx: typer.Context) -> None:
       negmine config show --config negmine.toml -n 10
       negmine config show --retriever bm25 > negmine.toml && negmine mine --config negmine.toml -o neg.parquet
     """
-    from negmine import configfile
+    from negmine.settings import files as configfile
 
     command = _mine_command(output_required=False)
     sub = command.make_context("show", list(ctx.args), parent=ctx.parent)  # errors read "negmine config show"
@@ -900,8 +900,8 @@ def config_from(
     Example:
       negmine mine --config <(negmine config from old.parquet) -o new.parquet
     """
-    from negmine import configfile
     from negmine.io import read_metadata
+    from negmine.settings import files as configfile
 
     with _reporting(True, False):
         meta = read_metadata(path)

@@ -236,7 +236,7 @@ class _EncodeWorker:
 
     def __init__(self, job: Job, encoder: Any) -> None:
         from negmine.dense import DenseRetriever
-        from negmine.io import load_inputs, read_corpus
+        from negmine.inputs.read import load_inputs, read_corpus
 
         check_visible(job)
         use_assigned_cpus()

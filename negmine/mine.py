@@ -26,12 +26,13 @@ import numpy as np
 import pyarrow as pa
 
 from negmine import evidence, filters, io
-from negmine.config import NO_MODEL, MineConfig
-from negmine.data import Corpus, Positives, Qrels, Queries, match_positives, take_rows
-from negmine.dense import DenseRetriever, read_embeddings
+from negmine.dense import DenseRetriever
 from negmine.engine import Job, make_engine, remove_marker, write_marker
 from negmine.errors import ConfigError, EmptyResultError, InputError, NegmineError
-from negmine.io import Inputs, load_inputs
+from negmine.inputs.beir import beir_files
+from negmine.inputs.data import Corpus, Positives, Qrels, Queries, match_positives, take_rows
+from negmine.inputs.read import Inputs, load_inputs, read_corpus
+from negmine.inputs.vectors import read_embeddings
 from negmine.models import Encoder, check_device, identity_record
 from negmine.progress import Progress
 from negmine.report import MineStats, score_summary, why_empty
@@ -55,6 +56,7 @@ from negmine.score import (
     prescore,
     retriever_scores,
 )
+from negmine.settings.config import NO_MODEL, MineConfig
 from negmine.storage.cache import (
     cache_option,
     digest_of,
@@ -63,6 +65,7 @@ from negmine.storage.cache import (
     read_only_error,
     resolve_cache_dir,
 )
+from negmine.storage.files import fingerprint
 from negmine.storage.runs import RunStore
 from negmine.write import (
     BatchResult,
@@ -274,7 +277,7 @@ def mine(
         if any(x is not None for x in (corpus, queries, qrels, pairs)):
             raise ConfigError("--beir stands for --corpus, --queries and --qrels: give either the BEIR folder or "
                               "the files")
-        files = io.beir_files(beir, split if split is not None else "train")
+        files = beir_files(beir, split if split is not None else "train")
         corpus, queries, qrels = files["corpus"], files["queries"], files["qrels"]
         folder = {"folder": str(beir), "split": split if split is not None else "train"}
     elif split is not None:
@@ -831,7 +834,7 @@ def run_key(run: Run, audit: bool) -> Optional[str]:
     settings.pop("allow_empty")
     parts = {
         "version": __version__, "config": settings, "audit": audit,
-        "inputs": {role: io.fingerprint(path) for role, path in sorted(run.inputs.files.items())},
+        "inputs": {role: fingerprint(path) for role, path in sorted(run.inputs.files.items())},
         "embedder": identity_record(run.dense.encoder) if run.dense is not None and run.dense.encoder else None,
         "judge": run.sources.judge_identity(run, always=True) if judges_all(run.config) or run.rules.need_scores
         else None,
@@ -1030,7 +1033,7 @@ def _build_index(corpus: Union[Source, Corpus], folder: Path, config: MineConfig
                  encoder: Optional[Encoder]) -> IndexResult:
     t = time.perf_counter()
     with progress.stage("reading corpus"):
-        c = corpus if isinstance(corpus, Corpus) else io.read_corpus(
+        c = corpus if isinstance(corpus, Corpus) else read_corpus(
             corpus, config.corpus_id_column, config.corpus_text_column, config.corpus_title_column, folder)
     rules = score_rules_of(config)
     if config.engine == "ray" and uses_bi_encoder(config, rules):

@@ -15,11 +15,11 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from negmine.config import MineConfig, flag
 from negmine.errors import ConfigError, InputError
 from negmine.evidence import Evidence
 from negmine.retrieve import Hits
 from negmine.score import VALUE_NAMES, LookupScorer, MissingScore, Scorers, lookup_scorers
+from negmine.settings.config import MineConfig, flag
 
 #: The options ``refilter`` and ``sweep`` take: the rules, the sampling and the output's layout. Everything else
 #: (inputs, retriever, models) is what the candidates were mined with.

@@ -14,9 +14,9 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from negmine.config import flag
 from negmine.errors import ConfigError
 from negmine.progress import Progress
+from negmine.settings.config import flag
 
 #: The options a sweep can vary (the rules and the sampling; the output's layout does not change what is picked).
 SWEEP_OPTIONS = (

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from negmine.data import Corpus, Queries, take_rows
+from negmine.inputs.data import Corpus, Queries, take_rows
 
 
 @dataclass
@@ -445,8 +445,8 @@ def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = N
     came from, if so), the models, and the statistics."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from negmine.version import __version__
     from negmine.storage.files import fingerprint
+    from negmine.version import __version__
 
     libs: dict[str, str] = {}
     for lib in ("bm25s", "pyarrow", "numpy", "faiss-cpu", "faiss-gpu", "sentence-transformers", "torch"):

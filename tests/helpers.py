@@ -75,7 +75,7 @@ def write_as(path: Path, data: dict[str, list[Any]], blank_lines: bool = False) 
     import io
     import json
 
-    from negmine import sources
+    from negmine.inputs import formats as sources
 
     fmt, gz = sources.input_format(path)
     rows = [dict(zip(data, values)) for values in zip(*data.values())]

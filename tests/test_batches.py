@@ -14,7 +14,7 @@ import pytest
 from helpers import NO_SCORING_OPTIONS, TINY
 
 import negmine
-from negmine import io
+from negmine.inputs.read import read_corpus
 
 MINE = importlib.import_module("negmine.mine")  # the module (negmine.mine is also the function)
 REAL_MINE_BATCH = MINE.mine_batch
@@ -148,9 +148,9 @@ def test_the_corpus_is_memory_mapped_not_copied(tmp_path: Path) -> None:
     texts = [f"document {i} " + "lorem ipsum dolor sit amet " * 40 for i in range(4000)]  # ~4.4 MB of text
     path = tmp_path / "corpus.parquet"
     pq.write_table(pa.table({"_id": [f"d{i}" for i in range(4000)], "text": texts}), path)
-    io.read_corpus(path, cache_dir=tmp_path / "cache")  # converted once into the cache
+    read_corpus(path, cache_dir=tmp_path / "cache")  # converted once into the cache
     before = pa.total_allocated_bytes()
-    corpus = io.read_corpus(path, cache_dir=tmp_path / "cache")
+    corpus = read_corpus(path, cache_dir=tmp_path / "cache")
     allocated = pa.total_allocated_bytes() - before
     assert allocated < 200_000 < sum(map(len, texts))
     assert corpus.texts[3999] == texts[3999] and len(corpus) == 4000
@@ -158,6 +158,6 @@ def test_the_corpus_is_memory_mapped_not_copied(tmp_path: Path) -> None:
     assert chunk.buffers()[2].address != 0 and not chunk.buffers()[2].is_mutable
     # without a cache it is read into memory
     before = pa.total_allocated_bytes()
-    in_memory = io.read_corpus(path)
+    in_memory = read_corpus(path)
     assert pa.total_allocated_bytes() - before > sum(map(len, texts))
     assert in_memory.texts == corpus.texts

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from negmine.bm25 import BM25Retriever, make_tokenizer
-from negmine.config import BM25_METHODS
 from negmine.errors import ConfigError
+from negmine.settings.config import BM25_METHODS
 
 rank_bm25 = pytest.importorskip("rank_bm25")
 

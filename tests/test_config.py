@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from negmine.config import BM25_METHODS, COLUMN_SETS, OUTPUT_FORMATS, SAMPLING_STRATEGIES, MineConfig, flag
 from negmine.errors import ConfigError, InputError, NegmineError
+from negmine.settings.config import BM25_METHODS, COLUMN_SETS, OUTPUT_FORMATS, SAMPLING_STRATEGIES, MineConfig, flag
 
 
 def test_defaults() -> None:

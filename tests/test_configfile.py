@@ -19,11 +19,18 @@ import typer
 from helpers import NO_SCORING, ROOT, assert_cli_error, error_line, mine_args, read_table, strip_meta
 
 import negmine
-from negmine import configfile
 from negmine.cli import app
-from negmine.config import MineConfig
-from negmine.configfile import config_from_metadata, config_to_toml, load_config_file, parse_config, toml_string
 from negmine.errors import ConfigError
+from negmine.settings.config import MineConfig
+from negmine.settings.files import (
+    config_from_metadata,
+    config_to_toml,
+    key,
+    load_config_file,
+    option_kinds,
+    parse_config,
+    toml_string,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -115,16 +122,16 @@ def test_file_errors(tmp_path: Path) -> None:
 
 def test_allowed_and_ignored() -> None:
     text = 'corpus = "c.parquet"\nnum-negatives = 3\nbm25-k1 = 1.2'
-    assert parse_config(text, allowed={"corpus", "bm25_k1"}, ignored=configfile.option_kinds()) == {
+    assert parse_config(text, allowed={"corpus", "bm25_k1"}, ignored=option_kinds()) == {
         "corpus": "c.parquet", "bm25_k1": 1.2}
     with pytest.raises(ConfigError, match="unknown option 'num-negatives'"):
         parse_config(text, allowed={"corpus", "bm25_k1"})
     with pytest.raises(ConfigError, match="unknown option 'num-negativs'"):  # a typo is not an ignored option
-        parse_config("num-negativs = 3", allowed={"corpus"}, ignored=configfile.option_kinds())
+        parse_config("num-negativs = 3", allowed={"corpus"}, ignored=option_kinds())
 
 
 def test_every_option_of_the_commands_is_a_config_key() -> None:
-    kinds = configfile.option_kinds()
+    kinds = option_kinds()
     mine_options = {p.name for p in command("mine").params} - {"config"}
     assert mine_options == set(kinds)
     assert {p.name for p in command("index").params} - {"config", "index_dir"} <= set(kinds)
@@ -305,7 +312,7 @@ def test_config_show_prints_every_option_resolved(cli: Cli, tmp_path: Path) -> N
     assert shown["query-prompt"] == "query: " and shown["seed"] == 42 and shown["columns"] == "all"
     commented = {line[2:].split(":")[0] for line in result.stdout.splitlines() if line.endswith(": not set")}
     assert {"output", "model", "corpus-id-column", "reranker", "candidates-output"} <= commented
-    every = {configfile.key(p.name) for p in command("mine").params} - {"config"}
+    every = {key(p.name) for p in command("mine").params} - {"config"}
     assert set(shown) | commented == every
     assert f"# negmine mine settings, from {config} and the command line" in result.stdout
     assert "# Dense retrieval\n" in result.stdout and "# False-negative filters\n" in result.stdout

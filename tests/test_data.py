@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from negmine.data import Corpus, Qrels, Queries, TextCollection, match_positives, pairs_to_inputs, text_id
 from negmine.errors import InputError
+from negmine.inputs.data import Corpus, Qrels, Queries, TextCollection, match_positives, pairs_to_inputs, text_id
 
 
 def test_collection_index_and_keys() -> None:
@@ -127,7 +127,7 @@ def test_take_rows_chunk_by_chunk_equals_a_plain_take() -> None:
     import numpy as np
     import pyarrow as pa
 
-    from negmine.data import ArrowSequence, take_rows
+    from negmine.inputs.data import ArrowSequence, take_rows
 
     rng = np.random.default_rng(0)
     values = [f"text {i}" for i in range(1000)]

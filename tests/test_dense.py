@@ -14,8 +14,9 @@ from fakes import FakeEncoder
 from helpers import SMALL_TEXTS
 
 from negmine import dense
-from negmine.dense import DenseRetriever, build_factory_index, exact_search, factory_search, read_embeddings
+from negmine.dense import DenseRetriever, build_factory_index, exact_search, factory_search
 from negmine.errors import ConfigError, InputError
+from negmine.inputs.vectors import read_embeddings
 
 
 def unit(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:

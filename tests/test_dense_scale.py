@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from negmine import dense, ivf
-from negmine.dense import DenseRetriever, exact_search, inner_products, read_embeddings
+from negmine.dense import DenseRetriever, exact_search, inner_products
 from negmine.errors import InputError
+from negmine.inputs.vectors import read_embeddings
 
 
 def unit(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -144,7 +145,8 @@ def test_given_npy_other_dtypes_and_bad_rows(tmp_path: Path) -> None:
 RSS_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
-    from negmine.dense import DenseRetriever, read_embeddings
+    from negmine.dense import DenseRetriever
+    from negmine.inputs.vectors import read_embeddings
 
     def rss_anon():
         for line in open("/proc/self/status"):

@@ -15,8 +15,8 @@ from helpers import NO_SCORING_OPTIONS, assert_cli_error, mine_args, read_candid
 import negmine
 from negmine import evidence, filters
 from negmine.bm25 import BM25Retriever
-from negmine.config import MineConfig
 from negmine.errors import ConfigError
+from negmine.settings.config import MineConfig
 
 Cli = Callable[..., Any]
 OFF = {"lexical_overlap": None, "agreement": False, "cross_query": None, "max_positive_similarity": None}

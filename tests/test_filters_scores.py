@@ -14,7 +14,6 @@ from fakes import FakeEncoder
 from helpers import assert_cli_error, read_candidates, read_table
 
 from negmine import filters
-from negmine.config import MineConfig
 from negmine.errors import ConfigError
 from negmine.filters import (
     ABSOLUTE_MARGIN,
@@ -35,6 +34,7 @@ from negmine.filters import (
     score_rules,
 )
 from negmine.io import read_metadata
+from negmine.settings.config import MineConfig
 
 Cli = Callable[..., Any]
 

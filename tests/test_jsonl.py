@@ -18,8 +18,8 @@ import pytest
 from helpers import NO_SCORING_OPTIONS, assert_cli_error, mine_args, strip_meta
 
 import negmine
-from negmine import io
 from negmine.errors import ConfigError, InputError
+from negmine.io import check_output_path
 from negmine.jsonl import JsonLinesSink, json_lines, sidecar_path
 
 Cli = Callable[..., Any]
@@ -215,7 +215,7 @@ def test_an_input_is_never_a_sidecar(tmp_path: Path) -> None:
     side = tmp_path / "x.jsonl.provenance.json"
     side.write_text("{}")
     with pytest.raises(ConfigError, match="is an input file"):
-        io.check_output_path(tmp_path / "x.jsonl", [side])
+        check_output_path(tmp_path / "x.jsonl", [side])
 
 
 def test_the_false_negatives_file_follows_its_extension(tiny: dict[str, Path], out_dir: Path) -> None:

@@ -13,7 +13,7 @@ from helpers import NO_SCORING_OPTIONS, grouped_negatives, pairs_of, positives_f
 
 import negmine
 from negmine import ConfigError, InputError, MineConfig, MineStats
-from negmine.data import Corpus, Qrels, Queries
+from negmine.inputs.data import Corpus, Qrels, Queries, text_id
 
 FORMATS = ["triplet", "n-tuple", "labeled-list"]
 
@@ -93,7 +93,7 @@ def test_mine_pairs_list() -> None:
     corpus = Corpus(["a", "b", "c", "d"], ["red apple pie", "green apple tart", "apple juice", "blue car"])
     result = mine(corpus, pairs=pairs, num_negatives=2, range_max=3)
     groups = grouped_negatives(result.table, "triplet")
-    assert groups == {(negmine.data.text_id("q_", "apple pie recipe"), "a"): ["c", "b"]}
+    assert groups == {(text_id("q_", "apple pie recipe"), "a"): ["c", "b"]}
     assert result.stats.short_pairs == 1  # "fast blue car" has no candidate besides its positive
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from negmine.config import MineConfig
 from negmine.errors import ConfigError
 from negmine.mine import make_encoder as REAL_MAKE_ENCODER  # captured at import, before the fake is patched in
 from negmine.models import (
@@ -22,6 +21,7 @@ from negmine.models import (
     folder_digest,
     resolve_model,
 )
+from negmine.settings.config import MineConfig
 
 PROMPTS = {"query": "query: ", "document": "passage: ", "classification": "classify: "}
 

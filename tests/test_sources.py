@@ -15,9 +15,11 @@ from conftest import SMALL_CORPUS, SMALL_QRELS, SMALL_QUERIES
 from helpers import NO_SCORING, NO_SCORING_OPTIONS, assert_cli_error, strip_meta, write_as, write_beir
 
 import negmine
-from negmine import io, sources
 from negmine.errors import ConfigError, InputError
-from negmine.sources import InputFile, beir_files
+from negmine.inputs import formats, read
+from negmine.inputs.beir import beir_files
+from negmine.inputs.formats import InputFile
+from negmine.inputs.read import read_corpus, read_pairs, read_qrels, read_queries
 
 Cli = Callable[..., Any]
 TABLES = {"corpus": SMALL_CORPUS, "queries": SMALL_QUERIES, "qrels": SMALL_QRELS}
@@ -62,19 +64,19 @@ def test_blank_lines_and_unread_columns_are_skipped(small: dict[str, Path], in_d
 @pytest.mark.parametrize("cache", [False, True])
 def test_csv_ids_are_integers_only_when_every_one_is_plain(in_dir: Path, tmp_path: Path, cache: bool) -> None:
     cache_dir = tmp_path / "cache" if cache else None
-    c = io.read_corpus(write_as(in_dir / "a.csv", {"_id": ["3", "1", "2"], "text": ["c", "a", "b"]}),
+    c = read_corpus(write_as(in_dir / "a.csv", {"_id": ["3", "1", "2"], "text": ["c", "a", "b"]}),
                        cache_dir=cache_dir)
     assert c.ids == [3, 1, 2] and c.id_array.type == pa.int64()
     for ids in (["3", "01", "2"], ["3", "+1", "2"], ["3", "1.0", "2"], ["3", "x", "2"], ["3", "99999999999999999999",
                                                                                         "2"]):
-        c = io.read_corpus(write_as(in_dir / f"b{len(ids[1])}.tsv", {"_id": ids, "text": ["c", "a", "b"]}),
+        c = read_corpus(write_as(in_dir / f"b{len(ids[1])}.tsv", {"_id": ids, "text": ["c", "a", "b"]}),
                            cache_dir=cache_dir)
         assert c.ids == ids and c.id_array.type == pa.string(), ids
 
 
 def test_json_ids_keep_their_json_type(in_dir: Path) -> None:
-    assert io.read_queries(write_as(in_dir / "n.jsonl", {"_id": [10, 20], "text": ["a", "b"]})).ids == [10, 20]
-    q = io.read_queries(write_as(in_dir / "s.jsonl", {"_id": ["10", "20"], "text": ["a", "b"]}))
+    assert read_queries(write_as(in_dir / "n.jsonl", {"_id": [10, 20], "text": ["a", "b"]})).ids == [10, 20]
+    q = read_queries(write_as(in_dir / "s.jsonl", {"_id": ["10", "20"], "text": ["a", "b"]}))
     assert q.ids == ["10", "20"]
 
 
@@ -82,7 +84,7 @@ def test_qrels_ids_match_by_their_text(in_dir: Path, tmp_path: Path) -> None:
     """BEIR's corpus ids are JSON strings and its qrels' TSV integers: they match by their digits."""
     corpus = {"_id": [str(i) for i in range(12)], "text": SMALL_CORPUS["text"]}
     qrels = {"query-id": ["q1", "q2", "q3"], "corpus-id": ["0", "4", "8"], "score": ["1", "1", "2"]}
-    r = io.read_qrels(write_as(in_dir / "r.tsv", qrels))
+    r = read_qrels(write_as(in_dir / "r.tsv", qrels))
     assert r.doc_ids == [0, 4, 8] and r.scores == [1.0, 1.0, 2.0]
     paths = {"corpus": write_as(in_dir / "c.jsonl", corpus), "queries": write_as(in_dir / "q.jsonl", SMALL_QUERIES),
              "qrels": in_dir / "r.tsv"}
@@ -92,12 +94,12 @@ def test_qrels_ids_match_by_their_text(in_dir: Path, tmp_path: Path) -> None:
 
 def test_json_scores_may_mix_integers_and_fractions(in_dir: Path) -> None:
     rows = {"qid": ["q1", "q2"], "pid": ["d1", "d2"], "score": [1, 0.5]}
-    assert io.read_qrels(write_as(in_dir / "r.jsonl", rows)).scores == [1.0, 0.5]
+    assert read_qrels(write_as(in_dir / "r.jsonl", rows)).scores == [1.0, 0.5]
 
 
 def test_a_quoted_csv_value_may_hold_commas_quotes_and_line_breaks(in_dir: Path) -> None:
     texts = ['one, two', 'a "quoted" word', "two\nlines", "plain"]
-    corpus = io.read_corpus(write_as(in_dir / "c.csv", {"_id": ["a", "b", "c", "d"], "text": texts}))
+    corpus = read_corpus(write_as(in_dir / "c.csv", {"_id": ["a", "b", "c", "d"], "text": texts}))
     assert corpus.texts == texts
 
 
@@ -105,11 +107,11 @@ def test_tsv_values_are_not_quoted(in_dir: Path) -> None:
     """MS MARCO's passages start with quotes; TSV (as BEIR writes it) has no quoting."""
     p = in_dir / "c.tsv"
     p.write_text('_id\ttext\nd1\t"A quote," she said\nd2\tplain\n', encoding="utf-8")
-    assert io.read_corpus(p).texts == ['"A quote," she said', "plain"]
+    assert read_corpus(p).texts == ['"A quote," she said', "plain"]
 
 
 def test_batches_are_fixed_whatever_the_blocks(in_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "BLOCK", 256)  # many small blocks
+    monkeypatch.setattr(formats, "BLOCK", 256)  # many small blocks
     n = 500
     data = {"_id": [f"d{i}" for i in range(n)], "text": [f"text {i}" for i in range(n)]}
     for suffix in (".jsonl", ".csv"):
@@ -196,21 +198,21 @@ def test_skipped_qrels_rows_and_empty_queries_are_named_by_line(in_dir: Path, tm
 
 def test_line_numbers_across_blocks_and_batches(in_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bad row far into a file, past many blocks and batches, is named by its line."""
-    monkeypatch.setattr(sources, "BLOCK", 512)
-    monkeypatch.setattr(io, "READ_BATCH", 7)
+    monkeypatch.setattr(formats, "BLOCK", 512)
+    monkeypatch.setattr(read, "READ_BATCH", 7)
     ids = [f"d{i}" for i in range(300)]
     texts: list[Any] = [f"t{i}" for i in range(300)]
     texts[250] = None
     p = write_as(in_dir / "c.jsonl", {"_id": ids, "text": texts}, blank_lines=True)  # row r is on line 2r + 1
     for cache in (None, in_dir / "cache"):
         with pytest.raises(InputError) as info:
-            io.read_corpus(p, cache_dir=cache)
+            read_corpus(p, cache_dir=cache)
         assert str(info.value) == f"{p}: column 'text' line 501: text is null"
     rows = [json.dumps({"_id": i, "text": "t"}) for i in range(300)]
     rows[260] = json.dumps({"_id": "x260", "text": "t"})
     (in_dir / "m.jsonl").write_text("\n".join(rows) + "\n")
     with pytest.raises(InputError, match="m.jsonl: column '_id' line 261: a string where the column holds integers"):
-        io.read_corpus(in_dir / "m.jsonl")
+        read_corpus(in_dir / "m.jsonl")
 
 
 def test_where_names_rows_of_parquet_and_lines_of_text(small: dict[str, Path], in_dir: Path) -> None:
@@ -224,15 +226,15 @@ def test_where_names_rows_of_parquet_and_lines_of_text(small: dict[str, Path], i
 
 def test_missing_and_directory_inputs(in_dir: Path) -> None:
     with pytest.raises(InputError, match="corpus file not found: .*c.jsonl \\(check the --corpus path\\)"):
-        io.read_corpus(in_dir / "c.jsonl")
+        read_corpus(in_dir / "c.jsonl")
     (in_dir / "d.jsonl").mkdir()
     with pytest.raises(InputError, match="corpus path is a directory, not a JSON Lines file"):
-        io.read_corpus(in_dir / "d.jsonl")
+        read_corpus(in_dir / "d.jsonl")
 
 
 def test_pairs_from_jsonl(small: dict[str, Path], in_dir: Path) -> None:
     p = write_as(in_dir / "pairs.jsonl", {"anchor": ["a?", "b?"], "positive": ["A", "B"]})
-    assert io.read_pairs(p) == (["a?", "b?"], ["A", "B"])
+    assert read_pairs(p) == (["a?", "b?"], ["A", "B"])
 
 
 # --- BEIR folders -------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from negmine.data import Corpus, Queries
+from negmine.inputs.data import Corpus, Queries
 from negmine.write import Selection, build_table, by_query, negatives_in, select_columns, training_columns, written
 
 QUERIES = Queries(["qa", "qb"], ["query a", "query b"])

@@ -23,19 +23,25 @@ import typing
 from pathlib import Path
 from typing import Any, Collection, Iterable, Mapping, Optional, Sequence, Union
 
-from negmine.config import MineConfig
 from negmine.errors import ConfigError
+from negmine.settings.config import MineConfig
 
 logger = logging.getLogger("negmine")
 
+
 #: Kinds of option values and how a config file spells them.
 STR, PATH, INT, FLOAT, BOOL = "str", "path", "int", "float", "bool"
+
+
 OPT_STR, OPT_INT, OPT_FLOAT, MARGIN = "optional str", "optional int", "optional float", "margin"
+
+
 _TAKES = {
     STR: "a string", OPT_STR: "a string", PATH: "a path (a string)", INT: "an integer",
     OPT_INT: 'an integer or "none"', FLOAT: "a number", OPT_FLOAT: 'a number or "none"',
     MARGIN: 'a number, "none" or "auto"', BOOL: "true or false",
 }
+
 
 #: Options of ``negmine mine`` that are not ``MineConfig`` fields: the files it reads and writes, and switches
 #: of the command itself.
@@ -45,6 +51,8 @@ RUN_OPTIONS = {
     "index_dir": PATH, "corpus_embeddings": PATH, "query_embeddings": PATH, "candidates_output": PATH,
     "false_negatives_output": PATH, "dataset_card": BOOL, "quiet": BOOL, "verbose": BOOL,
 }
+
+
 #: The input files an output's provenance records (``metadata["inputs"][role]["path"]``).
 INPUT_ROLES = ("corpus", "queries", "qrels", "pairs", "corpus_embeddings", "query_embeddings")
 
@@ -170,8 +178,6 @@ def _describe(value: Any) -> str:
         return toml_value(value)
     return f"{value} (a {type(value).__name__})"
 
-
-# --- writing --------------------------------------------------------------------------------------------------------
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 

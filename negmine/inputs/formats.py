@@ -38,19 +38,33 @@ from negmine.errors import InputError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+
 PARQUET, JSONL, CSV, TSV = "parquet", "jsonl", "csv", "tsv"
+
+
 #: Name endings of the text formats (each also with ``.gz``); any other name is read as Parquet.
 TEXT_SUFFIXES = {".jsonl": JSONL, ".csv": CSV, ".tsv": TSV}
+
+
 FORMAT_NAMES = {PARQUET: "Parquet", JSONL: "JSON Lines", CSV: "CSV", TSV: "TSV"}
+
+
 #: What the formats are called in advice.
 READABLE = "Parquet, or JSON Lines, CSV or TSV named .jsonl, .csv or .tsv (each optionally .gz)"
 
+
 #: Rows per record batch that ``InputFile.batches`` yields, whatever the format.
 READ_BATCH = 65536
+
+
 #: Bytes pyarrow reads of a text file at a time (and infers a JSON file's column types from).
 BLOCK = 1 << 20
+
+
 #: A CSV id column whose values all match this becomes int64 (when they fit).
 PLAIN_INTEGER = r"^-?(0|[1-9][0-9]{0,18})$"
+
+
 #: What the empty-file message calls each role's file.
 EMPTY_NAMES = {"corpus": "the corpus", "queries": "the query file", "qrels": "the qrels file",
                "pairs": "the pairs file"}
@@ -362,8 +376,6 @@ class InputFile:
         return None
 
 
-# --- helpers ------------------------------------------------------------------------------------------------------
-
 def open_json(stream: Any, read_options: Any, parse_options: Any = None) -> Any:
     """pyarrow's streaming JSON reader (a ``schema`` and record batches); before pyarrow 18, which has none, the
     whole file read at once behind the same interface."""
@@ -434,6 +446,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 _A = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
       "array": "an array", "object": "an object"}
+
+
 _PLURAL = {"string": "strings", "integer": "integers", "number": "numbers", "boolean": "true or false",
            "array": "arrays", "object": "objects"}
 
@@ -476,34 +490,3 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name if it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-# --- BEIR folders -------------------------------------------------------------------------------------------------
-
-def beir_files(folder: PathLike, split: str = "train") -> dict[str, Path]:
-    """The corpus, queries and qrels of a BEIR folder: ``corpus.jsonl``, ``queries.jsonl`` (each or ``.jsonl.gz``)
-    and ``qrels/SPLIT.tsv`` (or ``.tsv.gz``).
-
-    Raises:
-        InputError: The folder or one of its files is missing (the message lists the splits there are).
-    """
-    root = Path(folder)
-    layout = "a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/SPLIT.tsv"
-    if not root.exists():
-        raise InputError(f"--beir {root}: no such folder")
-    if not root.is_dir():
-        raise InputError(f"--beir {root}: not a folder; {layout}")
-    files: dict[str, Path] = {}
-    for role, name in (("corpus", "corpus.jsonl"), ("queries", "queries.jsonl")):
-        found = next((root / n for n in (name, name + ".gz") if (root / n).is_file()), None)
-        if found is None:
-            raise InputError(f"--beir {root}: no {name} (or {name}.gz); {layout}")
-        files[role] = found
-    qrels = root / "qrels"
-    found = next((qrels / n for n in (f"{split}.tsv", f"{split}.tsv.gz") if (qrels / n).is_file()), None)
-    if found is None:
-        splits = sorted({p.name.split(".")[0] for p in qrels.glob("*.tsv*")}) if qrels.is_dir() else []
-        there = f"the splits there are: {', '.join(splits)}" if splits else "it holds no qrels/*.tsv"
-        raise InputError(f"--beir {root}: no qrels/{split}.tsv (--split {split}); {there}")
-    files["qrels"] = found
-    return files

@@ -17,10 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from negmine.errors import InputError
-from negmine.sources import row_label
+from negmine.inputs.formats import row_label
 
 T = TypeVar("T", bound="TextCollection")
+
+
 ArrayLike = Union[pa.Array, pa.ChunkedArray]
+
 
 #: Items converted to Python objects at a time when a whole ArrowSequence is iterated.
 ITER_CHUNK = 8192

@@ -324,8 +324,9 @@ def stale(runs: int) -> None:
     resumes = "resuming an interrupted run" in rerun.stderr
     print(f"a run killed after {kept} batches: its rerun resumed: {resumes} ({'met' if resumes and kept else 'NOT met'}"
           f"), run folders left after it completed: {_run_folders(cache)}")
-    proc = subprocess.Popen(slow + ["--seed", "7", "--sampling-strategy", "random"], stderr=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, env=env)
+    abandoned_run = _cli("-o", str(out), "--query-batch-size", "1", "--seed", "7", "--sampling-strategy", "random",
+                         "--reranker", str(_model()), "--score-all")
+    proc = subprocess.Popen(abandoned_run, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
     while not list(cache.glob("runs/*/batch-*.npz")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)

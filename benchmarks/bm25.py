@@ -19,8 +19,8 @@ import numpy as np
 from rank_bm25 import BM25Okapi
 
 import negmine
-from negmine.bm25 import BM25Retriever
-from negmine.retrieve import topk
+from negmine.retrieve.base import topk
+from negmine.retrieve.bm25 import BM25Retriever
 
 
 def main() -> None:

@@ -155,7 +155,7 @@ def _dir_size(path: Path) -> int:
 
 
 def run_negmine(path: Path, k: int, method: str) -> dict:
-    from negmine.bm25 import BM25Retriever
+    from negmine.retrieve.bm25 import BM25Retriever
 
     mem = PeakMemory()
     texts = ArrowTexts(path)
@@ -188,7 +188,7 @@ def run_negmine(path: Path, k: int, method: str) -> dict:
 def run_bm25s(path: Path, k: int, method: str) -> dict:
     import bm25s
 
-    from negmine.bm25 import BM25Retriever, _cpus
+    from negmine.retrieve.bm25 import BM25Retriever, _cpus
 
     mem = PeakMemory()
     texts = ArrowTexts(path)

@@ -26,8 +26,8 @@ from common import DATASETS, load, timed
 
 import negmine
 from negmine.inputs.data import match_positives
-from negmine.mine import make_retriever
-from negmine.models import default_model_path
+from negmine.retrieve.build import make_retriever
+from negmine.retrieve.encoders import default_model_path
 from negmine.settings.config import MineConfig
 
 
@@ -52,7 +52,7 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    from negmine.models import pick_device
+    from negmine.retrieve.encoders import pick_device
 
     model = SentenceTransformer(str(default_model_path()), device=pick_device(args.device))
     with timed("1 plain model.encode", times):

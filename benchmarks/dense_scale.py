@@ -93,8 +93,9 @@ def run_child(args: list[str]) -> tuple[dict, dict[str, int]]:
 
 def child(docs: Path, queries: Path, cache: Path, index: str, k: int, batch: int, check: int) -> None:
     """One mining run's dense part, timed; prints one JSON line."""
-    from negmine.dense import DenseRetriever, exact_search
     from negmine.inputs.vectors import read_embeddings
+    from negmine.retrieve.dense import DenseRetriever
+    from negmine.retrieve.exact import exact_search
 
     result: dict = {}
     t = time.perf_counter()

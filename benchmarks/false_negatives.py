@@ -202,7 +202,7 @@ class STRunner:
         from datasets import Dataset
         from sentence_transformers import SentenceTransformer
 
-        from negmine.models import default_model_path
+        from negmine.retrieve.encoders import default_model_path
 
         self.data = data
         self.model = SentenceTransformer(str(default_model_path()), device="cpu")

@@ -340,7 +340,7 @@ def stale(runs: int) -> None:
 
 def _model() -> Path:
     """The embedded model's folder, as a bi-encoder judge (a second model: slower batches, killed part-way)."""
-    from negmine.models import default_model_path
+    from negmine.retrieve.encoders import default_model_path
 
     return default_model_path()
 

@@ -128,7 +128,7 @@ class Prepared:
     # --- BM25 -----------------------------------------------------------------------------------------------
     @cached_property
     def bm25_retriever(self):  # type: ignore[no-untyped-def]
-        from negmine.bm25 import BM25Retriever
+        from negmine.retrieve.bm25 import BM25Retriever
 
         return BM25Retriever().index(self.corpus.texts, None, self.cache / "negmine")
 
@@ -186,8 +186,8 @@ class Prepared:
     def candidates(self, source: str, k: int = 201, rrf_k: int = 60) -> np.ndarray:
         """(queries x width) corpus indices of the candidate list negmine builds (-1 = empty slot): ``dense`` top
         k, ``bm25`` top k (documents sharing a term), or ``hybrid``: both fused by RRF (up to 2k)."""
-        from negmine.fusion import fuse
-        from negmine.retrieve import Hits, topk
+        from negmine.retrieve.base import Hits, topk
+        from negmine.retrieve.fusion import fuse
 
         def hits(scores: np.ndarray, lexical: bool) -> Hits:
             h = Hits.empty(scores.shape[0], k)
@@ -221,8 +221,8 @@ def prepare(name: str, split: str = "test", cache: Optional[Path] = None) -> Pre
     if dpath.exists() and qpath.exists():
         d_emb, q_emb = np.load(dpath), np.load(qpath)
     else:
-        from negmine.dense import DenseRetriever
-        from negmine.mine import make_encoder
+        from negmine.retrieve.build import make_encoder
+        from negmine.retrieve.dense import DenseRetriever
 
         dense = DenseRetriever(make_encoder(negmine.MineConfig(device="cpu")), cache / "negmine")
         d_emb = np.asarray(dense.embed(corpus.texts, "document"), dtype=np.float32)

@@ -21,7 +21,7 @@ import numpy as np
 from common import DATASETS, load
 
 import negmine
-from negmine.models import SentenceTransformerEncoder
+from negmine.retrieve.encoders import SentenceTransformerEncoder
 
 
 def main() -> None:

@@ -137,7 +137,7 @@ def rows_inbatch(corpus: Corpus, queries: Queries, train: Qrels):  # type: ignor
 def load_model():  # type: ignore[no-untyped-def]
     from sentence_transformers import SentenceTransformer
 
-    from negmine.models import default_model_path
+    from negmine.retrieve.encoders import default_model_path
 
     model = SentenceTransformer(str(default_model_path()), device="cpu")
     model.max_seq_length = MAX_SEQ_LENGTH
@@ -277,7 +277,7 @@ def load_model_for_mining():  # type: ignore[no-untyped-def]
     """The zero-shot model as mine_hard_negatives embeds with it (its own max_seq_length, as negmine's default)."""
     from sentence_transformers import SentenceTransformer
 
-    from negmine.models import default_model_path
+    from negmine.retrieve.encoders import default_model_path
 
     return SentenceTransformer(str(default_model_path()), device="cpu")
 

@@ -235,8 +235,8 @@ class _EncodeWorker:
     """A Ray actor encoding corpus rows into the shared embedding cache (the model loaded once)."""
 
     def __init__(self, job: Job, encoder: Any) -> None:
-        from negmine.dense import DenseRetriever
         from negmine.inputs.read import load_inputs, read_corpus
+        from negmine.retrieve.dense import DenseRetriever
 
         check_visible(job)
         use_assigned_cpus()

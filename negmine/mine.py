@@ -26,17 +26,19 @@ import numpy as np
 import pyarrow as pa
 
 from negmine import evidence, filters, io
-from negmine.dense import DenseRetriever
 from negmine.engine import Job, make_engine, remove_marker, write_marker
 from negmine.errors import ConfigError, EmptyResultError, InputError, NegmineError
 from negmine.inputs.beir import beir_files
 from negmine.inputs.data import Corpus, Positives, Qrels, Queries, match_positives, take_rows
 from negmine.inputs.read import Inputs, load_inputs, read_corpus
 from negmine.inputs.vectors import read_embeddings
-from negmine.models import Encoder, check_device, identity_record
 from negmine.progress import Progress
 from negmine.report import MineStats, score_summary, why_empty
-from negmine.retrieve import Retriever
+from negmine.retrieve import build as retrievers
+from negmine.retrieve.base import Retriever
+from negmine.retrieve.build import _bm25_part, _dense_part, make_retriever
+from negmine.retrieve.dense import DenseRetriever
+from negmine.retrieve.encoders import Encoder, check_device, identity_record
 from negmine.sample import difficulty_bands, sampling_orders, selection, simans_log_weights, take_first
 from negmine.score import (
     BiEncoderScorer,
@@ -80,9 +82,14 @@ from negmine.write import (
 
 logger = logging.getLogger("negmine")
 
+
 Source = Union[str, Path]
+
+
 #: Rows per row group of the output and of the candidates file.
 OUTPUT_ROW_GROUP = 16384
+
+
 CANDIDATES_ROW_GROUP = 65536
 
 
@@ -116,44 +123,6 @@ class MineResult:
             self._table = io.read_output(self.output, self._schema)
         assert self._table is not None
         return self._table
-
-
-def make_encoder(config: MineConfig, model: Optional[str] = None) -> Encoder:
-    """The bi-encoder the config names (loaded lazily, on first use); with ``model``, that model as a judge
-    (``--reranker``), with its own prompts and the reranker's batch size and length."""
-    from negmine.models import SentenceTransformerEncoder
-
-    if model is None and config.model == NO_MODEL:  # nothing should ask: a guard, not a message users meet
-        raise ConfigError("--model none: this run has no bi-encoder")
-    if model is not None:
-        return SentenceTransformerEncoder(model, batch_size=config.reranker_batch_size,
-                                          max_seq_length=config.reranker_max_length, device=config.device,
-                                          precision=config.precision)
-    return SentenceTransformerEncoder(
-        config.model, config.query_prompt, config.corpus_prompt, config.query_prompt_name,
-        config.corpus_prompt_name, config.batch_size, config.max_seq_length, config.device, config.precision,
-    )
-
-
-def make_retriever(
-    config: MineConfig, corpus: Corpus, progress: Progress, cache_dir: Path, encoder: Optional[Encoder] = None,
-    corpus_vectors: Optional[np.ndarray] = None,
-) -> Retriever:
-    """Build the retriever the config names over the corpus (indexes come from ``cache_dir`` when present)."""
-    from negmine.bm25 import BM25Retriever
-    from negmine.fusion import HybridRetriever
-
-    parts: dict[str, Retriever] = {}
-    if config.retriever in ("bm25", "hybrid"):
-        parts["bm25"] = BM25Retriever(
-            config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer, config.bm25_stopwords
-        ).index(corpus.texts, progress, cache_dir)
-    if config.retriever in ("dense", "hybrid"):
-        dense = DenseRetriever(encoder or make_encoder(config), cache_dir, config.faiss_index, config.device)
-        parts["dense"] = dense.index(corpus.texts, progress, corpus_vectors)
-    if len(parts) == 1:
-        return next(iter(parts.values()))
-    return HybridRetriever(parts, config.fusion, config.rrf_k)
 
 
 def uses_bi_encoder(config: MineConfig, rules: ScoreRules) -> bool:
@@ -462,7 +431,7 @@ def plan(
     judged = rules.need_scores or judges_all(config)
     if config.retriever != "bm25" or rules.active or judged or config.reranker or config.cross_query is not None:
         check_device(config.device)
-    judge = load_judge(config.reranker, lambda model: make_encoder(config, model), [], [],
+    judge = load_judge(config.reranker, lambda model: retrievers.make_encoder(config, model), [], [],
                        config.reranker_batch_size, config.reranker_max_length, config.device, config.precision) \
         if judged else Judge()
     rules = score_rules_of(config, judge.kind)
@@ -484,11 +453,11 @@ def plan(
         raise ConfigError("--corpus-embeddings / --query-embeddings need --retriever dense or hybrid")
     if engine is not None and engine.name == "ray" and job is not None and config.retriever != "bm25" \
             and corpus_vectors is None:
-        engine.encode_corpus(job, inputs.corpus.texts, encoder or make_encoder(config), progress)
+        engine.encode_corpus(job, inputs.corpus.texts, encoder or retrievers.make_encoder(config), progress)
     retriever = make_retriever(config, inputs.corpus, progress, cache, encoder, corpus_vectors)
     dense = _dense_part(retriever)
     if dense is None and uses_bi_encoder(config, rules):
-        dense = DenseRetriever(encoder or make_encoder(config), cache, config.faiss_index, config.device)
+        dense = DenseRetriever(encoder or retrievers.make_encoder(config), cache, config.faiss_index, config.device)
     bm25 = _bm25_part(retriever, config, inputs.corpus, cache, progress)
     with progress.stage("planning"):
         owners = evidence.Owners.of([positives.of(int(q)).tolist() for q in mined], n_docs)
@@ -510,7 +479,7 @@ def tune_dense_search(run: Run, progress: Progress) -> None:
     assert run.dense is not None
     if run.dense.factory() is None:
         return
-    from negmine.dense import RECALL_SAMPLE
+    from negmine.retrieve.dense import RECALL_SAMPLE
 
     rows = np.sort(np.random.default_rng(0).choice(run.mined, size=min(RECALL_SAMPLE, len(run.mined)),
                                                    replace=False))
@@ -1040,7 +1009,7 @@ def _build_index(corpus: Union[Source, Corpus], folder: Path, config: MineConfig
         engine = make_engine(config)
         job = Job(config, corpus, None, None, None, folder, encoder, None, None, False, marker=write_marker(folder))
         try:
-            engine.encode_corpus(job, c.texts, encoder or make_encoder(config), progress)
+            engine.encode_corpus(job, c.texts, encoder or retrievers.make_encoder(config), progress)
         finally:
             remove_marker(folder, job.marker)
             engine.close()
@@ -1050,7 +1019,7 @@ def _build_index(corpus: Union[Source, Corpus], folder: Path, config: MineConfig
     if dense is not None:
         dense.prepare()
     elif uses_bi_encoder(config, rules):  # the rules read the documents' embeddings: store them too
-        dense = DenseRetriever(encoder or make_encoder(config), folder, config.faiss_index, config.device)
+        dense = DenseRetriever(encoder or retrievers.make_encoder(config), folder, config.faiss_index, config.device)
         dense.embed(c.texts, "document", progress)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return IndexResult(folder, len(c), dense.encoded if dense else 0, dense.cached if dense else 0, size,
@@ -1065,8 +1034,6 @@ def _remove_if_empty(folder: Path) -> None:
 
     shutil.rmtree(folder, ignore_errors=True)
 
-
-# --- helpers of the plan and the batch -----------------------------------------------------------------------------
 
 class _Clock:
     """Adds the time since its last call to ``seconds[stage]``."""
@@ -1134,36 +1101,10 @@ def _empty_selection() -> Any:
     return Selection(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32), [], [], [])
 
 
-def _dense_part(retriever: Retriever) -> Any:
-    from negmine.fusion import HybridRetriever
-
-    if isinstance(retriever, DenseRetriever):
-        return retriever
-    if isinstance(retriever, HybridRetriever):
-        return retriever.retrievers.get("dense")
-    return None
-
-
-def _bm25_part(retriever: Retriever, config: MineConfig, corpus: Corpus, cache: Path, progress: Progress) -> Any:
-    """The BM25 index the evidence rules read: the retriever's own, else one built (or found in the cache) for
-    them; ``None`` when no rule needs it."""
-    from negmine.bm25 import BM25Retriever
-    from negmine.fusion import HybridRetriever
-
-    if config.lexical_overlap is None and not config.agreement and not config.score_all:
-        return None
-    if isinstance(retriever, BM25Retriever):
-        return retriever
-    if isinstance(retriever, HybridRetriever) and "bm25" in retriever.retrievers:
-        return retriever.retrievers["bm25"]
-    return BM25Retriever(config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer,
-                         config.bm25_stopwords).index(corpus.texts, progress, cache)
-
-
 def _index_dir_gaps(config: MineConfig, corpus: Corpus, folder: Path, encoder: Optional[Encoder],
                     vectors_given: bool, rules: ScoreRules) -> list[tuple[str, str]]:
     """What a cache folder (an ``--index-dir``) lacks that this run needs from it: (what, how to build it ahead)."""
-    from negmine.bm25 import BM25Retriever, cached_settings
+    from negmine.retrieve.bm25 import BM25Retriever, cached_settings
 
     gaps = []
     if config.retriever in ("bm25", "hybrid") or config.lexical_overlap is not None or config.agreement \
@@ -1175,7 +1116,7 @@ def _index_dir_gaps(config: MineConfig, corpus: Corpus, folder: Path, encoder: O
             gaps.append((f"BM25 index of this corpus with these settings ({bm25.describe()})",
                          f"It holds BM25 indexes with: {held}. Build it ahead with negmine index and the same options"))
     if uses_bi_encoder(config, rules) and not vectors_given:
-        dense = DenseRetriever(encoder or make_encoder(config), folder)
+        dense = DenseRetriever(encoder or retrievers.make_encoder(config), folder)
         missing = dense.missing(corpus.texts, "document")
         if missing:
             gaps.append((f"embeddings of {missing:,} of the corpus's {len(corpus):,} documents from this model",

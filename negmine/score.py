@@ -83,7 +83,7 @@ class BiEncoderScorer:
 
     def identity(self) -> dict[str, Any]:
         encoder = self.vectors.dense.encoder
-        from negmine.models import identity_record
+        from negmine.retrieve.encoders import identity_record
 
         return {"type": self.name, "model": identity_record(encoder) if encoder else None}
 
@@ -298,7 +298,7 @@ class CrossEncoderScorer:
         """The CrossEncoder, loaded once and checked: a bi-encoder, a bare transformer, or a checkpoint whose
         classification weights are missing (transformers would initialise them at random) is refused."""
         if self._ce is None:
-            from negmine.models import (
+            from negmine.retrieve.encoders import (
                 _quiet_transformers,
                 missing_weights,
                 model_kind,
@@ -337,14 +337,14 @@ class CrossEncoderScorer:
         return self._ce
 
     def identity(self) -> dict[str, Any]:
-        from negmine.models import model_digest
+        from negmine.retrieve.encoders import model_digest
 
         ce = self.load()
         digest = model_digest(self.model, lambda: ce.model)
         # sentence-transformers >= 5 names it max_seq_length (max_length is deprecated); older ones max_length
         length = getattr(ce, "max_seq_length", None) or getattr(ce, "max_length", None)
         record = {"type": self.name, "model": self.model, "weights": digest, "max_length": length}
-        from negmine.models import resolve_precision
+        from negmine.retrieve.encoders import resolve_precision
 
         precision = resolve_precision(self.precision, self.device)
         if precision != "fp32":
@@ -417,7 +417,7 @@ def load_judge(reranker: Optional[str], make_encoder: Any, query_texts: Sequence
     cross-encoder. ``make_encoder(model)`` builds the bi-encoder."""
     if not reranker:
         return Judge()
-    from negmine.models import model_kind
+    from negmine.retrieve.encoders import model_kind
 
     if model_kind(reranker) == "bi-encoder":
         encoder = make_encoder(reranker)

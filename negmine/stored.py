@@ -17,7 +17,7 @@ import numpy as np
 
 from negmine.errors import ConfigError, InputError
 from negmine.evidence import Evidence
-from negmine.retrieve import Hits
+from negmine.retrieve.base import Hits
 from negmine.score import VALUE_NAMES, LookupScorer, MissingScore, Scorers, lookup_scorers
 from negmine.settings.config import MineConfig, flag
 

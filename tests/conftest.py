@@ -55,13 +55,13 @@ def _fake_encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("negmine.mine"), "make_encoder", make)
+    monkeypatch.setattr(importlib.import_module("negmine.retrieve.build"), "make_encoder", make)
 
 
 @pytest.fixture
 def factory_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The faiss factory strings negmine builds an index for during the test (builds still happen)."""
-    import negmine.dense as dense
+    import negmine.retrieve.dense as dense
 
     builds: list[str] = []
     real = dense.build_factory_index

@@ -27,7 +27,7 @@ def make_encoder(config: Any, model: Optional[str] = None) -> FakeEncoder:
 
 
 if __name__ == "__main__":
-    importlib.import_module("negmine.mine").make_encoder = make_encoder  # (negmine.mine is also the function)
+    importlib.import_module("negmine.retrieve.build").make_encoder = make_encoder
     if os.environ.get("NEGMINE_TEST_COMMIT"):
         cache = importlib.import_module("negmine.storage.embeddings")
         cache.COMMIT_ROWS, cache.COMMIT_SECONDS = 1, 0.0

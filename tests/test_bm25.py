@@ -8,11 +8,21 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from negmine.bm25 import BM25Retriever, make_tokenizer
 from negmine.errors import ConfigError
+from negmine.retrieve import bm25, bm25_build, bm25_search, bm25_tokens
+from negmine.retrieve.bm25 import BM25Retriever
+from negmine.retrieve.bm25_tokens import make_tokenizer
 from negmine.settings.config import BM25_METHODS
 
 rank_bm25 = pytest.importorskip("rank_bm25")
+
+
+def setconst(monkeypatch: pytest.MonkeyPatch, name: str, value: object) -> None:
+    """Set a BM25 module constant (or function) in every module of the BM25 retriever that holds it."""
+    found = [m for m in (bm25, bm25_build, bm25_search, bm25_tokens) if hasattr(m, name)]
+    assert found, name
+    for m in found:
+        monkeypatch.setattr(m, name, value)
 
 # --- tokenizer -------------------------------------------------------------------------------------------------
 
@@ -286,27 +296,25 @@ def _files(folder) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("method", ["lucene", "bm25+"])
 def test_chunked_build_equals_one_chunk_build_byte_for_byte(zipf, tmp_path, method: str) -> None:  # type: ignore[no-untyped-def]
-    from negmine import bm25 as m
 
     docs = zipf[0][:700]
     r = BM25Retriever(method=method)
-    m.build_index(docs, tmp_path / "one", r.params, r.analyzer, chunk=len(docs))
+    bm25_build.build_index(docs, tmp_path / "one", r.params, r.analyzer, chunk=len(docs))
     r = BM25Retriever(method=method)
-    m.build_index(docs, tmp_path / "many", r.params, r.analyzer, chunk=7)
+    bm25_build.build_index(docs, tmp_path / "many", r.params, r.analyzer, chunk=7)
     one, many = _files(tmp_path / "one"), _files(tmp_path / "many")
     assert "data.npy" in one and "vocab.hashes.npy" in one and not (tmp_path / "many" / "build.tmp").exists()
     assert one == many
 
 
 def test_chunked_build_with_tiny_blocks_searches_the_same(zipf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from negmine import bm25 as m
 
     docs, queries = zipf
     ref = BM25Retriever().index(docs[:800]).search(queries, 10)
-    monkeypatch.setattr(m, "BUILD_CHUNK", 50)
-    monkeypatch.setattr(m, "TOKENIZE_BATCH", 3)
-    monkeypatch.setattr(m, "SCORE_BLOCK", 11)
-    monkeypatch.setattr(m, "WORD_CACHE", 5)
+    setconst(monkeypatch, "BUILD_CHUNK", 50)
+    setconst(monkeypatch, "TOKENIZE_BATCH", 3)
+    setconst(monkeypatch, "SCORE_BLOCK", 11)
+    setconst(monkeypatch, "WORD_CACHE", 5)
     hits = BM25Retriever().index(docs[:800]).search(queries, 10)
     assert np.array_equal(hits.indices, ref.indices) and np.array_equal(hits.scores, ref.scores)
 
@@ -333,11 +341,10 @@ class _SlicesOnly:
 
 
 def test_index_reads_texts_by_slices_only(zipf, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from negmine import bm25 as m
 
     docs, queries = zipf
-    monkeypatch.setattr(m, "BUILD_CHUNK", 256)
-    monkeypatch.setattr(m, "HASH_BLOCK", 100)
+    setconst(monkeypatch, "BUILD_CHUNK", 256)
+    setconst(monkeypatch, "HASH_BLOCK", 100)
     lazy = _SlicesOnly(docs)
     r = BM25Retriever().index(lazy, cache_dir=tmp_path)
     assert lazy.biggest <= 256
@@ -369,7 +376,6 @@ def _mapped(arr: np.ndarray) -> bool:
 
 
 def test_search_results_do_not_depend_on_batching(zipf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from negmine import bm25 as m
 
     docs, queries = zipf
     r = BM25Retriever(method="bm25l", threads=1).index(docs)
@@ -377,8 +383,8 @@ def test_search_results_do_not_depend_on_batching(zipf, monkeypatch) -> None:  #
     one_by_one = [r.search([q], 15) for q in queries]
     assert np.array_equal(np.concatenate([h.indices for h in one_by_one]), ref.indices)
     assert np.concatenate([h.scores for h in one_by_one]).tobytes() == ref.scores.tobytes()
-    monkeypatch.setattr(m, "QUERY_CHUNK", 7)
-    monkeypatch.setattr(m, "QUERY_TASK", 2)
+    setconst(monkeypatch, "QUERY_CHUNK", 7)
+    setconst(monkeypatch, "QUERY_TASK", 2)
     r.threads = 4
     order = np.random.default_rng(0).permutation(len(queries))
     shuffled = r.search([queries[i] for i in order], 15)
@@ -414,13 +420,12 @@ def test_evidence_scorer_uses_pair_scores(zipf, monkeypatch) -> None:  # type: i
 
 
 def test_vocabulary_lookup_survives_hash_collisions(zipf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from negmine import bm25 as m
 
     docs, queries = zipf
     ref = BM25Retriever().index(docs[:300]).search(queries, 10)
     # every token hashes to one of two values: lookups must confirm the token itself
-    monkeypatch.setattr(m, "_token_hashes",
-                        lambda tokens: np.array([len(t) % 2 for t in tokens], dtype=np.uint64))
+    setconst(monkeypatch, "_token_hashes",
+             lambda tokens: np.array([len(t) % 2 for t in tokens], dtype=np.uint64))
     hits = BM25Retriever().index(docs[:300]).search(queries, 10)
     assert np.array_equal(hits.indices, ref.indices)
 
@@ -484,9 +489,8 @@ def test_cache_key_is_the_digest_of_settings_and_text_hashes(zipf) -> None:  # t
 @pytest.mark.parametrize("k", [1, 3, 10, 60])
 def test_pruned_search_equals_exhaustive_search(zipf, monkeypatch, method: str, k: int) -> None:  # type: ignore[no-untyped-def]
     """Skipping the documents that cannot reach the top k changes nothing, ties included (byte for byte)."""
-    from negmine import bm25 as m
 
-    monkeypatch.setattr(m, "PRUNE_MIN_POSTINGS", 0)
+    setconst(monkeypatch, "PRUNE_MIN_POSTINGS", 0)
     docs, queries = zipf
     rng = np.random.default_rng(2)
     words = sorted({w for q in queries for w in q.split()})
@@ -496,14 +500,14 @@ def test_pruned_search_equals_exhaustive_search(zipf, monkeypatch, method: str, 
     r = BM25Retriever(method=method, threads=1).index(docs)
     pruned = r.search(queries, k)
     calls = []
-    real = m._Index._top_pruned
+    real = bm25_search.PostingsIndex._top_pruned
 
     def counting(self, *args):  # type: ignore[no-untyped-def]
         out = real(self, *args)
         calls.append(out is not None)
         return out
 
-    monkeypatch.setattr(m._Index, "_top_pruned", counting)
+    monkeypatch.setattr(bm25_search.PostingsIndex, "_top_pruned", counting)
     r.search(queries, k)
     assert sum(calls) > len(queries) // 3  # pruning ran on many queries (the others had no term to skip)
     r._idx.prune = False
@@ -514,9 +518,8 @@ def test_pruned_search_equals_exhaustive_search(zipf, monkeypatch, method: str, 
 
 @pytest.mark.parametrize("method", ["lucene", "robertson", "bm25+"])
 def test_pruned_search_keeps_ties_at_the_kth_score(monkeypatch, method: str) -> None:  # type: ignore[no-untyped-def]
-    from negmine import bm25 as m
 
-    monkeypatch.setattr(m, "PRUNE_MIN_POSTINGS", 0)
+    setconst(monkeypatch, "PRUNE_MIN_POSTINGS", 0)
     rng = np.random.default_rng(5)
     docs = ["alpha beta"] * 300 + ["alpha"] * 200 + ["beta gamma"] * 50 + ["delta alpha beta"] * 30
     docs += [" ".join(rng.choice(["alpha", "beta", "gamma", "delta", "omega", "zeta"], size=3)) for _ in range(400)]
@@ -534,18 +537,17 @@ def test_pruned_search_keeps_ties_at_the_kth_score(monkeypatch, method: str) -> 
 
 @pytest.mark.parametrize("method", ["lucene", "bm25l"])
 def test_search_in_small_blocks_and_capped_pruning_changes_nothing(zipf, monkeypatch, method: str) -> None:  # type: ignore[no-untyped-def]
-    from negmine import bm25 as m
 
     docs, queries = zipf
     r = BM25Retriever(method=method, threads=1).index(docs)
     ref = r.search(queries, 25)
     r._idx.prune = False
     assert r.search(queries, 25).indices.tobytes() == ref.indices.tobytes()
-    monkeypatch.setattr(m, "SCAN_BLOCK", 64)  # candidates ranked 64 documents at a time
+    setconst(monkeypatch, "SCAN_BLOCK", 64)  # candidates ranked 64 documents at a time
     blocked = r.search(queries, 25)
     assert blocked.indices.tobytes() == ref.indices.tobytes() and blocked.scores.tobytes() == ref.scores.tobytes()
     r._idx.prune = True
-    monkeypatch.setattr(m, "PRUNE_MIN_POSTINGS", 0)
-    monkeypatch.setattr(m, "PRUNE_MAX_CANDIDATES", 60)  # most queries fall back to the exhaustive search
+    setconst(monkeypatch, "PRUNE_MIN_POSTINGS", 0)
+    setconst(monkeypatch, "PRUNE_MAX_CANDIDATES", 60)  # most queries fall back to the exhaustive search
     capped = r.search(queries, 25)
     assert capped.indices.tobytes() == ref.indices.tobytes() and capped.scores.tobytes() == ref.scores.tobytes()

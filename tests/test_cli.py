@@ -31,7 +31,7 @@ from helpers import (
 )
 
 import negmine
-from negmine.bm25 import BM25Retriever
+from negmine.retrieve.bm25 import BM25Retriever
 
 Cli = Callable[..., Any]
 

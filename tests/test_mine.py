@@ -243,7 +243,7 @@ def test_too_many_negatives_for_the_corpus(make_parquet: Callable[..., Path]) ->
 
 
 def test_output_scores_are_the_retriever_scores(tiny: dict[str, Path]) -> None:
-    from negmine.bm25 import BM25Retriever
+    from negmine.retrieve.bm25 import BM25Retriever
 
     corpus = negmine.read_corpus(tiny["corpus"])
     retriever = BM25Retriever().index(corpus.texts)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from negmine.errors import ConfigError
-from negmine.mine import make_encoder as REAL_MAKE_ENCODER  # captured at import, before the fake is patched in
-from negmine.models import (
+from negmine.retrieve.build import make_encoder as REAL_MAKE_ENCODER
+from negmine.retrieve.encoders import (
     DEFAULT_MODEL,
     SentenceTransformerEncoder,
     default_model_path,

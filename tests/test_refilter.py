@@ -89,7 +89,7 @@ def test_refilter_writes_what_mine_writes(mined: dict[str, Any], retriever: str,
                          **{**MINED, **options})
         got = mined["work"] / f"got-{retriever}-{i}.parquet"
         with monkeypatch.context() as m:  # no model: refilter must not load one
-            m.setattr(importlib.import_module("negmine.mine"), "make_encoder",
+            m.setattr(importlib.import_module("negmine.retrieve.build"), "make_encoder",
                       lambda *a, **k: pytest.fail("refilter loaded a model"))
             negmine.refilter(cand, got, cache_dir=mined["work"] / "cache", **options)
         assert got.read_bytes() == want.read_bytes(), options

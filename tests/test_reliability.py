@@ -17,7 +17,7 @@ from helpers import NO_SCORING_OPTIONS, TINY, assert_cli_error, mine_args
 
 import negmine
 from negmine.filters import normalize_text
-from negmine.models import SentenceTransformerEncoder
+from negmine.retrieve.encoders import SentenceTransformerEncoder
 
 Cli = Callable[..., Any]
 
@@ -313,7 +313,7 @@ def test_the_cli_prints_plain_lines_without_a_terminal(cli: Cli, tiny: dict[str,
     import negmine.progress
 
     # a slow encoding stage (0.6 s) and a progress line every 0.05 s
-    monkeypatch.setattr(importlib.import_module("negmine.mine"), "make_encoder",
+    monkeypatch.setattr(importlib.import_module("negmine.retrieve.build"), "make_encoder",
                         lambda config, model=None: SlowEncoder(0.01))
     monkeypatch.setattr(negmine.progress.LineProgress.__init__, "__defaults__", (None, 0.05, "negmine: "))
     result = cli(*mine_args(tiny, out_dir / "o.parquet", "--retriever", "dense", "--cache-dir", out_dir.parent / "c",

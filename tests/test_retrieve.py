@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from negmine.retrieve import Hits, topk
+from negmine.retrieve.base import Hits, topk
 
 
 def test_topk_orders_best_first() -> None:

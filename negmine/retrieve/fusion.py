@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from negmine.progress import Progress
-from negmine.retrieve import Hits, Retriever
+from negmine.retrieve.base import Hits, Retriever
 
 
 @dataclass

@@ -22,28 +22,15 @@ import numpy as np
 
 from negmine.errors import ConfigError, InputError
 from negmine.inputs.vectors import VECTORS_FORMAT, vectors_key
-from negmine.models import Encoder, encode_stream
 from negmine.progress import Progress
-from negmine.retrieve import Hits
+from negmine.retrieve.base import Hits
+from negmine.retrieve.encoders import Encoder, encode_stream
+from negmine.retrieve.exact import exact_search, gpu_count, inner_products
+from negmine.retrieve.faiss_index import FaissIndex, build_factory_index
 from negmine.storage.cache import cached_dir, digest_of, new_npy, text_hashes
 from negmine.storage.embeddings import EmbeddingCache
 
 logger = logging.getLogger("negmine")
-
-
-#: Corpus rows searched per exact-search block, and queries per batch: memory stays bounded.
-DOC_BLOCK = 1 << 17
-
-
-QUERY_BATCH = 4096
-
-
-#: Candidates fetched from faiss beyond k per corpus block (they absorb faiss's rounding; see ``_search_block``).
-FETCH_MARGIN = 16
-
-
-SCORE_PAIRS = 1 << 14
-
 
 #: ``faiss_index="auto"`` searches exactly up to this many documents, through an on-disk IVF index above.
 AUTO_EXACT_MAX = 1_000_000
@@ -65,252 +52,6 @@ EF_SEARCHES = (64, 128, 256, 512, 1024)
 
 #: Part of the cache keys of what this module writes: bump it when the files' layout or meaning changes.
 INDEX_FORMAT = "2"
-
-
-def _faiss() -> Any:
-    import faiss
-
-    return faiss
-
-
-def gpu_count() -> int:
-    """GPUs faiss can use (0 with faiss-cpu)."""
-    faiss = _faiss()
-    return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
-
-
-def _tree_sum(p: np.ndarray) -> np.ndarray:
-    """Sums over the last axis in a fixed pairwise order, with element-wise additions (``p`` is overwritten)."""
-    w = p.shape[-1]
-    while w > 1:
-        h = w // 2
-        np.add(p[..., :h], p[..., w - h : w], out=p[..., :h])
-        w -= h
-    return p[..., 0].copy() if w else np.zeros(p.shape[:-1], dtype=p.dtype)
-
-
-def inner_products(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Inner products of matching rows of ``x`` and ``y`` (broadcast), as float32.
-
-    The bits of a pair's score depend on the two vectors only, not on what else is computed with them, the batch
-    size, the BLAS library or the CPU: float32 products summed in a fixed pairwise order by element-wise IEEE
-    operations (nothing fused, nothing reordered). Exact search, the probing of IVF lists and ``pair_scores`` all
-    score this way, so a document has one score for a query wherever it shows up.
-    """
-    return _tree_sum(np.multiply(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)))
-
-
-def _pair_scores(xq: np.ndarray, qrows: np.ndarray, xb: np.ndarray, drows: np.ndarray) -> np.ndarray:
-    """``inner_products(xq[qrows], xb[drows])``, a bounded number of pairs at a time."""
-    out = np.empty(len(qrows), dtype=np.float32)
-    for s in range(0, len(qrows), SCORE_PAIRS):
-        p = np.asarray(xb[drows[s : s + SCORE_PAIRS]], dtype=np.float32)  # a gathered copy: multiplied in place
-        np.multiply(p, xq[qrows[s : s + SCORE_PAIRS]], out=p)
-        out[s : s + len(p)] = _tree_sum(p)
-    return out
-
-
-def _sorted_hits(d: np.ndarray, i: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``k`` best, best score first, ties to the lower index, empty slots (index -1) last."""
-    order = np.lexsort((np.where(i < 0, np.iinfo(np.int64).max, i), -d), axis=1)[:, :k]
-    return np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
-
-
-def _merge_topk(
-    d1: np.ndarray, i1: np.ndarray, d2: np.ndarray, i2: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    return _sorted_hits(np.concatenate([d1, d2], axis=1), np.concatenate([i1, i2], axis=1), k)
-
-
-def _slack(xq: np.ndarray, xb: np.ndarray, gpu: bool) -> np.ndarray:
-    """Per query, a bound on how far faiss's float32 inner product with any row of ``xb`` can be from the
-    canonical one (4x the textbook bound d * 2^-24 * |q| * |x|; 16x more on a GPU)."""
-    qn = np.sqrt(np.einsum("ij,ij->i", xq, xq, dtype=np.float64))
-    xn = float(np.sqrt(np.einsum("ij,ij->i", xb, xb).max(initial=0.0)))
-    bound = 4.0 * xq.shape[1] * 2.0**-24 * qn * xn * (16 if gpu else 1)
-    return (bound + 1e-30).astype(np.float32)
-
-
-def _search_block(xq: np.ndarray, xb: np.ndarray, offset: int, best_d: np.ndarray, best_i: np.ndarray, k: int,
-                  gpu_res: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Merge one corpus block (rows ``offset`` ...) into each query's best ``k`` (canonical scores, ties to the
-    lower index).
-
-    faiss fetches ``k + FETCH_MARGIN`` candidates per query; those that can beat the query's current k-th score
-    are scored canonically. The block's other rows score at most the last fetched faiss score plus the rounding
-    slack; where that could still reach the new k-th score (near-ties, duplicates), every row of the block within
-    the slack of it is scored canonically, so the result is the exact canonical top-k whatever faiss computed.
-    """
-    faiss = _faiss()
-    nb = len(xb)
-    fetch = min(nb, k + FETCH_MARGIN)
-    if gpu_res is not None:
-        d, i = faiss.knn_gpu(gpu_res, xq, xb, fetch, metric=faiss.METRIC_INNER_PRODUCT)
-    else:
-        d, i = faiss.knn(xq, xb, fetch, metric=faiss.METRIC_INNER_PRODUCT)
-    d, i = np.asarray(d, dtype=np.float32), np.asarray(i, dtype=np.int64)
-    slack = _slack(xq, xb, gpu_res is not None)
-    want = (i >= 0) & (d >= (best_d[:, k - 1] - slack)[:, None])
-    rows, cols = np.nonzero(want)
-    cand_d = np.full(d.shape, -np.inf, dtype=np.float32)
-    cand_d[rows, cols] = _pair_scores(xq, rows, xb, i[rows, cols])
-    new_d, new_i = _merge_topk(best_d, best_i, cand_d, np.where(want, i + offset, -1), k)
-    if fetch < nb:
-        for q in np.flatnonzero(d[:, -1] + slack >= new_d[:, k - 1]):
-            approx = np.asarray(xb @ xq[q], dtype=np.float32)
-            near = np.flatnonzero(approx >= new_d[q, k - 1] - slack[q])
-            s = _pair_scores(xq, np.full(near.size, q), xb, near)
-            row_d, row_i = _merge_topk(best_d[q : q + 1], best_i[q : q + 1], s[None], (near + offset)[None], k)
-            new_d[q], new_i[q] = row_d[0], row_i[0]
-    return new_d, new_i
-
-
-def exact_search(docs: np.ndarray, queries: np.ndarray, k: int, use_gpu: bool = False,
-                 progress: Optional[Progress] = None) -> Hits:
-    """Exact top-k by inner product over corpus blocks (``docs`` may be a memory map) and query batches.
-
-    A query's hits (indices and scores, to the bit) do not depend on the other queries searched with it, on the
-    batch size or on the GPU: scores are ``inner_products``, ties go to the lower index.
-    """
-    faiss = _faiss()
-    progress = progress or Progress()
-    n, nq = docs.shape[0], queries.shape[0]
-    k = min(k, n)
-    hits = Hits.empty(nq, k)
-    if k <= 0 or nq == 0:
-        return hits
-    res = faiss.StandardGpuResources() if use_gpu else None
-    with progress.stage("dense: searching", total=nq) as advance:
-        for qs in range(0, nq, QUERY_BATCH):
-            xq = np.ascontiguousarray(queries[qs : qs + QUERY_BATCH], dtype=np.float32)
-            best_d = np.full((len(xq), k), -np.inf, dtype=np.float32)
-            best_i = np.full((len(xq), k), -1, dtype=np.int64)
-            for ds in range(0, n, DOC_BLOCK):
-                xb = np.ascontiguousarray(docs[ds : ds + DOC_BLOCK], dtype=np.float32)
-                best_d, best_i = _search_block(xq, xb, ds, best_d, best_i, k, res)
-            hits.scores[qs : qs + len(xq)] = best_d
-            hits.indices[qs : qs + len(xq)] = best_i
-            advance(len(xq))
-    return hits
-
-
-class _Index:
-    """A saved faiss index, loaded once (IVF lists memory-mapped), and how to search it.
-
-    An IVF index on the CPU is probed through ``search_preassigned`` with the lists chosen by ``exact_search`` over
-    its centroids, so which lists a query probes does not depend on its batch either. Indexes that store lossy
-    codes (PQ, SQ) fetch ``2k`` candidates whose scores are then recomputed from the corpus vectors.
-    """
-
-    def __init__(self, path: Path, use_gpu: bool = False) -> None:
-        faiss = _faiss()
-        from negmine import ivf as ivf_mod
-
-        self.path = path
-        self.gpu = use_gpu
-        self.index = ivf_mod.read_mapped(path)
-        self.on_disk = ivf_mod.is_mapped(self.index)
-        self.ntotal = int(self.index.ntotal)
-        ivf = faiss.try_extract_index_ivf(self.index)
-        base = faiss.downcast_index(ivf if ivf is not None else self.index)
-        self.param: Optional[str] = "nprobe" if ivf is not None else "efSearch" if isinstance(base, faiss.IndexHNSW) \
-            else None
-        self.nlist = int(ivf.nlist) if ivf is not None else 0
-        self.value: Optional[int] = int(ivf.nprobe) if ivf is not None else \
-            int(base.hnsw.efSearch) if self.param == "efSearch" else None
-        storage = faiss.downcast_index(base.storage) if isinstance(base, faiss.IndexHNSW) else base
-        self.lossy = not isinstance(storage, (faiss.IndexIVFFlat, faiss.IndexFlat))
-        self.ivf: Any = None
-        self.centroids: Optional[np.ndarray] = None
-        if ivf is not None and not use_gpu and ivf.this == faiss.downcast_index(self.index).this:
-            self.ivf = ivf
-            self.centroids = ivf.quantizer.reconstruct_n(0, self.nlist)
-        if use_gpu:
-            self.index = faiss.index_cpu_to_all_gpus(self.index)
-
-    def set(self, value: int) -> None:
-        """Set the search parameter (``nprobe`` or ``efSearch``)."""
-        faiss = _faiss()
-        self.value = value
-        if self.param is not None:
-            space = faiss.GpuParameterSpace() if self.gpu else faiss.ParameterSpace()
-            space.set_index_parameter(self.index, self.param, value)
-
-    def search(self, queries: np.ndarray, k: int, docs: Optional[np.ndarray] = None,
-               progress: Optional[Progress] = None) -> Hits:
-        progress = progress or Progress()
-        k = min(k, self.ntotal)
-        hits = Hits.empty(queries.shape[0], k)
-        if k <= 0:
-            return hits
-        fetch = min(self.ntotal, 2 * k) if self.lossy and docs is not None else k
-        with progress.stage("dense: searching (faiss index)", total=queries.shape[0]) as advance:
-            for qs in range(0, queries.shape[0], QUERY_BATCH):
-                xq = np.ascontiguousarray(queries[qs : qs + QUERY_BATCH], dtype=np.float32)
-                if self.ivf is not None and self.value is not None:
-                    nprobe = min(self.value, self.nlist)
-                    coarse = exact_search(self.centroids, xq, nprobe)  # type: ignore[arg-type]
-                    self.ivf.nprobe = nprobe
-                    d, i = self.ivf.search_preassigned(xq, fetch, coarse.indices, coarse.scores)
-                else:
-                    d, i = self.index.search(xq, fetch)
-                i = np.asarray(i, dtype=np.int64)
-                d = np.where(i >= 0, np.asarray(d, dtype=np.float32), -np.inf).astype(np.float32)
-                if self.lossy and docs is not None:
-                    rows, cols = np.nonzero(i >= 0)
-                    d[rows, cols] = _pair_scores(xq, rows, docs, i[rows, cols])
-                d, i = _sorted_hits(d, i, k)
-                hits.scores[qs : qs + len(xq)] = d
-                hits.indices[qs : qs + len(xq)] = i
-                advance(len(xq))
-        return hits
-
-
-def factory_search(index_path: Path, queries: np.ndarray, k: int, use_gpu: bool = False,
-                   progress: Optional[Progress] = None) -> Hits:
-    """Top-k from a saved faiss index (approximate for IVF / HNSW / PQ) with the settings saved in it."""
-    return _Index(Path(index_path), use_gpu).search(queries, k, progress=progress)
-
-
-def build_factory_index(docs: np.ndarray, factory: str, folder: Path, progress: Optional[Progress] = None) -> None:
-    """Train and fill an index, saved as ``folder/index.faiss``.
-
-    Training takes a seeded sample (``negmine.ivf.TRAIN_PER_LIST`` vectors per IVF list). A plain IVF index
-    (``IVF4096,Flat``, ``IVF4096,PQ32``, ``IVF1024,SQ8``) is filled on disk, block by block, and read back
-    memory-mapped; any other (HNSW, or a wrapped IVF such as ``OPQ32,IVF4096,PQ32``) is filled in RAM.
-    """
-    faiss = _faiss()
-    from negmine import ivf
-
-    progress = progress or Progress()
-    try:
-        index = faiss.index_factory(int(docs.shape[1]), factory, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as exc:
-        raise ConfigError(f"--faiss-index {factory!r}: faiss cannot build it ({str(exc).splitlines()[0]})") from exc
-    sub = faiss.try_extract_index_ivf(index)
-    if sub is not None:
-        sub = faiss.downcast_index(sub)
-    if isinstance(sub, faiss.IndexIVFPQ):
-        sub.do_polysemous_training = False  # only for polysemous (Hamming) search, which negmine does not use
-    if not index.is_trained:
-        rows = ivf.training_rows(docs.shape[0], index)
-        with progress.stage(f"dense: training {factory} on {len(rows):,} vectors"):
-            try:
-                index.train(np.ascontiguousarray(docs[rows], dtype=np.float32))
-            except RuntimeError as exc:
-                raise ConfigError(f"--faiss-index {factory!r}: training failed on {len(rows)} vectors "
-                                  f"({str(exc).splitlines()[0]}); use fewer lists or exact search") from exc
-    if sub is not None:
-        sub.nprobe = min(32, sub.nlist)
-    if ivf.can_write(index):
-        ivf.write_lists(index, docs, folder / "index.faiss", progress)
-        return
-    with progress.stage(f"dense: adding to {factory}", total=docs.shape[0]) as advance:
-        for ds in range(0, docs.shape[0], DOC_BLOCK):
-            block = np.ascontiguousarray(docs[ds : ds + DOC_BLOCK], dtype=np.float32)
-            index.add(block)
-            advance(len(block))
-    faiss.write_index(index, str(folder / "index.faiss"))
 
 
 def _recall(found: np.ndarray, truth: np.ndarray) -> float:
@@ -359,7 +100,7 @@ class DenseRetriever:
         self._texts: Sequence[str] = ()
         self._given_docs = False
         self._key: Optional[str] = None
-        self._index: Optional[_Index] = None
+        self._index: Optional[FaissIndex] = None
 
     def embed(self, texts: Sequence[str], kind: str, progress: Optional[Progress] = None,
               out: Union[np.ndarray, Callable[[int], np.ndarray], None] = None,
@@ -469,7 +210,7 @@ class DenseRetriever:
         if f.lower() in ("flat", "exact", ""):
             return None
         if f.lower() == "auto":
-            from negmine.ivf import auto_nlist
+            from negmine.retrieve.ivf import auto_nlist
 
             n = int(self.doc_vectors.shape[0])
             return None if n <= AUTO_EXACT_MAX else f"IVF{auto_nlist(n)},Flat"
@@ -518,17 +259,17 @@ class DenseRetriever:
             index.set(int(report[index.param]))
         self.search_report = dict(report)
 
-    def _open(self, progress: Optional[Progress] = None) -> Optional["_Index"]:
+    def _open(self, progress: Optional[Progress] = None) -> Optional["FaissIndex"]:
         """The approximate index searched with (built or found in the cache), ``None`` for exact search."""
         folder = self.prepare(progress)
         if folder is None:
             return None
         if self._index is None or self._index.path != folder / "index.faiss":
-            self._index = _Index(folder / "index.faiss", self.use_gpu)
+            self._index = FaissIndex(folder / "index.faiss", self.use_gpu)
             self.search_report = None
         return self._index
 
-    def _tune(self, index: _Index, queries: np.ndarray, k: int) -> dict[str, Any]:
+    def _tune(self, index: FaissIndex, queries: np.ndarray, k: int) -> dict[str, Any]:
         """Measure recall@k against exact search on a seeded sample of ``queries`` for the index's settings,
         smallest first, and keep the first that reaches RECALL_TARGET (else the best, with a warning)."""
         assert self.doc_vectors is not None

@@ -1,0 +1,80 @@
+"""The retrievers and the encoder a config names, built over a corpus (indexes found in, or added to, the cache)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from negmine.errors import ConfigError
+from negmine.inputs.data import Corpus
+from negmine.progress import Progress
+from negmine.retrieve.base import Retriever
+from negmine.retrieve.dense import DenseRetriever
+from negmine.retrieve.encoders import Encoder
+from negmine.settings.config import NO_MODEL, MineConfig
+
+
+def make_encoder(config: MineConfig, model: Optional[str] = None) -> Encoder:
+    """The bi-encoder the config names (loaded lazily, on first use); with ``model``, that model as a judge
+    (``--reranker``), with its own prompts and the reranker's batch size and length."""
+    from negmine.retrieve.encoders import SentenceTransformerEncoder
+
+    if model is None and config.model == NO_MODEL:  # nothing should ask: a guard, not a message users meet
+        raise ConfigError("--model none: this run has no bi-encoder")
+    if model is not None:
+        return SentenceTransformerEncoder(model, batch_size=config.reranker_batch_size,
+                                          max_seq_length=config.reranker_max_length, device=config.device,
+                                          precision=config.precision)
+    return SentenceTransformerEncoder(
+        config.model, config.query_prompt, config.corpus_prompt, config.query_prompt_name,
+        config.corpus_prompt_name, config.batch_size, config.max_seq_length, config.device, config.precision,
+    )
+
+
+def make_retriever(
+    config: MineConfig, corpus: Corpus, progress: Progress, cache_dir: Path, encoder: Optional[Encoder] = None,
+    corpus_vectors: Optional[np.ndarray] = None,
+) -> Retriever:
+    """Build the retriever the config names over the corpus (indexes come from ``cache_dir`` when present)."""
+    from negmine.retrieve.bm25 import BM25Retriever
+    from negmine.retrieve.fusion import HybridRetriever
+
+    parts: dict[str, Retriever] = {}
+    if config.retriever in ("bm25", "hybrid"):
+        parts["bm25"] = BM25Retriever(
+            config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer, config.bm25_stopwords
+        ).index(corpus.texts, progress, cache_dir)
+    if config.retriever in ("dense", "hybrid"):
+        dense = DenseRetriever(encoder or make_encoder(config), cache_dir, config.faiss_index, config.device)
+        parts["dense"] = dense.index(corpus.texts, progress, corpus_vectors)
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    return HybridRetriever(parts, config.fusion, config.rrf_k)
+
+
+def _dense_part(retriever: Retriever) -> Any:
+    from negmine.retrieve.fusion import HybridRetriever
+
+    if isinstance(retriever, DenseRetriever):
+        return retriever
+    if isinstance(retriever, HybridRetriever):
+        return retriever.retrievers.get("dense")
+    return None
+
+
+def _bm25_part(retriever: Retriever, config: MineConfig, corpus: Corpus, cache: Path, progress: Progress) -> Any:
+    """The BM25 index the evidence rules read: the retriever's own, else one built (or found in the cache) for
+    them; ``None`` when no rule needs it."""
+    from negmine.retrieve.bm25 import BM25Retriever
+    from negmine.retrieve.fusion import HybridRetriever
+
+    if config.lexical_overlap is None and not config.agreement and not config.score_all:
+        return None
+    if isinstance(retriever, BM25Retriever):
+        return retriever
+    if isinstance(retriever, HybridRetriever) and "bm25" in retriever.retrievers:
+        return retriever.retrievers["bm25"]
+    return BM25Retriever(config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer,
+                         config.bm25_stopwords).index(corpus.texts, progress, cache)

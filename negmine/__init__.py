@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 from negmine.version import __version__
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
-    from negmine.audit import Evaluation, evaluate
     from negmine.errors import BrokenPipe, ConfigError, EmptyResultError, InputError, NegmineError, StorageError
     from negmine.inputs.data import Corpus, Qrels, Queries
     from negmine.inputs.read import read_corpus, read_pairs, read_qrels, read_queries
-    from negmine.io import read_metadata
     from negmine.mine import IndexResult, MineResult, build_index, mine, refilter
+    from negmine.output.provenance import read_metadata
     from negmine.progress import Progress
-    from negmine.report import MineStats
+    from negmine.report.audit import Evaluation, evaluate
+    from negmine.report.stats import MineStats
     from negmine.settings.config import MineConfig
     from negmine.tuning import SweepResult, sweep
 
@@ -38,13 +38,13 @@ _LAZY = {
     "Corpus": "negmine.inputs.data", "Qrels": "negmine.inputs.data", "Queries": "negmine.inputs.data",
     "ConfigError": "negmine.errors", "EmptyResultError": "negmine.errors", "InputError": "negmine.errors",
     "NegmineError": "negmine.errors", "StorageError": "negmine.errors", "BrokenPipe": "negmine.errors",
-    "read_corpus": "negmine.inputs.read", "read_metadata": "negmine.io", "read_pairs": "negmine.inputs.read",
-    "read_qrels": "negmine.inputs.read", "read_queries": "negmine.inputs.read",
+    "read_corpus": "negmine.inputs.read", "read_pairs": "negmine.inputs.read", "read_qrels": "negmine.inputs.read",
+    "read_queries": "negmine.inputs.read", "read_metadata": "negmine.output.provenance",
     "IndexResult": "negmine.mine", "MineResult": "negmine.mine", "build_index": "negmine.mine", "mine": "negmine.mine",
     "refilter": "negmine.mine", "SweepResult": "negmine.tuning", "sweep": "negmine.tuning",
-    "Evaluation": "negmine.audit", "evaluate": "negmine.audit",
+    "Evaluation": "negmine.report.audit", "evaluate": "negmine.report.audit",
     "Progress": "negmine.progress",
-    "MineStats": "negmine.report",
+    "MineStats": "negmine.report.stats",
 }
 
 __all__ = [

@@ -427,12 +427,12 @@ def mine(
     with _reporting(quiet, verbose) as progress:
         settings = _mine_config(ctx, options)
         if dataset_card:
-            from negmine.card import check_card_path, write_dataset_card
+            from negmine.report.card import check_card_path, write_dataset_card
 
             if to_stdout:
                 raise ConfigError("--dataset-card describes an output file: give --output a path, not -")
             if beir is not None and not any((corpus, queries, qrels, pairs)):
-                from negmine.io import beir_files
+                from negmine.inputs.beir import beir_files
 
                 inputs += tuple(beir_files(beir, split or "train").values())
             check_card_path(output, inputs)  # before the work, not after it
@@ -443,7 +443,7 @@ def mine(
                           explicit=_given(ctx, options))
         card = write_dataset_card(output, result.metadata, inputs) if dataset_card else None
     if not quiet:
-        from negmine.report import summary_rows
+        from negmine.report.summary import summary_rows
 
         rows = summary_rows(result.stats, settings.num_negatives)
         if card is not None:
@@ -598,7 +598,7 @@ def refilter(
                               cache_dir=cache_dir, progress=progress, false_negatives_output=false_negatives_output,
                               **options)
     if not quiet:
-        from negmine.report import summary_rows
+        from negmine.report.summary import summary_rows
 
         rows = summary_rows(result.stats, int(result.metadata["config"]["num_negatives"]), cache_counts=False)
         _print_table("negmine refilter", rows, result.seconds if verbose else {},
@@ -748,8 +748,8 @@ def evaluate(
     """
     import json as json_module
 
-    from negmine.audit import evaluate as run_evaluate
-    from negmine.audit import evaluation_rows
+    from negmine.report.audit import evaluate as run_evaluate
+    from negmine.report.audit import evaluation_rows
 
     if bands < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--bands")
@@ -842,7 +842,7 @@ def report(
 
     Prints the paths of the PNG and the HTML page on stdout.
     """
-    from negmine import report as rep
+    from negmine.report import page as rep
 
     with _reporting(quiet, False):
         if candidates is not None and qrels is None:
@@ -851,7 +851,7 @@ def report(
     if not quiet:
         rows = rep.report_rows(data)
         if data.get("evaluation") is not None:
-            from negmine.audit import evaluation_rows
+            from negmine.report.audit import evaluation_rows
 
             rows += [(f"audit: {k}", v) for k, v in evaluation_rows(data["evaluation"])]
         _print_table(f"negmine report {path}", rows, {}, None)
@@ -900,7 +900,7 @@ def config_from(
     Example:
       negmine mine --config <(negmine config from old.parquet) -o new.parquet
     """
-    from negmine.io import read_metadata
+    from negmine.output.provenance import read_metadata
     from negmine.settings import files as configfile
 
     with _reporting(True, False):

@@ -25,38 +25,40 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import pyarrow as pa
 
-from negmine import evidence, filters, io
+from negmine import evidence, filters
 from negmine.engine import Job, make_engine, remove_marker, write_marker
 from negmine.errors import ConfigError, EmptyResultError, InputError, NegmineError
 from negmine.inputs.beir import beir_files
 from negmine.inputs.data import Corpus, Positives, Qrels, Queries, match_positives, take_rows
 from negmine.inputs.read import Inputs, load_inputs, read_corpus
 from negmine.inputs.vectors import read_embeddings
+from negmine.output.candidates import build_candidates_table, build_false_negatives_table, candidate_columns
+from negmine.output.files import check_outputs, read_output
+from negmine.output.layouts import build_table, negatives_in, select_columns
+from negmine.output.provenance import METADATA_KEY, provenance
+from negmine.output.sinks import ParquetSink, open_sink
 from negmine.progress import Progress
-from negmine.report import MineStats, score_summary, why_empty
+from negmine.report.stats import MineStats, score_summary
+from negmine.report.summary import why_empty
 from negmine.retrieve import build as retrievers
 from negmine.retrieve.base import Retriever
 from negmine.retrieve.build import _bm25_part, _dense_part, make_retriever
 from negmine.retrieve.dense import DenseRetriever
 from negmine.retrieve.encoders import Encoder, check_device, identity_record
-from negmine.sample import difficulty_bands, sampling_orders, selection, simans_log_weights, take_first
+from negmine.sampling.lazy import Prescored, ScoredCandidates, lazy_select, prescore
+from negmine.sampling.orders import difficulty_bands, sampling_orders, simans_log_weights, take_first
+from negmine.sampling.selection import judge_scores, retriever_scores, selection
 from negmine.score import (
     BiEncoderScorer,
     Judge,
     MissingScore,
     PositiveProximity,
     PositiveSimilarity,
-    Prescored,
-    ScoredCandidates,
     Scorer,
     Scorers,
     ScoreRules,
     Vectors,
-    judge_scores,
-    lazy_select,
     load_judge,
-    prescore,
-    retriever_scores,
 )
 from negmine.settings.config import NO_MODEL, MineConfig
 from negmine.storage.cache import (
@@ -69,16 +71,7 @@ from negmine.storage.cache import (
 )
 from negmine.storage.files import fingerprint
 from negmine.storage.runs import RunStore
-from negmine.write import (
-    BatchResult,
-    build_candidates_table,
-    build_false_negatives_table,
-    build_table,
-    candidate_columns,
-    negatives_in,
-    provenance,
-    select_columns,
-)
+from negmine.write import BatchResult
 
 logger = logging.getLogger("negmine")
 
@@ -120,7 +113,7 @@ class MineResult:
         """The training table: the one kept in memory (no ``output``), else read back from ``output`` (a JSON Lines
         file with the column types it was written from; not possible for stdout)."""
         if self._table is None and self.output is not None:
-            self._table = io.read_output(self.output, self._schema)
+            self._table = read_output(self.output, self._schema)
         assert self._table is not None
         return self._table
 
@@ -269,24 +262,6 @@ def mine(
         engine.close()
 
 
-def check_outputs(output: Optional[Source], candidates: Optional[Source], false_negatives: Optional[Source],
-                  inputs: Sequence[Source]) -> tuple[Optional[Path], Optional[Path], Optional[Path]]:
-    """The output paths, checked before any work: none is an input or another output, each folder exists, each name
-    says a format negmine writes (the output may be ``-``, stdout; the candidates file is Parquet)."""
-    out = io.check_output_path(output, inputs, stdout=True) if output is not None else None
-    cand = io.check_output_path(candidates, inputs, "--candidates-output", (".parquet",)) \
-        if candidates is not None else None
-    fn = io.check_output_path(false_negatives, inputs, "--false-negatives-output") \
-        if false_negatives is not None else None
-    named = [(option, p) for option, p in (("--output", out), ("--candidates-output", cand),
-                                           ("--false-negatives-output", fn)) if p is not None]
-    for i, (first, a) in enumerate(named):
-        for second, b in named[i + 1 :]:
-            if a.resolve() == b.resolve():
-                raise ConfigError(f"{second} and {first} are the same file; give two paths")
-    return out, cand, fn
-
-
 def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[Path], fn_path: Optional[Path],
           index_dir: bool, progress: Progress, seconds: dict[str, float], warnings: list[str]) -> MineResult:
     """``mine`` once its options are checked and its engine ready: plan, then batches, then finish."""
@@ -376,7 +351,7 @@ def read_inputs(config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs
                 progress: Progress, warnings: list[str]) -> tuple[Inputs, Positives, np.ndarray, MineStats]:
     """Read the inputs and match the qrels to them (no model): the inputs, the positives, the rows of the queries
     to mine (those with positives and a text) and the input statistics."""
-    from negmine.report import input_stats
+    from negmine.report.stats import input_stats
 
     with progress.stage("reading inputs"):
         inputs = load_inputs(config, corpus, queries, qrels, pairs, cache)
@@ -592,7 +567,7 @@ def mine_batch(run: Run, positions: np.ndarray, audit: bool, progress: Progress)
 
     clock("score and sample")
 
-    from negmine.report import batch_stats
+    from negmine.report.stats import batch_stats
 
     stats = batch_stats(config, run.inputs.queries, hits, reasons, sel, scored, rows, pos_lists)
     stats.promoted_positives = int(sum(len(c) for c in false_negatives)) if config.promote_false_negatives else 0
@@ -722,12 +697,12 @@ class Sinks:
                  false_negatives: Optional[Path] = None) -> None:
         self.output_path = output
         self.output: Any = None
-        self.candidates: Optional[io.ParquetSink] = None
+        self.candidates: Optional[ParquetSink] = None
         self.false_negatives: Any = None
         try:
-            self.output = io.open_sink(output, OUTPUT_ROW_GROUP) if output is not None else None
-            self.candidates = io.ParquetSink(candidates, CANDIDATES_ROW_GROUP) if candidates is not None else None
-            self.false_negatives = io.open_sink(false_negatives, CANDIDATES_ROW_GROUP) \
+            self.output = open_sink(output, OUTPUT_ROW_GROUP) if output is not None else None
+            self.candidates = ParquetSink(candidates, CANDIDATES_ROW_GROUP) if candidates is not None else None
+            self.false_negatives = open_sink(false_negatives, CANDIDATES_ROW_GROUP) \
                 if false_negatives is not None else None
         except BaseException:
             self.abort()
@@ -771,7 +746,7 @@ class Sinks:
             return None
         table = pa.concat_tables(self.tables) if self.tables else out_empty
         meta = dict(table.schema.metadata or {})
-        meta[io.METADATA_KEY] = json.dumps(metadata, sort_keys=True, default=str).encode("utf-8")
+        meta[METADATA_KEY] = json.dumps(metadata, sort_keys=True, default=str).encode("utf-8")
         return table.replace_schema_metadata(meta)
 
     def abort(self) -> None:
@@ -1096,7 +1071,7 @@ def _query_vectors(run: Run, positions: np.ndarray) -> np.ndarray:
 
 
 def _empty_selection() -> Any:
-    from negmine.write import Selection
+    from negmine.sampling.selection import Selection
 
     return Selection(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32), [], [], [])
 

@@ -13,9 +13,7 @@ from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 
-from negmine import filters
 from negmine.errors import ConfigError
-from negmine.progress import Progress
 
 
 class Scorer(Protocol):
@@ -35,6 +33,7 @@ class Scorer(Protocol):
 #: A batch's scorers: the judge, the retrieval bi-encoder's cosine, the cosine to the closest positive and the
 #: positive proximity (``None`` where not available).
 Scorers = tuple[Scorer, Optional[Scorer], Optional[Scorer], Optional[Scorer]]
+
 
 #: Pairs whose vectors are gathered at a time when bi-encoder scores are computed (memory: 2 x 16,384 x dim floats).
 SCORE_PAIRS = 1 << 14
@@ -189,34 +188,6 @@ class LookupScorer:
         return out
 
 
-@dataclass
-class Prescored:
-    """A batch's values computed ahead of sampling, for every candidate in ``cells`` and every positive: the
-    judge's score, the retrieval bi-encoder's cosine (the agreement rule's dense half), the highest cosine to a
-    positive (the near-duplicate rule) and the positive proximity (its rule); ``(n, k)`` like the candidates, NaN
-    elsewhere, ``None`` when not wanted.
-
-    ``--score-all`` computes them for every retrieved candidate (what ``negmine refilter`` reads back from the
-    candidates file), SimANS for the candidates it samples from.
-    """
-
-    judge: np.ndarray
-    positive_judge: list[np.ndarray]
-    cosine: Optional[np.ndarray] = None
-    positive_cosine: Optional[list[np.ndarray]] = None
-    similarity: Optional[np.ndarray] = None
-    pairs: int = 0
-    positive_pairs: int = 0
-    proximity: Optional[np.ndarray] = None
-
-    def scorers(self, indices: np.ndarray, positives: Sequence[Sequence[int]], judge_name: str,
-                rows: Optional[np.ndarray] = None) -> Scorers:
-        """The judge, cosine, positive-similarity and positive-proximity scorers that read these values (``rows``:
-        the queries' input rows, for messages)."""
-        return lookup_scorers(indices, positives, judge_name, self.judge, self.positive_judge, self.cosine,
-                              self.positive_cosine, self.similarity, rows, self.proximity)
-
-
 #: What the values of a candidates file are called in messages: column -> description.
 VALUE_NAMES = {"reranker_score": "the judge's score (reranker_score)", "cosine": "the bi-encoder's cosine (cosine)",
                "positive_similarity": "the cosine to the closest positive (positive_similarity)",
@@ -238,45 +209,6 @@ def lookup_scorers(indices: np.ndarray, positives: Sequence[Sequence[int]], judg
                                                          indices, similarity, positives, nan, rows),
             None if proximity is None else LookupScorer("positive proximity", VALUE_NAMES["positive_proximity"],
                                                         indices, proximity, positives, nan, rows))
-
-
-def prescore(indices: np.ndarray, cells: np.ndarray, positives: Sequence[Sequence[int]], judge: Scorer,
-             cosine: Optional[Scorer] = None, similarity: Optional[Scorer] = None,
-             progress: Optional[Progress] = None, round_size: int = 4096,
-             proximity: Optional[Scorer] = None) -> Prescored:
-    """Score the candidates ``cells`` (an ``(n, k)`` mask) and every positive with the judge, and with ``cosine``,
-    ``similarity`` and ``proximity`` when given, in rounds of ``round_size`` pairs."""
-    progress = progress or Progress()
-    n, k = indices.shape
-    pos_q = np.concatenate([np.full(len(p), q) for q, p in enumerate(positives)]).astype(np.int64)
-    pos_d = np.concatenate([np.asarray(p, dtype=np.int64) for p in positives])
-    bounds = np.cumsum([0] + [len(p) for p in positives])
-
-    def split(flat: np.ndarray) -> list[np.ndarray]:
-        return [flat[bounds[q] : bounds[q + 1]] for q in range(n)]
-
-    with progress.stage(f"scoring positives ({judge.name})", total=len(pos_d)) as advance:
-        positive_judge = split(judge.score(pos_q, pos_d))
-        positive_cosine = split(cosine.score(pos_q, pos_d)) if cosine is not None else None
-        advance(len(pos_d))
-    q, c = np.nonzero(cells & (indices >= 0))
-    d = indices[q, c]
-    out = Prescored(np.full((n, k), np.nan, np.float32), positive_judge,
-                    np.full((n, k), np.nan, np.float32) if cosine is not None else None, positive_cosine,
-                    np.full((n, k), np.nan, np.float32) if similarity is not None else None, int(q.size),
-                    len(pos_d), np.full((n, k), np.nan, np.float32) if proximity is not None else None)
-    with progress.stage(f"scoring candidates ({judge.name})", total=int(q.size)) as advance:
-        for start in range(0, q.size, round_size):
-            part = slice(start, start + round_size)
-            out.judge[q[part], c[part]] = judge.score(q[part], d[part])
-            if cosine is not None and out.cosine is not None:
-                out.cosine[q[part], c[part]] = cosine.score(q[part], d[part])
-            if similarity is not None and out.similarity is not None:
-                out.similarity[q[part], c[part]] = similarity.score(q[part], d[part])
-            if proximity is not None and out.proximity is not None:
-                out.proximity[q[part], c[part]] = proximity.score(q[part], d[part])
-            advance(len(d[part]))
-    return out
 
 
 @dataclass
@@ -461,224 +393,3 @@ class ScoreRules:
     def active(self) -> bool:
         return self.need_scores or self.agreement or self.max_positive_similarity is not None \
             or self.positive_proximity is not None
-
-
-@dataclass
-class ScoredCandidates:
-    """What lazy scoring found, per query.
-
-    Attributes:
-        reasons: ``(n_queries, k)`` final codes: cheap rules, then score rules where scored, NOT_SCORED elsewhere.
-        scores: ``(n_queries, k)`` reranker scores (NaN where not scored).
-        positive_scores: Per query, the reranker score of each positive.
-        reference: Per query, the positive score margins were taken from.
-        picks: ``picks[q][j]``: chosen positions for query ``q``'s ``j``-th positive, in rank order.
-        pairs_scored: Reranker pairs scored against candidates (positives not included).
-        positive_pairs_scored: Reranker pairs scored against positives.
-        positive_cosines: Per query, the retrieval bi-encoder's cosine of each positive (NaN unless the agreement
-            rule read it).
-        cosines: ``(n_queries, k)`` the retrieval bi-encoder's cosine where the agreement rule read it (NaN
-            elsewhere).
-        similarities: ``(n_queries, k)`` the cosine to the closest positive where the near-duplicate rule read
-            it (NaN elsewhere).
-        proximities: ``(n_queries, k)`` the positive proximity where its rule read it (NaN elsewhere).
-    """
-
-    reasons: np.ndarray
-    scores: np.ndarray
-    positive_scores: list[np.ndarray]
-    reference: np.ndarray
-    picks: list[list[np.ndarray]]
-    pairs_scored: int = 0
-    positive_pairs_scored: int = 0
-    positive_cosines: list[np.ndarray] = field(default_factory=list)
-    cosines: Optional[np.ndarray] = None
-    similarities: Optional[np.ndarray] = None
-    proximities: Optional[np.ndarray] = None
-
-
-def lazy_select(
-    indices: np.ndarray,
-    cheap_reasons: np.ndarray,
-    positives: Sequence[Sequence[int]],
-    orders: list[list[np.ndarray]],
-    num_negatives: int,
-    scorer: Scorer,
-    rules: ScoreRules,
-    vectors: Optional[Vectors] = None,
-    score_all: bool = False,
-    progress: Optional[Progress] = None,
-    round_size: int = 4096,
-    bm25_margin: Optional[np.ndarray] = None,
-    cosine: Optional[Scorer] = None,
-    calibration: Optional[np.ndarray] = None,
-    similarity: Optional[Scorer] = None,
-    proximity: Optional[Scorer] = None,
-) -> ScoredCandidates:
-    """Walk each query-positive pair's candidate order, scoring candidates only when the walk reaches them.
-
-    Each round collects, for every pair still short of ``num_negatives``, as many of the next unscored candidates
-    on its order as it still needs, scores all of them in one batched call (across queries), and applies the score
-    rules; a pair whose candidates were dropped asks again in the next round.
-    With ``score_all`` every candidate the cheap rules kept is scored first (the picks are the same).
-
-    ``bm25_margin`` (per candidate, its BM25 score minus the reference positive's) and ``cosine`` (the retrieval
-    bi-encoder, when it is not the judge) serve the agreement rule; ``calibration`` (every positive's judge score
-    in the run, sorted) the percentile gate (default: this call's positives). ``similarity`` scores each
-    candidate's highest cosine to its query's positives for the near-duplicate rule, ``proximity`` how much nearer
-    a positive it is than the query for the positive-proximity rule (both by default from ``vectors``).
-    """
-    progress = progress or Progress()
-    nq, k = indices.shape
-    reasons = cheap_reasons.copy()
-    scored = np.zeros((nq, k), dtype=bool)
-    scores = np.full((nq, k), np.nan, dtype=np.float32)
-    cosines = np.full((nq, k), np.nan, dtype=np.float32)
-    similarities = np.full((nq, k), np.nan, dtype=np.float32)
-    proximities = np.full((nq, k), np.nan, dtype=np.float32)
-    reasons[reasons == filters.KEPT] = filters.NOT_SCORED
-
-    # positives first: one batch for all of them
-    pos_q = np.concatenate([np.full(len(p), q) for q, p in enumerate(positives)]).astype(np.int64)
-    pos_d = np.concatenate([np.asarray(p, dtype=np.int64) for p in positives])
-    with progress.stage(f"scoring positives ({scorer.name})", total=len(pos_d)) as advance:
-        flat = scorer.score(pos_q, pos_d) if rules.need_scores else np.full(len(pos_d), np.nan, np.float32)
-        advance(len(pos_d))
-    bounds = np.cumsum([0] + [len(p) for p in positives])
-    pos_scores = [flat[bounds[q] : bounds[q + 1]] for q in range(nq)]
-    reference = np.array([filters.margin_reference(s, rules.margin_reference) if rules.need_scores else np.nan
-                          for s in pos_scores], dtype=np.float32)
-    if calibration is None and rules.percentile_gate:
-        calibration = np.sort(flat)
-    agreement = rules.agreement and bm25_margin is not None
-    cosine = cosine or scorer
-    cosine_reference = np.full(nq, np.nan, dtype=np.float32)
-    pos_cos = np.full(len(pos_d), np.nan, dtype=np.float32)
-    if agreement:
-        pos_cos = flat if cosine is scorer and rules.need_scores else cosine.score(pos_q, pos_d)
-        cosine_reference[:] = [filters.margin_reference(pos_cos[bounds[q] : bounds[q + 1]], rules.margin_reference)
-                               for q in range(nq)]
-    if similarity is None and rules.max_positive_similarity is not None and vectors is not None:
-        similarity = PositiveSimilarity(vectors, positives)
-    if rules.max_positive_similarity is None:
-        similarity = None
-    if proximity is None and rules.positive_proximity is not None and vectors is not None:
-        proximity = PositiveProximity(vectors, positives)
-    if rules.positive_proximity is None:
-        proximity = None
-
-    def score_cells(cells: list[tuple[int, int]]) -> None:
-        if not cells:
-            return
-        q = np.array([c[0] for c in cells], dtype=np.int64)
-        r = np.array([c[1] for c in cells], dtype=np.int64)
-        d = indices[q, r]
-        s = scorer.score(q, d) if rules.need_scores else np.full(len(cells), np.nan, np.float32)
-        sims = similarity.score(q, d) if similarity is not None else None
-        if sims is not None:
-            similarities[q, r] = sims
-        near = proximity.score(q, d) if proximity is not None else None
-        if near is not None:
-            proximities[q, r] = near
-        agree = None
-        if agreement:
-            assert bm25_margin is not None
-            above = bm25_margin[q, r] > 0  # the dense half only where BM25 already prefers the candidate
-            cos = np.full(len(cells), -np.inf, dtype=np.float32)
-            if cosine is scorer and rules.need_scores:
-                cos[above] = s[above]
-            elif above.any():
-                cos[above] = cosine.score(q[above], d[above])
-            agree = filters.agreement_mask(bm25_margin[q, r], 0.0, cos, cosine_reference[q])
-            cosines[q[above], r[above]] = cos[above]
-        gate = None
-        if rules.percentile_gate and calibration is not None:
-            gate = filters.percentile_gate_mask(s, reference[q], calibration, rules.percentile_margin,
-                                                rules.percentile_floor, rules.percentile_cap)
-        reasons[q, r] = filters.score_rules(
-            s, reference[q], sims, rules.max_positive_similarity, rules.max_score, rules.min_score,
-            rules.absolute_margin, rules.relative_margin, agree, gate, near, rules.positive_proximity)
-        scores[q, r] = s
-        scored[q, r] = True
-
-    units = [(q, j) for q in range(nq) for j in range(len(orders[q]))]
-    chosen: dict[tuple[int, int], list[int]] = {u: [] for u in units}
-    pointer: dict[tuple[int, int], int] = {u: 0 for u in units}
-    open_units = set(units)
-    pairs_scored = 0
-    total_cells = int((cheap_reasons == filters.KEPT).sum())
-    with progress.stage(f"scoring candidates ({scorer.name})", total=total_cells) as advance:
-        def score_in_chunks(cells: list[tuple[int, int]]) -> None:
-            nonlocal pairs_scored
-            for start in range(0, len(cells), round_size):
-                chunk = cells[start : start + round_size]
-                score_cells(chunk)
-                pairs_scored += len(chunk)
-                advance(len(chunk))
-
-        if score_all:
-            score_in_chunks([(int(a), int(b)) for a, b in zip(*np.nonzero(cheap_reasons == filters.KEPT))])
-        while open_units:
-            wanted: dict[tuple[int, int], None] = {}
-            for u in sorted(open_units):
-                q, j = u
-                order = orders[q][j]
-                p = pointer[u]
-                while p < len(order) and len(chosen[u]) < num_negatives and scored[q, order[p]]:
-                    if reasons[q, order[p]] == filters.KEPT:
-                        chosen[u].append(int(order[p]))
-                    p += 1
-                pointer[u] = p
-                need = num_negatives - len(chosen[u])
-                if need == 0 or p >= len(order):
-                    open_units.discard(u)
-                    continue
-                asked = 0
-                for pos in order[p:]:
-                    if not scored[q, pos]:
-                        wanted[(q, int(pos))] = None
-                        asked += 1
-                        if asked >= need:
-                            break
-            if not wanted:
-                break
-            score_in_chunks(list(wanted))
-    picks = [[np.array(sorted(chosen[(q, j)]), dtype=np.int64) for j in range(len(orders[q]))] for q in range(nq)]
-    if not rules.need_scores:  # only embedding similarities were checked: no reranker ran
-        pairs_scored = 0
-    return ScoredCandidates(reasons, scores, pos_scores, reference, picks, pairs_scored,
-                            len(pos_d) if rules.need_scores else 0,
-                            [pos_cos[bounds[q] : bounds[q + 1]] for q in range(nq)], cosines, similarities,
-                            proximities)
-
-
-def judge_scores(sel: Any, scores: np.ndarray, positive_scores: Sequence[np.ndarray]) -> None:
-    """Fill a batch's ``Selection`` with the judge's scores of its positives and negatives (``sel.query`` rows are
-    the batch's rows in order; ``scores`` ``(n, k)`` of the candidates, ``positive_scores`` per row, in the order
-    of the selection's positives)."""
-    row_of: dict[int, int] = {}
-    j_of: dict[int, int] = {}
-    for i, q in enumerate(sel.query):
-        row = row_of.setdefault(int(q), len(row_of))
-        j = j_of.get(row, 0)
-        j_of[row] = j + 1
-        sel.positive_score[i] = positive_scores[row][j]
-        sel.negative_scores[i] = scores[row, sel.negative_positions[i]]
-
-
-def retriever_scores(sel: Any, pair_scores: Any) -> None:
-    """Fill a batch's ``Selection`` with the retriever's own pair scores (BM25's, or the bi-encoder's cosine for
-    dense and hybrid, whose fused scores exist only for retrieved documents): ``pair_scores(docs)`` gives, for each
-    of the batch's queries, the scores of its list of documents."""
-    row_of: dict[int, int] = {}
-    for q in sel.query:
-        row_of.setdefault(int(q), len(row_of))
-    docs: list[list[int]] = [[] for _ in row_of]
-    for i, q in enumerate(sel.query):
-        docs[row_of[int(q)]].extend([int(sel.positive[i]), *map(int, sel.negatives[i])])
-    scores = pair_scores(docs)
-    lookup = [dict(zip(d, np.asarray(s).tolist())) for d, s in zip(docs, scores)]
-    for i, q in enumerate(sel.query):
-        table = lookup[row_of[int(q)]]
-        sel.positive_score[i] = table[int(sel.positive[i])]
-        sel.negative_scores[i] = np.array([table[int(d)] for d in sel.negatives[i]], dtype=np.float32)

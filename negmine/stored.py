@@ -39,7 +39,7 @@ REMINE = "mine with --score-all --candidates-output to keep every value"
 
 def read_record(path: Path) -> dict[str, Any]:
     """The provenance of a candidates file, checked to be one (it records what the file holds)."""
-    from negmine.io import read_metadata
+    from negmine.output.provenance import read_metadata
 
     meta = read_metadata(path)
     if "candidates" not in meta:

@@ -117,7 +117,7 @@ def sweep(
     stored = open_stored(candidates, corpus=corpus, queries=queries, qrels=qrels, pairs=pairs, cache_dir=cache_dir,
                          progress=progress)
     if png is not None:
-        from negmine.io import check_output_path
+        from negmine.output.files import check_output_path
 
         png = check_output_path(png, [stored.path, *stored.files.values()], "--png", (".png",))
     seconds = {"read": time.perf_counter() - t}

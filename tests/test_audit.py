@@ -12,7 +12,7 @@ import pytest
 from helpers import TINY
 
 import negmine
-from negmine.audit import evaluate, wilson
+from negmine.report.audit import evaluate, wilson
 
 
 def test_wilson_interval_by_hand() -> None:

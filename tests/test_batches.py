@@ -14,6 +14,7 @@ import pytest
 from helpers import NO_SCORING_OPTIONS, TINY
 
 import negmine
+import negmine.output.jsonl
 from negmine.inputs.read import read_corpus
 
 MINE = importlib.import_module("negmine.mine")  # the module (negmine.mine is also the function)
@@ -51,9 +52,9 @@ def test_the_bytes_do_not_depend_on_the_batch_size(tmp_path: Path, setting: str)
 @pytest.mark.parametrize("setting", ["defaults", "random, flagembedding, scores", "labeled-pair, judge margin"])
 def test_json_lines_bytes_do_not_depend_on_the_batch_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           setting: str, suffix: str) -> None:
-    import negmine.jsonl
+    import negmine.output.jsonl
 
-    monkeypatch.setattr(negmine.jsonl, "CHUNK", 4096)  # many compressor pieces, cut across the batches
+    monkeypatch.setattr(negmine.output.jsonl, "CHUNK", 4096)  # many compressor pieces, cut across the batches
     options = SETTINGS[setting]
     whole = run(tmp_path, "whole", suffix, **options)
     side = (tmp_path / f"whole{suffix}.provenance.json").read_bytes()

@@ -14,7 +14,7 @@ from helpers import NO_SCORING, TINY, assert_cli_error, grouped_negatives, pairs
 
 import negmine
 from negmine.filters import normalize_text
-from negmine.io import read_metadata
+from negmine.output.provenance import read_metadata
 
 Cli = Callable[..., Any]
 

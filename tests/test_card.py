@@ -15,9 +15,9 @@ import yaml  # type: ignore[import-untyped]
 from helpers import assert_cli_error, error_line, mine_args
 
 import negmine
-from negmine.card import MARKER, check_card_path, dataset_card, write_dataset_card, written_by_negmine
 from negmine.errors import ConfigError
-from negmine.report import load_report, report_rows
+from negmine.report.card import MARKER, check_card_path, dataset_card, write_dataset_card, written_by_negmine
+from negmine.report.page import load_report, report_rows
 from negmine.settings.config import MineConfig
 from negmine.settings.files import RUN_OPTIONS, parse_config
 

@@ -19,7 +19,7 @@ import pytest
 from helpers import TINY, assert_cli_error, build_tiny_cross_encoders, read_table
 
 import negmine
-from negmine.io import read_metadata
+from negmine.output.provenance import read_metadata
 
 Cli = Callable[..., Any]
 

@@ -283,7 +283,7 @@ def test_an_approximate_index_is_tuned_once_per_run(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     import negmine
-    from negmine.report import summary_rows
+    from negmine.report.summary import summary_rows
 
     docs, queries = clustered(3000), clustered(90, seed=5)
     n = len(queries)

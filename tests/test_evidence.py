@@ -220,7 +220,8 @@ def test_why_queries_starve(cli: Cli, tiny: dict[str, Path], out_dir: Path) -> N
     stats = negmine.read_metadata(out_dir / "o.parquet")["stats"]
     assert max(stats["short_by_rule"], key=stats["short_by_rule"].get) == "lexical_overlap"
     assert sum(stats["short_by_rule"].values()) == stats["short_queries"]
-    from negmine.report import MineStats, starvation
+    from negmine.report.stats import MineStats
+    from negmine.report.summary import starvation
 
     why = starvation(MineStats(**stats))
     assert "lexical overlap rule dropped most candidates: raise --lexical-overlap (or none)" in why

@@ -33,7 +33,7 @@ from negmine.filters import (
     normalize_text,
     score_rules,
 )
-from negmine.io import read_metadata
+from negmine.output.provenance import read_metadata
 from negmine.settings.config import MineConfig
 
 Cli = Callable[..., Any]

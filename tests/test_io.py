@@ -14,7 +14,8 @@ import pytest
 from negmine.errors import ConfigError, InputError, StorageError
 from negmine.inputs.columns import CORPUS_ID, CORPUS_TEXT, QRELS_SCORE, TITLE, pick_column, read_schema
 from negmine.inputs.read import read_corpus, read_pairs, read_qrels, read_queries
-from negmine.io import check_output_path, read_metadata, write_parquet
+from negmine.output.files import check_output_path
+from negmine.output.provenance import read_metadata, write_parquet
 from negmine.storage.files import fingerprint
 
 # --- reading files -------------------------------------------------------------------------------------------

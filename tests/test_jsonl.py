@@ -19,8 +19,8 @@ from helpers import NO_SCORING_OPTIONS, assert_cli_error, mine_args, strip_meta
 
 import negmine
 from negmine.errors import ConfigError, InputError
-from negmine.io import check_output_path
-from negmine.jsonl import JsonLinesSink, json_lines, sidecar_path
+from negmine.output.files import check_output_path
+from negmine.output.jsonl import JsonLinesSink, json_lines, sidecar_path
 
 Cli = Callable[..., Any]
 MINE = importlib.import_module("negmine.mine")
@@ -71,7 +71,7 @@ def test_json_lines_are_compact_ordered_and_exact() -> None:
 
 
 def test_gzip_bytes_depend_on_the_rows_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import negmine.jsonl as jsonl
+    import negmine.output.jsonl as jsonl
 
     monkeypatch.setattr(jsonl, "CHUNK", 100)
     table = pa.table({"t": [f"row {i} " * (i % 7) for i in range(300)]})
@@ -288,7 +288,7 @@ def test_the_output_of_a_python_only_run_stays_in_memory(tiny: dict[str, Path]) 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_evaluate_reads_every_layout_in_either_format(tiny: dict[str, Path], out_dir: Path,
                                                       parquet_outputs: dict[str, Path], fmt: str) -> None:
-    from negmine.audit import _negatives, evaluate
+    from negmine.report.audit import _negatives, evaluate
 
     out = out_dir / "neg.jsonl"
     result = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=out, output_format=fmt,

@@ -226,7 +226,7 @@ def test_cache_counts_are_of_distinct_texts(make_parquet: Callable[..., Path], t
 
 
 def test_report_shows_no_cache_counts_it_cannot_know(tiny: dict[str, Path], tmp_path: Path) -> None:
-    from negmine import report
+    from negmine.report import page as report
 
     out = tmp_path / "o.parquet"
     negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=out, max_positive_similarity=None,

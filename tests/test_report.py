@@ -15,9 +15,9 @@ import pytest
 from helpers import NO_SCORING_OPTIONS, error_line
 
 import negmine
-from negmine import report as rep
-from negmine.io import read_metadata
-from negmine.report import QUANTILES, quantiles, score_summary
+from negmine.output.provenance import read_metadata
+from negmine.report.page import load_report, report_rows
+from negmine.report.stats import QUANTILES, quantiles, score_summary
 
 Cli = Callable[..., Any]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -216,8 +216,8 @@ def test_report_of_a_run_without_scores(cli: Cli, tiny: dict[str, Path], out_dir
 
 
 def test_report_rows_follow_the_stats(scored_run: negmine.MineResult) -> None:
-    data = rep.load_report(scored_run.output)
-    rows = dict(rep.report_rows(data))
+    data = load_report(scored_run.output)
+    rows = dict(report_rows(data))
     assert rows["negatives written"].startswith(f"{scored_run.stats.negatives_written:,} in ")
     assert rows["candidates seen"] == f"{scored_run.stats.candidates_seen:,}"
     assert rows["scorer"] == "bi-encoder"

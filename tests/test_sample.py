@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from negmine.sample import sample_negatives
+from negmine.sampling.orders import sample_negatives
 
 
 def _eligible() -> np.ndarray:
@@ -69,7 +69,7 @@ def test_random_differs_from_top_when_there_is_a_choice() -> None:
 # --- SimANS ---------------------------------------------------------------------------------------------------------
 
 def test_simans_weights_follow_the_formula() -> None:
-    from negmine.sample import simans_log_weights
+    from negmine.sampling.orders import simans_log_weights
 
     scores = np.array([0.9, 0.7, 0.5, 0.2])
     logw = simans_log_weights(scores, 0.8, a=2.0, b=-0.1)
@@ -80,7 +80,7 @@ def test_simans_weights_follow_the_formula() -> None:
 def test_simans_first_draws_follow_the_weights() -> None:
     """Each query row seeds its own generator: over 6000 rows the first candidate of each order is drawn with
     probability w_i / sum(w) (a chi-square test at the 0.1% level, with a fixed seed)."""
-    from negmine.sample import sampling_orders, simans_log_weights
+    from negmine.sampling.orders import sampling_orders, simans_log_weights
 
     positions = np.arange(6)
     scores = np.array([0.95, 0.8, 0.7, 0.5, 0.3, 0.0])
@@ -98,7 +98,7 @@ def test_simans_first_draws_follow_the_weights() -> None:
 
 def test_simans_second_draws_follow_the_remaining_weights() -> None:
     """Given the first draw, the second is drawn from the others in proportion to their weights."""
-    from negmine.sample import sampling_orders
+    from negmine.sampling.orders import sampling_orders
 
     logw = np.log(np.array([0.5, 0.3, 0.2]))
     n = 6000
@@ -110,7 +110,7 @@ def test_simans_second_draws_follow_the_remaining_weights() -> None:
 
 
 def test_simans_is_reproducible_and_seeded() -> None:
-    from negmine.sample import sampling_orders
+    from negmine.sampling.orders import sampling_orders
 
     logw = [[np.array([-0.1, -0.5, -1.0, -2.0, -0.2])]] * 20
     cands = [np.arange(5)] * 20
@@ -123,14 +123,14 @@ def test_simans_is_reproducible_and_seeded() -> None:
 
 def test_simans_tiny_weights_do_not_tie() -> None:
     """Weights far below float range (log -5000) still order by weight, not by position."""
-    from negmine.sample import weighted_order
+    from negmine.sampling.orders import weighted_order
 
     order = weighted_order(np.arange(3), np.array([-5000.0, -1.0, -9000.0]), np.random.default_rng(0))
     assert order[0] == 1
 
 
 def test_difficulty_bands() -> None:
-    from negmine.sample import difficulty_bands
+    from negmine.sampling.orders import difficulty_bands
 
     assert difficulty_bands(np.array([0, 9, 10, 19, 20, 29]), 0, 30, 3).tolist() == [1, 1, 2, 2, 3, 3]
     assert difficulty_bands(np.array([5, 6, 14]), 5, 15, 2).tolist() == [1, 1, 2]

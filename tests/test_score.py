@@ -13,8 +13,9 @@ import pytest
 
 from negmine import filters
 from negmine.filters import KEPT, NOT_SCORED, apply_rules, score_rules
-from negmine.sample import sampling_orders
-from negmine.score import ScoredCandidates, ScoreRules, lazy_select
+from negmine.sampling.lazy import ScoredCandidates, lazy_select
+from negmine.sampling.orders import sampling_orders
+from negmine.score import ScoreRules
 
 
 class TableScorer:

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 
 from negmine.inputs.data import Corpus, Queries
-from negmine.write import Selection, build_table, by_query, negatives_in, select_columns, training_columns, written
+from negmine.output.layouts import build_table, by_query, negatives_in, select_columns, training_columns, written
+from negmine.sampling.selection import Selection
 
 QUERIES = Queries(["qa", "qb"], ["query a", "query b"])
 CORPUS = Corpus(["d0", "d1", "d2", "d3", "d4"], ["doc 0", "doc 1", "doc 2", "doc 3", "doc 4"])

@@ -113,7 +113,7 @@ def evaluate(
         InputError: An output without id columns, or files that cannot be read.
     """
     from negmine.inputs.read import read_qrels
-    from negmine.io import read_metadata
+    from negmine.output.provenance import read_metadata
 
     output = Path(output)
     try:
@@ -197,7 +197,7 @@ def _negatives(path: Path, fmt: Optional[str]) -> dict[str, np.ndarray]:
     import pyarrow.compute as pc
 
     from negmine.inputs.data import string_keys
-    from negmine.io import read_output
+    from negmine.output.files import read_output
 
     table = read_output(path)  # Parquet or JSON Lines
     names = table.column_names

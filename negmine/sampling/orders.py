@@ -11,7 +11,7 @@ generator, seeded by (seed, the query's row), so its picks do not depend on whic
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -98,22 +98,3 @@ def sample_negatives(
     """
     candidates = [np.flatnonzero(row) for row in eligible]
     return take_first(sampling_orders(candidates, n_positives, strategy, seed), num_negatives)
-
-
-def selection(query_rows: Sequence[int], positives: Sequence[Sequence[int]], picks: list[list[np.ndarray]],
-              hits: Any) -> Any:
-    """The picks as a ``Selection``: one entry per query-positive pair, its negatives' corpus rows, retrieval
-    scores and positions in the candidate list."""
-    from negmine.write import Selection
-
-    query, positive, negs, nscores, positions = [], [], [], [], []
-    for row, q in enumerate(query_rows):
-        for j, pos in enumerate(positives[row]):
-            cols = picks[row][j]
-            query.append(int(q))
-            positive.append(int(pos))
-            negs.append(hits.indices[row, cols])
-            nscores.append(hits.scores[row, cols])
-            positions.append(cols)
-    return Selection(np.array(query, dtype=np.int64), np.array(positive, dtype=np.int64),
-                     np.full(len(query), np.nan, dtype=np.float32), negs, nscores, positions)

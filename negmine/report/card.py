@@ -22,8 +22,12 @@ from negmine.errors import ConfigError
 
 PathLike = Union[str, Path]
 
+
 CARD_NAME = "README.md"
+
+
 MARKER = "<!-- negmine dataset card"
+
 
 #: What each column of a layout holds.
 COLUMN_DOCS = {
@@ -52,10 +56,13 @@ COLUMN_DOCS = {
     "pos_ids": "ids of `pos`",
     "neg_ids": "ids of `neg`",
 }
+
+
 #: Columns whose meaning depends on the layout.
 LAYOUT_COLUMN_DOCS = {
     ("labeled-pair", "positive"): "a document's text: a positive (label 1) or a mined hard negative (label 0)",
 }
+
 
 #: Hub size categories, by upper bound of rows.
 _SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -114,7 +121,7 @@ def write_dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = No
         ConfigError: The card may not be written there (see ``check_card_path``).
         InputError: ``output`` is no negmine output.
     """
-    from negmine.io import read_metadata
+    from negmine.output.provenance import read_metadata
     from negmine.storage.files import atomic_write_text
 
     meta = metadata if metadata is not None else read_metadata(output)
@@ -126,8 +133,9 @@ def write_dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = No
 
 def dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = None) -> str:
     """The text of the dataset card of ``output`` (Parquet or JSON Lines)."""
-    from negmine.io import output_format, read_metadata
-    from negmine.report import load_report, report_rows
+    from negmine.output.files import output_format
+    from negmine.output.provenance import read_metadata
+    from negmine.report.page import load_report, report_rows
     from negmine.settings.files import INPUT_ROLES, config_from_metadata, config_to_toml
 
     out = Path(output)

@@ -14,48 +14,50 @@ load numpy and pyarrow until something needs them.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from negmine.version import __version__
 
-if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and IDEs (the same table)
     from negmine.errors import BrokenPipe, ConfigError, EmptyResultError, InputError, NegmineError, StorageError
     from negmine.inputs.data import Corpus, Qrels, Queries
     from negmine.inputs.read import read_corpus, read_pairs, read_qrels, read_queries
-    from negmine.mine import IndexResult, MineResult, build_index, mine, refilter
     from negmine.output.provenance import read_metadata
     from negmine.progress import Progress
     from negmine.report.audit import Evaluation, evaluate
     from negmine.report.stats import MineStats
+    from negmine.run.api import IndexResult, build_index, mine, refilter
+    from negmine.run.outputs import MineResult
+    from negmine.run.sweep import SweepResult, sweep
     from negmine.settings.config import MineConfig
-    from negmine.tuning import SweepResult, sweep
 
-#: Public name -> the module that defines it.
-_LAZY = {
-    "MineConfig": "negmine.settings.config",
-    "Corpus": "negmine.inputs.data", "Qrels": "negmine.inputs.data", "Queries": "negmine.inputs.data",
-    "ConfigError": "negmine.errors", "EmptyResultError": "negmine.errors", "InputError": "negmine.errors",
-    "NegmineError": "negmine.errors", "StorageError": "negmine.errors", "BrokenPipe": "negmine.errors",
-    "read_corpus": "negmine.inputs.read", "read_pairs": "negmine.inputs.read", "read_qrels": "negmine.inputs.read",
-    "read_queries": "negmine.inputs.read", "read_metadata": "negmine.output.provenance",
-    "IndexResult": "negmine.mine", "MineResult": "negmine.mine", "build_index": "negmine.mine", "mine": "negmine.mine",
-    "refilter": "negmine.mine", "SweepResult": "negmine.tuning", "sweep": "negmine.tuning",
-    "Evaluation": "negmine.report.audit", "evaluate": "negmine.report.audit",
-    "Progress": "negmine.progress",
-    "MineStats": "negmine.report.stats",
+#: The public names, by the module that defines them.
+PUBLIC = {
+    "negmine.errors": ("BrokenPipe", "ConfigError", "EmptyResultError", "InputError", "NegmineError", "StorageError"),
+    "negmine.inputs.data": ("Corpus", "Qrels", "Queries"),
+    "negmine.inputs.read": ("read_corpus", "read_pairs", "read_qrels", "read_queries"),
+    "negmine.output.provenance": ("read_metadata",),
+    "negmine.progress": ("Progress",),
+    "negmine.report.audit": ("Evaluation", "evaluate"),
+    "negmine.report.stats": ("MineStats",),
+    "negmine.run.api": ("IndexResult", "build_index", "mine", "refilter"),
+    "negmine.run.outputs": ("MineResult",),
+    "negmine.run.sweep": ("SweepResult", "sweep"),
+    "negmine.settings.config": ("MineConfig",),
 }
-
-__all__ = [
+_LAZY = {name: module for module, names in PUBLIC.items() for name in names}
+__all__ = [  # the names of PUBLIC (a test checks they agree)
     "__version__",
     "BrokenPipe",
+    "build_index",
     "ConfigError",
     "Corpus",
     "EmptyResultError",
+    "evaluate",
     "Evaluation",
     "IndexResult",
     "InputError",
+    "mine",
     "MineConfig",
     "MineResult",
     "MineStats",
@@ -63,18 +65,15 @@ __all__ = [
     "Progress",
     "Qrels",
     "Queries",
-    "StorageError",
-    "SweepResult",
-    "build_index",
-    "evaluate",
-    "mine",
     "read_corpus",
     "read_metadata",
     "read_pairs",
     "read_qrels",
     "read_queries",
     "refilter",
+    "StorageError",
     "sweep",
+    "SweepResult",
 ]
 
 
@@ -89,16 +88,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """``negmine.mine`` is the function, as it was when this package imported everything eagerly. Importing the
-    submodule ``negmine.mine`` (the CLI does, lazily) would otherwise rebind the name to the module."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "mine" and isinstance(value, types.ModuleType):
-            value = value.mine
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

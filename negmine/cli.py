@@ -68,9 +68,6 @@ class _Group(TyperGroup):
         except click.ClickException as exc:
             typer.echo(f"negmine: error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except click.Abort:
-            typer.echo("negmine: interrupted", err=True)
-            sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -419,7 +416,7 @@ def mine(
     stderr.
     """
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
-    from negmine.mine import mine as run_mine
+    from negmine.run.api import mine as run_mine
 
     corpus, queries, qrels, pairs, beir, split = _inputs_over_file(ctx, corpus, queries, qrels, pairs, beir, split)
     inputs: tuple[Optional[Path], ...] = (corpus, queries, qrels, pairs, corpus_embeddings, query_embeddings)
@@ -587,7 +584,7 @@ def refilter(
     --score-all, lazy scoring never reached it) is an error naming it. Prints the output path on stdout (with
     -o -, the JSON Lines rows instead).
     """
-    from negmine.mine import refilter as run_refilter
+    from negmine.run.api import refilter as run_refilter
 
     values = {k: v for k, v in locals().items() if k not in ("ctx", "candidates")}
     with _reporting(quiet, verbose) as progress:
@@ -691,8 +688,8 @@ def sweep(
     """
     import json as json_module
 
-    from negmine.tuning import SWEEP_OPTIONS, rows_table
-    from negmine.tuning import sweep as run_sweep
+    from negmine.run.sweep import SWEEP_OPTIONS, rows_table
+    from negmine.run.sweep import sweep as run_sweep
 
     given = {k: v for k, v in locals().items() if k in SWEEP_OPTIONS and v is not None}
     with _reporting(quiet, False) as progress:
@@ -807,7 +804,7 @@ def index(
     only mine takes). Prints the index directory on stdout.
     """
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
-    from negmine.mine import build_index
+    from negmine.run.api import build_index
 
     with _reporting(quiet, verbose) as progress:
         result = build_index(corpus, index_dir, config=_mine_config(ctx, options), progress=progress)

@@ -17,8 +17,9 @@ import negmine
 import negmine.output.jsonl
 from negmine.inputs.read import read_corpus
 
-MINE = importlib.import_module("negmine.mine")  # the module (negmine.mine is also the function)
-REAL_MINE_BATCH = MINE.mine_batch
+ENGINES = importlib.import_module("negmine.run.engines")  # where the local engine calls mine_batch
+OUTPUTS = importlib.import_module("negmine.run.outputs")
+REAL_MINE_BATCH = ENGINES.mine_batch
 INPUTS = (TINY / "corpus.parquet", TINY / "queries.parquet", TINY / "qrels.parquet")
 
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -64,7 +65,7 @@ def test_json_lines_bytes_do_not_depend_on_the_batch_size(tmp_path: Path, monkey
 
 
 def test_row_groups_are_fixed_whatever_the_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(MINE, "OUTPUT_ROW_GROUP", 16)
+    monkeypatch.setattr(OUTPUTS, "OUTPUT_ROW_GROUP", 16)
     one = run(tmp_path, "one")
     many = run(tmp_path, "many", query_batch_size=3)
     assert one == many
@@ -90,7 +91,7 @@ def crash_after(monkeypatch: pytest.MonkeyPatch, batches: int) -> list[int]:
         calls.append(int(positions[0]))
         return real(run, positions, *args)
 
-    monkeypatch.setattr(MINE, "mine_batch", counting)
+    monkeypatch.setattr(ENGINES, "mine_batch", counting)
     return calls
 
 

@@ -408,7 +408,7 @@ def test_pair_scores_equal_the_full_scores(zipf, method: str) -> None:  # type: 
 
 
 def test_evidence_scorer_uses_pair_scores(zipf, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from negmine.evidence import bm25_scorer
+    from negmine.rules.evidence import bm25_scorer
 
     docs, queries = zipf
     r = BM25Retriever().index(docs)

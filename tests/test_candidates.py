@@ -13,8 +13,8 @@ import pytest
 from helpers import NO_SCORING, TINY, assert_cli_error, grouped_negatives, pairs_of, read_table
 
 import negmine
-from negmine.filters import normalize_text
 from negmine.output.provenance import read_metadata
+from negmine.rules.duplicates import normalize_text
 
 Cli = Callable[..., Any]
 

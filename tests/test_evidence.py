@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import rulekit as evidence
+import rulekit as filters
 from fakes import FakeEncoder
 from helpers import NO_SCORING_OPTIONS, assert_cli_error, mine_args, read_candidates
 
 import negmine
-from negmine import evidence, filters
 from negmine.errors import ConfigError
 from negmine.retrieve.bm25 import BM25Retriever
 from negmine.settings.config import MineConfig

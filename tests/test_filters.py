@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from negmine import filters
-from negmine.filters import KEPT, NO_CANDIDATE, POSITIVE, RANK_WINDOW, apply_rules, count_reasons
+import rulekit as filters
+from rulekit import KEPT, NO_CANDIDATE, POSITIVE, RANK_WINDOW, apply_rules, count_reasons
 
 
 def test_positive_mask() -> None:

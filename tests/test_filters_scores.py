@@ -10,12 +10,10 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import rulekit as filters
 from fakes import FakeEncoder
 from helpers import assert_cli_error, read_candidates, read_table
-
-from negmine import filters
-from negmine.errors import ConfigError
-from negmine.filters import (
+from rulekit import (
     ABSOLUTE_MARGIN,
     DUPLICATE_CANDIDATE,
     DUPLICATE_TEXT,
@@ -30,10 +28,12 @@ from negmine.filters import (
     apply_rules,
     count_reasons,
     margin_reference,
-    normalize_text,
     score_rules,
 )
+
+from negmine.errors import ConfigError
 from negmine.output.provenance import read_metadata
+from negmine.rules.duplicates import normalize_text
 from negmine.settings.config import MineConfig
 
 Cli = Callable[..., Any]

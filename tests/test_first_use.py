@@ -248,9 +248,9 @@ def test_the_summary_counts_texts_once_and_lists_rules_in_order(cli: Cli, tiny: 
     texts = next(line for line in warm.stderr.splitlines() if "texts encoded / from cache" in line)
     assert [int(x.replace(",", "")) for x in texts.split("│")[2].split("/")] == [0, encoded]
 
-    from negmine.filters import REASONS
     from negmine.report.stats import MineStats
     from negmine.report.summary import summary_rows
+    from negmine.rules.registry import REASONS
 
     stats = MineStats(dropped={"positive_proximity": 3, "agreement": 1, "positive": 4, "lexical_overlap": 2})
     rules = [label[len("dropped: "):].replace(" ", "_") for label, _ in summary_rows(stats, 5)

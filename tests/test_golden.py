@@ -168,7 +168,7 @@ def _resumed(root: Path, inputs: tuple[str, ...], cache: Path) -> None:
 
     from fakes import FakeEncoder
 
-    module = importlib.import_module("negmine.mine")
+    module = importlib.import_module("negmine.run.engines")
     real = module.mine_batch
     calls: list[int] = []
 

@@ -23,7 +23,7 @@ from negmine.output.files import check_output_path
 from negmine.output.jsonl import JsonLinesSink, json_lines, sidecar_path
 
 Cli = Callable[..., Any]
-MINE = importlib.import_module("negmine.mine")
+MINE = importlib.import_module("negmine.run.engines")  # where the local engine calls mine_batch
 FORMATS = ["triplet", "n-tuple", "labeled-pair", "labeled-list", "flagembedding"]
 
 

@@ -12,7 +12,7 @@ import pytest
 from helpers import TINY, read_candidates
 
 import negmine
-from negmine.filters import FALSE_NEGATIVE_RULES, REASONS
+from negmine.rules.registry import FALSE_NEGATIVE_RULES, REASONS
 
 INPUTS = [TINY / f"{n}.parquet" for n in ("corpus", "queries", "qrels")]
 FN_RULES = {REASONS[c] for c in FALSE_NEGATIVE_RULES}

@@ -16,8 +16,8 @@ from fakes import FakeEncoder, PaddingSensitiveST
 from helpers import NO_SCORING_OPTIONS, TINY, assert_cli_error, mine_args
 
 import negmine
-from negmine.filters import normalize_text
 from negmine.retrieve.encoders import SentenceTransformerEncoder
+from negmine.rules.duplicates import normalize_text
 
 Cli = Callable[..., Any]
 

@@ -1,4 +1,4 @@
-"""negmine.score.lazy_select: lazy scoring gives the picks full scoring gives, with less reranker work.
+"""negmine.sampling.lazy.lazy_select: lazy scoring gives the picks full scoring gives, with less reranker work.
 
 The scorer is a fake: scores come from a hand-made (query row, corpus index) table, and it records every pair it
 was asked for.
@@ -10,12 +10,23 @@ from typing import Any, Optional
 
 import numpy as np
 import pytest
+import rulekit as filters
+from rulekit import KEPT, NOT_SCORED, apply_rules, score_rules
+from rulekit import settings as ScoreRules
 
-from negmine import filters
-from negmine.filters import KEPT, NOT_SCORED, apply_rules, score_rules
+from negmine.judges.base import Scorers
+from negmine.judges.vectors import PositiveCosines
+from negmine.rules import registry
 from negmine.sampling.lazy import ScoredCandidates, lazy_select
 from negmine.sampling.orders import sampling_orders
-from negmine.score import ScoreRules
+
+
+def select(indices: np.ndarray, cheap: np.ndarray, positives: Any, orders: Any, n: int, scorer: Any, rules: Any,
+           vectors: Any = None, score_all: bool = False, round_size: int = 4096) -> ScoredCandidates:
+    """lazy_select with the judge ``scorer`` and, given ``vectors``, the cosines to the positives."""
+    similarity = PositiveCosines(vectors, positives).similarity if vectors is not None else None
+    return lazy_select(indices, cheap, positives, orders, n, Scorers(scorer, None, similarity), rules, score_all,
+                       round_size=round_size)
 
 
 class TableScorer:
@@ -85,14 +96,14 @@ class Problem:
         return sampling_orders([np.flatnonzero(r == KEPT) for r in self.cheap], [len(p) for p in self.positives],
                                strategy, seed)
 
-    def select(self, strategy: str, rules: ScoreRules, n: int = 5, score_all: bool = False,
+    def select(self, strategy: str, rules: Any, n: int = 5, score_all: bool = False,
                vectors: Optional[FakeVectors] = None, round_size: int = 4096) -> tuple[ScoredCandidates, TableScorer]:
         scorer = TableScorer(self.table)
-        out = lazy_select(self.indices, self.cheap, self.positives, self.orders(strategy), n, scorer, rules,
-                          vectors, score_all, round_size=round_size)  # type: ignore[arg-type]
+        out = select(self.indices, self.cheap, self.positives, self.orders(strategy), n, scorer, rules, vectors,
+                     score_all, round_size=round_size)
         return out, scorer
 
-    def oracle(self, strategy: str, rules: ScoreRules, n: int = 5,
+    def oracle(self, strategy: str, rules: Any, n: int = 5,
                vectors: Optional[FakeVectors] = None) -> tuple[np.ndarray, list[list[np.ndarray]]]:
         """Every cell's final reason with everything scored, and the first n passing cells of each order."""
         reasons = self.cheap.copy()
@@ -193,7 +204,7 @@ def test_lazy_scores_only_the_head_of_the_order() -> None:
     table = np.linspace(0.0, -1.0, 20)[None, :].astype(np.float32)
     table[0, 0] = 5.0
     scorer = TableScorer(table)
-    out = lazy_select(indices, cheap, [[0]], sampling_orders([np.arange(1, 20)], [1], "top", 0), 3, scorer,
+    out = select(indices, cheap, [[0]], sampling_orders([np.arange(1, 20)], [1], "top", 0), 3, scorer,
                       ScoreRules(relative_margin=0.01))
     assert out.picks[0][0].tolist() == [1, 2, 3]
     assert scorer.calls[0] == [(0, 0)]                         # the positive first, alone
@@ -211,7 +222,7 @@ def test_lazy_walks_on_past_drops_in_rounds() -> None:
     table[0, 0] = 1.0
     table[0, 1:5] = 2.0
     scorer = TableScorer(table)
-    out = lazy_select(indices, cheap, [[0]], sampling_orders([np.arange(1, 12)], [1], "top", 0), 2, scorer,
+    out = select(indices, cheap, [[0]], sampling_orders([np.arange(1, 12)], [1], "top", 0), 2, scorer,
                       ScoreRules(absolute_margin=0.0))
     assert out.picks[0][0].tolist() == [5, 6]
     assert len(scorer.calls) >= 3                              # positives, then at least two rounds
@@ -259,7 +270,7 @@ def test_a_query_with_fewer_eligible_than_asked_is_short() -> None:
     indices = np.array([[0, 1, 2, 3, 4, 5]])
     cheap = apply_rules(indices, [[0]], 0, 100)
     table = np.array([[1.0, 0.2, 0.99, 0.3, 0.98, 0.1]], np.float32)
-    out = lazy_select(indices, cheap, [[0]], sampling_orders([np.arange(1, 6)], [1], "top", 0), 4,
+    out = select(indices, cheap, [[0]], sampling_orders([np.arange(1, 6)], [1], "top", 0), 4,
                       TableScorer(table), ScoreRules(absolute_margin=0.05))
     assert out.picks[0][0].tolist() == [1, 3, 5]
     assert out.reasons[0].tolist() == [filters.POSITIVE, KEPT, filters.ABSOLUTE_MARGIN, KEPT,
@@ -276,7 +287,7 @@ def test_margins_from_the_chosen_positive(how: str, expected: float) -> None:
     positives = [[0, 1, 2]]
     cheap = apply_rules(indices, positives, 0, 100)
     orders = sampling_orders([np.flatnonzero(cheap[0] == KEPT)], [3], "top", 0)
-    out = lazy_select(indices, cheap, positives, orders, 6, TableScorer(table), ScoreRules(absolute_margin=0.0,
+    out = select(indices, cheap, positives, orders, 6, TableScorer(table), ScoreRules(absolute_margin=0.0,
                                                                                            margin_reference=how))
     assert out.reference[0] == pytest.approx(expected)
     np.testing.assert_allclose(out.positive_scores[0], [0.8, 0.2, 0.5])
@@ -313,7 +324,7 @@ def test_near_duplicate_alone_scores_nothing() -> None:
     problem = Problem(9)
     vectors = FakeVectors(problem.vectors)
     rules = ScoreRules(max_positive_similarity=0.5)
-    assert rules.active and not rules.need_scores
+    assert registry.score_rules_on(rules) and not registry.need_scores(rules)
     out, scorer = problem.select("top", rules, vectors=vectors)
     assert scorer.calls == []
     assert out.positive_pairs_scored == 0
@@ -346,7 +357,7 @@ def test_not_scored_cells_are_exactly_the_unscored_cheap_kept_cells(strategy: st
 def test_bi_encoder_scores_do_not_depend_on_how_many_pairs_are_gathered_at_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Pairs are scored a bounded number at a time (memory); the scores are the same bytes in chunks or whole."""
-    from negmine import score
+    from negmine.judges import vectors as score
 
     rng = np.random.default_rng(0)
     docs = rng.normal(size=(50, 16)).astype(np.float32)
@@ -358,10 +369,11 @@ def test_bi_encoder_scores_do_not_depend_on_how_many_pairs_are_gathered_at_once(
     q, d = rng.integers(0, 7, 300), rng.integers(0, 50, 300)
     positives = [[1, 2], [3], [4, 5, 6], [7], [8], [9, 10], [11]]
     whole = score.BiEncoderScorer(score.Vectors(Dense(), [], [])).score(q, d)
-    near = score.PositiveSimilarity(score.Vectors(Dense(), [], []), positives).score(q, d)
+    near = score.PositiveCosines(score.Vectors(Dense(), [], []), positives).similarity.score(q, d)
     monkeypatch.setattr(score, "SCORE_PAIRS", 7)
     assert score.BiEncoderScorer(score.Vectors(Dense(), [], [])).score(q, d).tobytes() == whole.tobytes()
-    assert score.PositiveSimilarity(score.Vectors(Dense(), [], []), positives).score(q, d).tobytes() == near.tobytes()
+    assert score.PositiveCosines(score.Vectors(Dense(), [], []), positives).similarity.score(q, d).tobytes() == \
+        near.tobytes()
     expected = np.array([max(float(docs[p] @ docs[j]) for p in positives[i]) for i, j in zip(q, d)], np.float32)
     assert np.allclose(near, expected, atol=1e-6)
 
@@ -369,7 +381,7 @@ def test_bi_encoder_scores_do_not_depend_on_how_many_pairs_are_gathered_at_once(
 def test_positive_proximity_is_the_largest_gain_over_the_query_per_positive() -> None:
     """max over the positives p of cos(d, p) - cos(q, p): per positive, not the closest positive's cosine minus
     another positive's; in chunks or whole the same bytes."""
-    from negmine import score
+    from negmine.judges import vectors as score
 
     rng = np.random.default_rng(1)
     docs = rng.normal(size=(30, 8)).astype(np.float32)
@@ -382,10 +394,11 @@ def test_positive_proximity_is_the_largest_gain_over_the_query_per_positive() ->
 
     positives = [[0, 1], [2], [3, 4, 5], [6]]
     q, d = rng.integers(0, 4, 200), rng.integers(7, 30, 200)
-    got = score.PositiveProximity(score.Vectors(Dense(), [], []), positives).score(q, d)
+    got = score.PositiveCosines(score.Vectors(Dense(), [], []), positives).proximity.score(q, d)
     expected = np.array([max(float(docs[p] @ docs[j]) - float(queries[i] @ docs[p]) for p in positives[i])
                          for i, j in zip(q, d)], np.float32)
     assert np.allclose(got, expected, atol=1e-6)
     # a positive's own proximity is 1 - cos(query, positive): it is nearer itself than the query is
-    own = score.PositiveProximity(score.Vectors(Dense(), [], []), positives).score(np.array([1]), np.array([2]))
+    own = score.PositiveCosines(score.Vectors(Dense(), [], []), positives).proximity.score(np.array([1]),
+                                                                                         np.array([2]))
     assert np.isclose(own[0], 1 - float(queries[1] @ docs[2]), atol=1e-6)

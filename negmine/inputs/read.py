@@ -36,6 +36,7 @@ from negmine.inputs.columns import (
 )
 from negmine.inputs.data import Corpus, Qrels, Queries, pairs_to_inputs
 from negmine.inputs.formats import JSONL, READ_BATCH, InputFile
+from negmine.storage.cache import ReadOnlyCache, cached_dir, digest_of
 from negmine.storage.files import PathLike, fingerprint
 
 
@@ -59,7 +60,6 @@ def _collection_table(src: InputFile, columns: list[str], convert: Callable[[Any
 
     if cache_dir is None:
         return in_memory()
-    from negmine.storage.cache import ReadOnlyCache, cached_dir, digest_of
 
     parts = ["inputs-v1", role, fingerprint(path), json.dumps(columns)]
     if src.is_text:  # the same bytes read as another format are another table

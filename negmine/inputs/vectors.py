@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from negmine.errors import InputError
+from negmine.inputs.columns import pick_column, read_schema
 from negmine.progress import Progress
 from negmine.storage.cache import ReadOnlyCache, cached_dir, digest_of, new_npy
 
@@ -96,7 +97,6 @@ def read_embeddings(path: Path, ids: Sequence[Any], role: str, cache_dir: Option
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from negmine.inputs.columns import pick_column, read_schema
 
     schema = read_schema(p, f"{role}-embeddings")
     hint = f"{option} takes a .npy file, or a Parquet file with an id column and a vector (list of floats) column"

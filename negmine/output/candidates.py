@@ -3,12 +3,14 @@ scores and fate as compact columns, their Parquet table, and the false-negatives
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from negmine.inputs.data import Corpus, Queries, take_rows
+from negmine.rules.registry import REASONS
 
 
 def candidate_columns(
@@ -71,11 +73,15 @@ QREL = -3
 #: Value columns a candidates file may hold beside the judge's ``reranker_score``, in this order.
 CANDIDATE_VALUES = ("cosine", "positive_similarity", "positive_proximity", "bm25_score", "twin_similarity",
                     "lexical_overlap", "pair_score")
+#: The evidence columns, and their value where a query has no such candidate (what gathering the evidence gives).
+EVIDENCE_FILL = {"twin_similarity": -math.inf, "lexical_overlap": 0.0, "bm25_score": -math.inf}
+#: The order in which a stored run checks the columns its rules need (the first missing one is named).
+CHECK_ORDER = ("twin_similarity", "lexical_overlap", "bm25_score", "reranker_score", "positive_similarity",
+               "positive_proximity", "cosine")
 
 
 def status_names(codes: np.ndarray) -> list[str]:
     """The candidates file's status names of status codes (reason codes, SELECTED, QREL)."""
-    from negmine.filters import REASONS
 
     names = np.array([*REASONS, "selected", "qrel"], dtype=object)
     codes = np.asarray(codes, dtype=np.int64)
@@ -118,7 +124,6 @@ def build_false_negatives_table(columns: Optional[dict[str, np.ndarray]], querie
     (``query-id``, ``corpus-id``, ``score`` = 1: append them to the qrels to make them positives), with the rule
     that dropped it, its rank in the candidate list and the judge's score (empty where not scored).
     ``columns`` ``None``: the empty table."""
-    from negmine.filters import REASONS
 
     if columns is None:
         columns = {"query": np.empty(0, np.int64), "doc": np.empty(0, np.int64), "rank": np.empty(0, np.int32),
@@ -133,3 +138,38 @@ def build_false_negatives_table(columns: Optional[dict[str, np.ndarray]], querie
         "rank": pa.array(columns["rank"].astype(np.int32)),
         "judge_score": pa.array(judge, mask=np.isnan(judge)),
     })
+
+
+def candidate_values(evidence: dict[str, Any], prescored: Any, scored: Any, config: Any,
+                     positives: Sequence[Sequence[int]], pair_scores: Optional[tuple[np.ndarray, list[np.ndarray]]]
+                     ) -> dict[str, tuple[np.ndarray, Sequence[np.ndarray]]]:
+    """The values the candidates file keeps beside the judge's scores, as (per candidate, per positive) pairs: the
+    evidence gathered, the cosines scored (ahead, or as lazy scoring reached them), and (``--score-all``) the
+    retriever's own pair scores. ``config``: the settings the rules read."""
+    def none_for_positives(values: np.ndarray) -> tuple[np.ndarray, Sequence[np.ndarray]]:
+        return values, [np.full(len(p), np.nan, np.float32) for p in positives]
+
+    out: dict[str, tuple[np.ndarray, Sequence[np.ndarray]]] = {}
+    if evidence.get("bm25_score") is not None and evidence.get("bm25_positive") is not None:
+        out["bm25_score"] = (evidence["bm25_score"], evidence["bm25_positive"])
+    if evidence.get("twin_similarity") is not None:
+        out["twin_similarity"] = none_for_positives(evidence["twin_similarity"])
+    if evidence.get("lexical_overlap") is not None:
+        out["lexical_overlap"] = none_for_positives(evidence["lexical_overlap"])
+    if prescored is not None:
+        if prescored.cosine is not None and prescored.positive_cosine is not None:
+            out["cosine"] = (prescored.cosine, prescored.positive_cosine)
+        if prescored.similarity is not None:
+            out["positive_similarity"] = none_for_positives(prescored.similarity)
+        if prescored.proximity is not None:
+            out["positive_proximity"] = none_for_positives(prescored.proximity)
+    elif scored is not None:
+        if scored.cosines is not None and config.agreement and evidence.get("bm25_score") is not None:
+            out["cosine"] = (scored.cosines, scored.positive_cosines)
+        if scored.similarities is not None and config.max_positive_similarity is not None:
+            out["positive_similarity"] = none_for_positives(scored.similarities)
+        if scored.proximities is not None and config.positive_proximity is not None:
+            out["positive_proximity"] = none_for_positives(scored.proximities)
+    if pair_scores is not None:
+        out["pair_score"] = pair_scores
+    return out

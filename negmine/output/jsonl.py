@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from negmine.errors import storage_error
+from negmine.storage.files import _umask, temp_path
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -123,7 +124,6 @@ class JsonLinesSink:
     """
 
     def __init__(self, path: Optional[PathLike], compress: bool = False) -> None:
-        from negmine.storage.files import temp_path
 
         self.target = Path(path) if path is not None else None
         self.rows = 0
@@ -174,7 +174,6 @@ class JsonLinesSink:
             except OSError as exc:
                 self._failed(exc)
             return Path(STDOUT)
-        from negmine.storage.files import _umask, temp_path
 
         assert self.tmp is not None
         side_tmp: Optional[Path] = None

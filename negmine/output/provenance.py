@@ -16,7 +16,8 @@ from negmine.inputs.columns import read_schema
 from negmine.inputs.formats import first_line
 from negmine.output.files import output_format
 from negmine.output.jsonl import SIDECAR, sidecar_path
-from negmine.storage.files import PathLike, atomic_target
+from negmine.storage.files import PathLike, atomic_target, fingerprint
+from negmine.version import __version__
 
 
 def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = None,
@@ -27,8 +28,6 @@ def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = N
     came from, if so), the models, and the statistics."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from negmine.storage.files import fingerprint
-    from negmine.version import __version__
 
     libs: dict[str, str] = {}
     for lib in ("bm25s", "pyarrow", "numpy", "faiss-cpu", "faiss-gpu", "sentence-transformers", "torch"):

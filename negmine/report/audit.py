@@ -14,6 +14,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from negmine.errors import InputError
+from negmine.inputs.data import string_keys
+from negmine.inputs.read import read_qrels
+from negmine.output.files import read_output
+from negmine.output.provenance import read_metadata
+from negmine.rules.registry import REASONS
 
 #: The z of a two-sided 95% interval.
 Z95 = 1.959963984540054
@@ -112,8 +117,6 @@ def evaluate(
     Raises:
         InputError: An output without id columns, or files that cannot be read.
     """
-    from negmine.inputs.read import read_qrels
-    from negmine.output.provenance import read_metadata
 
     output = Path(output)
     try:
@@ -164,7 +167,6 @@ def evaluate(
 
 def _status_order(status: str) -> tuple[int, int, str]:
     """Written and kept first, then the rules in the order they run, then anything else."""
-    from negmine.filters import REASONS
 
     first = ["selected", "kept", "not_scored"]
     if status in first:
@@ -173,7 +175,6 @@ def _status_order(status: str) -> tuple[int, int, str]:
 
 
 def _relevant_keys(qrels: Any) -> set[tuple[str, str]]:
-    from negmine.inputs.data import string_keys
 
     q = string_keys(qrels.query_id_array).to_pylist()
     d = string_keys(qrels.doc_id_array).to_pylist()
@@ -196,8 +197,6 @@ def _negatives(path: Path, fmt: Optional[str]) -> dict[str, np.ndarray]:
     (NaN where the output has none)."""
     import pyarrow.compute as pc
 
-    from negmine.inputs.data import string_keys
-    from negmine.output.files import read_output
 
     table = read_output(path)  # Parquet or JSON Lines
     names = table.column_names
@@ -285,7 +284,6 @@ def _read_candidates(path: Path) -> dict[str, np.ndarray]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from negmine.inputs.data import string_keys
 
     table = pq.read_table(path)
     if "status" not in table.column_names or "doc_id" not in table.column_names:

@@ -19,6 +19,12 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
 from negmine.errors import ConfigError
+from negmine.inputs.formats import open_json
+from negmine.output.files import output_format
+from negmine.output.provenance import read_metadata
+from negmine.report.page import load_report, report_rows
+from negmine.settings.files import INPUT_ROLES, config_from_metadata, config_to_toml
+from negmine.storage.files import atomic_write_text
 
 PathLike = Union[str, Path]
 
@@ -121,8 +127,6 @@ def write_dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = No
         ConfigError: The card may not be written there (see ``check_card_path``).
         InputError: ``output`` is no negmine output.
     """
-    from negmine.output.provenance import read_metadata
-    from negmine.storage.files import atomic_write_text
 
     meta = metadata if metadata is not None else read_metadata(output)
     recorded = [info.get("path") for info in (meta.get("inputs") or {}).values()]
@@ -133,10 +137,6 @@ def write_dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = No
 
 def dataset_card(output: PathLike, metadata: Optional[dict[str, Any]] = None) -> str:
     """The text of the dataset card of ``output`` (Parquet or JSON Lines)."""
-    from negmine.output.files import output_format
-    from negmine.output.provenance import read_metadata
-    from negmine.report.page import load_report, report_rows
-    from negmine.settings.files import INPUT_ROLES, config_from_metadata, config_to_toml
 
     out = Path(output)
     meta = metadata if metadata is not None else read_metadata(out)
@@ -212,7 +212,6 @@ def _json_lines_info(out: Path) -> tuple[Any, int, tuple[int, int]]:
 
     import pyarrow as pa
 
-    from negmine.inputs.formats import open_json
 
     opener: Any = gzip.open if out.name.endswith(".gz") else open
     size = rows = 0

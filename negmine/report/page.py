@@ -9,13 +9,16 @@ from typing import Any, Optional
 
 import numpy as np
 
+from negmine.errors import ConfigError
+from negmine.output.provenance import read_metadata
+from negmine.report.audit import evaluate, evaluation_rows
 from negmine.report.stats import QUANTILES, MineStats
 from negmine.report.summary import summary_rows
+from negmine.storage.files import atomic_target, atomic_write_text, check_writable
 
 
 def load_report(path: Any) -> dict[str, Any]:
     """The statistics and settings a negmine output (or candidates file) carries in its metadata."""
-    from negmine.output.provenance import read_metadata
 
     meta = read_metadata(path)
     return {"path": str(path), "stats": meta.get("stats", {}), "config": meta.get("config", {}),
@@ -80,7 +83,6 @@ def plot_report(report: dict[str, Any], png: Any) -> None:
         title += f"\n{stats['not_scored']:,} more were not scored (not needed)"
     ax.set_title(title)
     fig.tight_layout()
-    from negmine.storage.files import atomic_target
 
     with atomic_target(png) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
@@ -98,7 +100,6 @@ def html_report(report: dict[str, Any], png: Any) -> str:
     rows = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in report_rows(report))
     audit = ""
     if report.get("evaluation") is not None:
-        from negmine.report.audit import evaluation_rows
 
         ev = report["evaluation"]
         lines = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
@@ -139,8 +140,6 @@ def write_report(path: Any, png: Any = None, html: Any = None, qrels: Any = None
     Returns:
         The report data (from the file's provenance), and the PNG and HTML paths.
     """
-    from negmine.errors import ConfigError
-    from negmine.storage.files import atomic_write_text, check_writable
 
     path = Path(path)
     data = load_report(path)
@@ -155,7 +154,6 @@ def write_report(path: Any, png: Any = None, html: Any = None, qrels: Any = None
             raise ConfigError(f"{option} {target}: folder {target.parent} does not exist")
         check_writable(target.parent, option)
     if qrels is not None:
-        from negmine.report.audit import evaluate
 
         data["evaluation"] = evaluate(path, qrels, candidates=candidates,
                                       qrels_query_column=qrels_columns.get("qrels_query_column"),

@@ -9,6 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from negmine.output.layouts import written
+from negmine.rules import registry
+
 
 @dataclass
 class MineStats:
@@ -78,13 +81,11 @@ def batch_stats(config: Any, queries: Any, hits: Any, reasons: np.ndarray, sel: 
                 positives: list[list[int]]) -> MineStats:
     """A query batch's counts: candidates seen and dropped per rule, pairs scored, negatives and rows written,
     the pairs that came up short and why."""
-    from negmine import filters
 
-    stats = MineStats(candidates_seen=int((hits.indices >= 0).sum()), dropped=filters.count_reasons(reasons),
-                      not_scored=int((reasons == filters.NOT_SCORED).sum()))
+    stats = MineStats(candidates_seen=int((hits.indices >= 0).sum()), dropped=registry.count_reasons(reasons),
+                      not_scored=int((reasons == registry.NOT_SCORED).sum()))
     if scored is not None:
         stats.pairs_scored, stats.positive_pairs_scored = scored.pairs_scored, scored.positive_pairs_scored
-    from negmine.output.layouts import written
 
     counts = np.array([len(n) for n in sel.negatives], dtype=np.int64)
     stats.rows_written, stats.negatives_written = written(sel, config.output_format, config.num_negatives)
@@ -96,10 +97,10 @@ def batch_stats(config: Any, queries: Any, hits: Any, reasons: np.ndarray, sel: 
     if short_q:
         row_of = {int(q): r for r, q in enumerate(rows)}
         at = np.array([row_of[q] for q in short_q], dtype=np.int64)
-        for code in filters.dominant_drop(reasons[at]):
-            name = filters.REASONS[code] if code >= 0 else "no_candidates"
+        for code in registry.dominant_drop(reasons[at]):
+            name = registry.REASONS[code] if code >= 0 else "no_candidates"
             stats.short_by_rule[name] = stats.short_by_rule.get(name, 0) + 1
-        stats.short_weak_positive = int(filters.weak_positive(hits.indices[at], [positives[r] for r in at]).sum())
+        stats.short_weak_positive = int(registry.weak_positive(hits.indices[at], [positives[r] for r in at]).sum())
     return stats
 
 

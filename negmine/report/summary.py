@@ -4,6 +4,7 @@ wrote nothing) with the option to turn."""
 from __future__ import annotations
 
 from negmine.report.stats import MineStats
+from negmine.rules.registry import REASONS
 
 
 def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True) -> list[tuple[str, str]]:
@@ -54,7 +55,6 @@ def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True
 
 def _rule_order(rule: str) -> int:
     """Where a rule comes in the order the rules run (the summary lists them so, whatever the counts' order)."""
-    from negmine.filters import REASONS
 
     return REASONS.index(rule) if rule in REASONS else len(REASONS)
 

@@ -11,15 +11,17 @@ from negmine.errors import ConfigError
 from negmine.inputs.data import Corpus
 from negmine.progress import Progress
 from negmine.retrieve.base import Retriever
+from negmine.retrieve.bm25 import BM25Retriever
 from negmine.retrieve.dense import DenseRetriever
-from negmine.retrieve.encoders import Encoder
+from negmine.retrieve.encoders import Encoder, SentenceTransformerEncoder
+from negmine.retrieve.fusion import HybridRetriever
+from negmine.rules import registry
 from negmine.settings.config import NO_MODEL, MineConfig
 
 
 def make_encoder(config: MineConfig, model: Optional[str] = None) -> Encoder:
     """The bi-encoder the config names (loaded lazily, on first use); with ``model``, that model as a judge
     (``--reranker``), with its own prompts and the reranker's batch size and length."""
-    from negmine.retrieve.encoders import SentenceTransformerEncoder
 
     if model is None and config.model == NO_MODEL:  # nothing should ask: a guard, not a message users meet
         raise ConfigError("--model none: this run has no bi-encoder")
@@ -38,9 +40,6 @@ def make_retriever(
     corpus_vectors: Optional[np.ndarray] = None,
 ) -> Retriever:
     """Build the retriever the config names over the corpus (indexes come from ``cache_dir`` when present)."""
-    from negmine.retrieve.bm25 import BM25Retriever
-    from negmine.retrieve.fusion import HybridRetriever
-
     parts: dict[str, Retriever] = {}
     if config.retriever in ("bm25", "hybrid"):
         parts["bm25"] = BM25Retriever(
@@ -54,9 +53,8 @@ def make_retriever(
     return HybridRetriever(parts, config.fusion, config.rrf_k)
 
 
-def _dense_part(retriever: Retriever) -> Any:
-    from negmine.retrieve.fusion import HybridRetriever
-
+def dense_part(retriever: Retriever) -> Any:
+    """The dense retriever of a retriever (itself, or a hybrid's), if it has one."""
     if isinstance(retriever, DenseRetriever):
         return retriever
     if isinstance(retriever, HybridRetriever):
@@ -64,13 +62,10 @@ def _dense_part(retriever: Retriever) -> Any:
     return None
 
 
-def _bm25_part(retriever: Retriever, config: MineConfig, corpus: Corpus, cache: Path, progress: Progress) -> Any:
+def bm25_part(retriever: Retriever, config: MineConfig, corpus: Corpus, cache: Path, progress: Progress) -> Any:
     """The BM25 index the evidence rules read: the retriever's own, else one built (or found in the cache) for
     them; ``None`` when no rule needs it."""
-    from negmine.retrieve.bm25 import BM25Retriever
-    from negmine.retrieve.fusion import HybridRetriever
-
-    if config.lexical_overlap is None and not config.agreement and not config.score_all:
+    if not registry.reads_bm25(config, config.score_all):
         return None
     if isinstance(retriever, BM25Retriever):
         return retriever

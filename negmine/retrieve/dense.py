@@ -27,6 +27,7 @@ from negmine.retrieve.base import Hits
 from negmine.retrieve.encoders import Encoder, encode_stream
 from negmine.retrieve.exact import exact_search, gpu_count, inner_products
 from negmine.retrieve.faiss_index import FaissIndex, build_factory_index
+from negmine.retrieve.ivf import auto_nlist
 from negmine.storage.cache import cached_dir, digest_of, new_npy, text_hashes
 from negmine.storage.embeddings import EmbeddingCache
 
@@ -210,7 +211,6 @@ class DenseRetriever:
         if f.lower() in ("flat", "exact", ""):
             return None
         if f.lower() == "auto":
-            from negmine.retrieve.ivf import auto_nlist
 
             n = int(self.doc_vectors.shape[0])
             return None if n <= AUTO_EXACT_MAX else f"IVF{auto_nlist(n)},Flat"

@@ -10,6 +10,8 @@ import numpy as np
 
 from negmine.errors import ConfigError
 from negmine.progress import Progress
+from negmine.retrieve import ivf
+from negmine.retrieve import ivf as ivf_mod
 from negmine.retrieve.base import Hits
 from negmine.retrieve.exact import DOC_BLOCK, QUERY_BATCH, _faiss, _pair_scores, _sorted_hits, exact_search
 
@@ -24,7 +26,6 @@ class FaissIndex:
 
     def __init__(self, path: Path, use_gpu: bool = False) -> None:
         faiss = _faiss()
-        from negmine.retrieve import ivf as ivf_mod
 
         self.path = path
         self.gpu = use_gpu
@@ -100,7 +101,6 @@ def build_factory_index(docs: np.ndarray, factory: str, folder: Path, progress: 
     memory-mapped; any other (HNSW, or a wrapped IVF such as ``OPQ32,IVF4096,PQ32``) is filled in RAM.
     """
     faiss = _faiss()
-    from negmine.retrieve import ivf
 
     progress = progress or Progress()
     try:

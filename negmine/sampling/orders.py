@@ -11,14 +11,15 @@ generator, seeded by (seed, the query's row), so its picks do not depend on whic
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
 
 def sampling_orders(
     candidates: Sequence[np.ndarray], n_positives: Sequence[int], strategy: str, seed: int,
-    query_rows: Optional[Sequence[int]] = None, log_weights: Optional[Sequence[Sequence[np.ndarray]]] = None,
+    query_rows: Union[Sequence[int], np.ndarray, None] = None,
+    log_weights: Optional[Sequence[Sequence[np.ndarray]]] = None,
 ) -> list[list[np.ndarray]]:
     """For each query and each of its positives, the order in which its candidate positions are considered.
 

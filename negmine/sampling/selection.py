@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -55,8 +55,8 @@ class Selection:
                    bands)
 
 
-def selection(query_rows: Sequence[int], positives: Sequence[Sequence[int]], picks: list[list[np.ndarray]],
-              hits: Any) -> Any:
+def selection(query_rows: Union[Sequence[int], np.ndarray], positives: Sequence[Sequence[int]],
+              picks: list[list[np.ndarray]], hits: Any) -> Any:
     """The picks as a ``Selection``: one entry per query-positive pair, its negatives' corpus rows, retrieval
     scores and positions in the candidate list."""
 

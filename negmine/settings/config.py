@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Collection, Optional, Union
 
 from negmine.errors import ConfigError
+from negmine.rules import registry
+from negmine.rules.base import flag
+from negmine.rules.relative_margin import resolve as resolve_relative_margin
 
 RETRIEVERS = ("bm25", "dense", "hybrid")
 
@@ -22,11 +25,6 @@ FUSIONS = ("rrf", "score")
 MARGIN_REFERENCES = ("min", "mean", "max")
 
 
-#: ``relative_margin="auto"``: with a judge other than the retrieval bi-encoder (a cross-encoder, or another
-#: bi-encoder), NV-Retriever's TopK-PercPos at 95% of the positive's score; with the retrieval bi-encoder judging
-#: its own candidates, no margin: it is a per-query rank cut-off that knows nothing a deeper window would not
-#: (benchmarks/false_negatives.py; docs/mining.md).
-AUTO_MARGIN_OTHER_JUDGE = 0.05
 
 
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
@@ -61,8 +59,10 @@ DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu|hpu)(:\d+)?)$")
 NO_MODEL = "none"
 
 
-#: The rules that read the retrieval bi-encoder's cosines, and their setting when there is none (``--model none``).
-BI_ENCODER_RULES = {"max_positive_similarity": None, "positive_proximity": None, "agreement": False}
+#: The options of the rules that read the retrieval bi-encoder's cosines, and their setting when there is none
+#: (``--model none``).
+BI_ENCODER_RULES = {o.name: False if o.kind == "bool" else None for r in registry.RULES if r.bi_encoder
+                    for o in r.options}
 
 
 #: Fields that say how a run is carried out, not what it produces: the provenance leaves them out.
@@ -72,9 +72,9 @@ RUN_ONLY = ("query_batch_size", "resume", "engine", "ray_address", "workers", "g
 ENGINES = ("local", "ray")
 
 
-def flag(field: str) -> str:
-    """The CLI flag of a config field: ``range_max`` -> ``--range-max``."""
-    return "--" + field.replace("_", "-")
+def _rule(name: str) -> Any:
+    """The default of an option a rule owns (``negmine.rules``: the rule declares it)."""
+    return registry.OPTIONS[name].default
 
 
 @dataclass(frozen=True)
@@ -226,19 +226,19 @@ class MineConfig:
     reranker: Optional[str] = None
     reranker_batch_size: int = 32
     reranker_max_length: Optional[int] = None
-    absolute_margin: Optional[float] = None
-    relative_margin: Union[float, str, None] = "auto"
-    max_score: Optional[float] = None
-    min_score: Optional[float] = None
+    absolute_margin: Optional[float] = _rule("absolute_margin")
+    relative_margin: Union[float, str, None] = _rule("relative_margin")
+    max_score: Optional[float] = _rule("max_score")
+    min_score: Optional[float] = _rule("min_score")
     margin_reference: str = "min"
-    max_positive_similarity: Optional[float] = 0.98
-    positive_proximity: Optional[float] = 0.02
-    lexical_overlap: Optional[float] = 0.1
-    agreement: bool = True
-    cross_query: Optional[float] = 0.95
-    percentile_margin: Optional[float] = None
-    percentile_floor: float = 0.0
-    percentile_cap: float = 1.0
+    max_positive_similarity: Optional[float] = _rule("max_positive_similarity")
+    positive_proximity: Optional[float] = _rule("positive_proximity")
+    lexical_overlap: Optional[float] = _rule("lexical_overlap")
+    agreement: bool = _rule("agreement")
+    cross_query: Optional[float] = _rule("cross_query")
+    percentile_margin: Optional[float] = _rule("percentile_margin")
+    percentile_floor: float = _rule("percentile_floor")
+    percentile_cap: float = _rule("percentile_cap")
     score_all: bool = False
 
     range_min: int = 0
@@ -269,42 +269,18 @@ class MineConfig:
         _choice("bm25_method", self.bm25_method, BM25_METHODS)
         _choice("fusion", self.fusion, FUSIONS)
         _choice("margin_reference", self.margin_reference, MARGIN_REFERENCES)
-        if isinstance(self.relative_margin, str) and self.relative_margin != "auto":
-            raise ConfigError(f"{flag('relative_margin')} takes a number, auto or none; got {self.relative_margin!r}")
         _choice("precision", self.precision, PRECISIONS)
         if not DEVICE.match(self.device):
             raise ConfigError(f"{flag('device')} must be auto, cpu, cuda, cuda:N, mps or xpu; got {self.device!r}")
-        for name in ("absolute_margin", "relative_margin", "max_score", "min_score", "max_positive_similarity",
-                     "positive_proximity", "lexical_overlap", "cross_query", "percentile_margin", "percentile_floor",
-                     "percentile_cap"):
-            value = getattr(self, name)
-            if isinstance(value, float) and math.isnan(value):
-                raise ConfigError(f"{flag(name)} must be a number or none, got nan")
-        if self.lexical_overlap is not None and self.lexical_overlap < 0:
-            raise ConfigError(f"{flag('lexical_overlap')} is a share of the positive's own score: >= 0 (or none), "
-                              f"got {self.lexical_overlap}")
-        if self.cross_query is not None and not -1 <= self.cross_query <= 1:
-            raise ConfigError(f"{flag('cross_query')} is a cosine: between -1 and 1 (or none), got {self.cross_query}")
-        for name in ("percentile_margin", "percentile_floor", "percentile_cap"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value <= 1:
-                raise ConfigError(f"{flag(name)} is a share of the run's positives: between 0 and 1, got {value}")
-        if self.percentile_floor > self.percentile_cap:
-            raise ConfigError(f"{flag('percentile_floor')} ({self.percentile_floor}) is above "
-                              f"{flag('percentile_cap')} ({self.percentile_cap})")
+        for rule in registry.RULES:  # each rule checks its own options
+            for option in rule.options:
+                option.check(getattr(self, option.name))
+            if rule.check_config is not None:
+                rule.check_config(self)
         if self.model == NO_MODEL:
             self._check_no_model()
         if self.reranker_batch_size < 1:
             raise ConfigError(f"{flag('reranker_batch_size')} must be at least 1, got {self.reranker_batch_size}")
-        margin = self.relative_margin_value
-        if margin is not None and margin < 0:
-            raise ConfigError(f"{flag('relative_margin')} must be >= 0 (or none), got {margin}")
-        if self.positive_proximity is not None and not -2 <= self.positive_proximity <= 2:
-            raise ConfigError(f"{flag('positive_proximity')} is a difference of two cosines: between -2 and 2 (or "
-                              f"none), got {self.positive_proximity}")
-        if self.max_positive_similarity is not None and not -1 <= self.max_positive_similarity <= 1:
-            raise ConfigError(f"{flag('max_positive_similarity')} is a cosine: between -1 and 1 (or none), "
-                              f"got {self.max_positive_similarity}")
         if self.max_score is not None and self.min_score is not None and self.min_score > self.max_score:
             raise ConfigError(f"{flag('min_score')} ({self.min_score}) is above {flag('max_score')} "
                               f"({self.max_score}): every candidate would be dropped")
@@ -357,13 +333,14 @@ class MineConfig:
         return self.relative_margin_for(None)
 
     def relative_margin_for(self, judge_kind: Optional[str]) -> Optional[float]:
-        """The relative margin in force when ``judge_kind`` (``self``, ``bi-encoder``, ``cross-encoder``) scores:
-        ``auto`` is AUTO_MARGIN_OTHER_JUDGE for a judge other than the retrieval bi-encoder, none for ``self``
-        (``None``: decided by whether ``--reranker`` is given)."""
-        if self.relative_margin == "auto":
-            other = judge_kind not in (None, "self") or (judge_kind is None and bool(self.reranker))
-            return AUTO_MARGIN_OTHER_JUDGE if other else None
-        return None if self.relative_margin is None else float(self.relative_margin)
+        """The relative margin in force when ``judge_kind`` (``self``, ``bi-encoder``, ``cross-encoder``) scores
+        (``None``: decided by whether ``--reranker`` is given); see ``negmine.rules.relative_margin``."""
+        return resolve_relative_margin(self.relative_margin, judge_kind, self.reranker)
+
+    def for_judge(self, judge_kind: Optional[str]) -> "MineConfig":
+        """These settings with ``relative_margin`` resolved for the judge (``auto`` made a number or ``None``): what
+        the rules read."""
+        return dataclasses.replace(self, relative_margin=self.relative_margin_for(judge_kind))
 
     def _check_no_model(self) -> None:
         """``--model none`` with options that need a bi-encoder (or, without a reranker, a judge)."""

@@ -14,8 +14,16 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from negmine.errors import StorageError, storage_error
-from negmine.storage.files import atomic_target, atomic_write_text, file_sha256, remove_stale_temps, temp_path
+from negmine.errors import ConfigError, StorageError, storage_error
+from negmine.storage.files import (
+    PathLike,
+    atomic_target,
+    atomic_write_text,
+    check_writable,
+    file_sha256,
+    remove_stale_temps,
+    temp_path,
+)
 
 logger = logging.getLogger("negmine")
 
@@ -32,10 +40,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "negmine"
 
 
-def resolve_cache_dir(cache_dir: Optional[Union[str, Path]], index_dir: Optional[Union[str, Path]]) -> Path:
+def resolve_cache_dir(cache_dir: Optional[PathLike], index_dir: Optional[PathLike]) -> Path:
     """The directory indexes and embeddings are cached in: ``index_dir`` (which must exist), ``cache_dir``, or
     the default cache."""
-    from negmine.errors import ConfigError
 
     if index_dir is not None:
         if cache_dir is not None:
@@ -45,9 +52,8 @@ def resolve_cache_dir(cache_dir: Optional[Union[str, Path]], index_dir: Optional
     return Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
 
-def existing_folder(path: Union[str, Path], option: str, if_file: str, if_missing: str) -> Path:
+def existing_folder(path: PathLike, option: str, if_file: str, if_missing: str) -> Path:
     """``path``, checked to be a folder that exists (else a ConfigError naming ``option``, with the advice)."""
-    from negmine.errors import ConfigError
 
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
@@ -57,7 +63,7 @@ def existing_folder(path: Union[str, Path], option: str, if_file: str, if_missin
     return folder
 
 
-def cache_option(cache_dir: Optional[Union[str, Path]], index_dir: Optional[Union[str, Path]]) -> str:
+def cache_option(cache_dir: Optional[PathLike], index_dir: Optional[PathLike]) -> str:
     """How messages name the cache folder of a run: the option that gave it, or the variable."""
     if index_dir is not None:
         return "--index-dir"
@@ -96,7 +102,6 @@ def prepare_cache_dir(root: Path, option: str = "--cache-dir", writable: bool = 
         StorageError: the folder cannot be created, one of its parts is a file, or (``writable``) the folder cannot
             be written.
     """
-    from negmine.errors import ConfigError
 
     root = Path(root)
     if root.exists() and not root.is_dir():
@@ -110,7 +115,6 @@ def prepare_cache_dir(root: Path, option: str = "--cache-dir", writable: bool = 
         if p.exists() and not p.is_dir():
             raise StorageError(f"{p}: is a file, but negmine keeps its {part} cache there; move it away or give "
                                f"another {option}")
-    from negmine.storage.files import check_writable
 
     resolved = root.resolve()
     try:

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from negmine.errors import ConfigError
+from negmine.errors import ConfigError, storage_error
 from negmine.storage.cache import CACHE_PARTS, existing_folder, file_lock
+from negmine.storage.files import remove_stale_temps
 
 #: The parts ``info`` and ``prune`` know, in the order they are shown.
 PARTS = ("inputs", "embeddings", "bm25", "vectors", "faiss", "runs")
@@ -171,8 +172,6 @@ def prune(root: Path, older_than: float = 0.0, parts: Optional[Iterable[str]] = 
         ConfigError: ``root`` is not a folder, or a part is unknown.
         StorageError: an entry cannot be removed (a read-only folder).
     """
-    from negmine.errors import storage_error
-    from negmine.storage.files import remove_stale_temps
 
     root = existing_folder(root, option, "give the cache folder", "nothing is cached there")
     chosen = tuple(parts) if parts else PARTS

@@ -15,8 +15,13 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from negmine.errors import ConfigError
+from negmine.judges.base import MissingScore
+from negmine.output.files import check_output_path
 from negmine.progress import Progress
+from negmine.run.batch import mine_batch
+from negmine.run.stored import open_stored
 from negmine.settings.config import flag
+from negmine.storage.files import atomic_target
 
 #: The options a sweep can vary (the rules and the sampling; the output's layout does not change what is picked).
 SWEEP_OPTIONS = (
@@ -108,8 +113,6 @@ def sweep(
         ConfigError: An option a sweep cannot vary, or a setting the file cannot serve (a deeper window, a value it
             lacks), named with the setting.
     """
-    from negmine.mine import mine_batch, open_stored
-    from negmine.score import MissingScore
 
     progress = progress or Progress()
     settings = grid_of(grid)
@@ -117,8 +120,6 @@ def sweep(
     stored = open_stored(candidates, corpus=corpus, queries=queries, qrels=qrels, pairs=pairs, cache_dir=cache_dir,
                          progress=progress)
     if png is not None:
-        from negmine.output.files import check_output_path
-
         png = check_output_path(png, [stored.path, *stored.files.values()], "--png", (".png",))
     seconds = {"read": time.perf_counter() - t}
     judged = "reranker_score" in stored.sources.columns
@@ -201,7 +202,6 @@ def plot_sweep(result: SweepResult, png: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from negmine.storage.files import atomic_target
 
     names = list(result.rows[0].settings) if result.rows else []
     if len(names) == 1:  # the values on the axis, the option under it

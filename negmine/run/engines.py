@@ -20,11 +20,21 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from negmine.errors import ConfigError, NegmineError, StorageError
+from negmine.inputs.read import load_inputs, read_corpus
+from negmine.progress import Progress
+from negmine.retrieve.dense import DenseRetriever
+from negmine.run.batch import BatchResult, mine_batch
+from negmine.run.plan import plan
+from negmine.storage.cache import read_only
+from negmine.storage.embeddings import EmbeddingCache
 
 logger = logging.getLogger("negmine")
 
+
 #: Texts per encoding task on the cluster.
 ENCODE_CHUNK = 8192
+
+
 RAY_INSTALL = 'pip install "negmine[ray]"'
 
 
@@ -66,7 +76,6 @@ class LocalEngine:
 
     def results(self, job: Job, run: Any, batches: list[tuple[int, np.ndarray]], progress: Any) -> Iterator[Any]:
         """The results of ``batches`` ((index, query positions) pairs), in order."""
-        from negmine.mine import mine_batch
 
         for _, positions in batches:
             yield mine_batch(run, positions, job.audit, progress)
@@ -120,7 +129,6 @@ class RayEngine:
     def encode_corpus(self, job: Job, texts: Sequence[str], encoder: Any, progress: Any) -> None:
         """Encode the corpus texts the shared cache lacks on the cluster: each actor commits its vectors to the
         embedding cache, content-addressed, exactly as a local run would (the same bytes: equal-length batches)."""
-        from negmine.storage.embeddings import EmbeddingCache
 
         if encoder is None:
             return
@@ -137,7 +145,6 @@ class RayEngine:
 
     def results(self, job: Job, run: Any, batches: list[tuple[int, np.ndarray]], progress: Any) -> Iterator[Any]:
         """The results of ``batches``, mined by the actor pool, in order."""
-        from negmine.write import BatchResult
 
         if not batches:
             return
@@ -191,7 +198,6 @@ MARKER = ".cluster-check-"
 def write_marker(cache: Path) -> str:
     """A file in the cache that every worker must see (the cache must be shared by the nodes): a new one, or in a
     cache opened read-only, one it holds (``remove_marker`` removes only a file it wrote)."""
-    from negmine.storage.cache import read_only
 
     if read_only(cache):
         held = next((p for p in sorted(Path(cache).rglob("manifest.json"))), None)
@@ -235,9 +241,6 @@ class _EncodeWorker:
     """A Ray actor encoding corpus rows into the shared embedding cache (the model loaded once)."""
 
     def __init__(self, job: Job, encoder: Any) -> None:
-        from negmine.inputs.read import load_inputs, read_corpus
-        from negmine.retrieve.dense import DenseRetriever
-
         check_visible(job)
         use_assigned_cpus()
         c = job.config
@@ -264,23 +267,17 @@ class _BatchWorker:
     cache, the models loaded), then mines each batch it is given."""
 
     def __init__(self, job: Job) -> None:
-        from negmine.mine import plan
-        from negmine.progress import Progress
-
         check_visible(job)
         use_assigned_cpus()
         self.job = job
         self.run, _ = plan(job.config, job.corpus, job.queries, job.qrels, job.pairs, job.cache, job.encoder,
                            job.corpus_embeddings, job.query_embeddings, False, Progress(), [], prepass=False)
         self.run.calibration = job.calibration
-        if job.dense_search and self.run.dense is not None:
-            self.run.dense.use_setting(job.dense_search)
+        if job.dense_search and self.run.sources.dense is not None:
+            self.run.sources.dense.use_setting(job.dense_search)
             self.run.dense_search = dict(job.dense_search)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from negmine.mine import mine_batch
-        from negmine.progress import Progress
-
         indices, payloads = [], []
         for index, positions in zip(batch["index"], batch["positions"]):
             result = mine_batch(self.run, np.asarray(positions, dtype=np.int64), self.job.audit, Progress())

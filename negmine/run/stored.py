@@ -9,17 +9,31 @@ written with their options, without a model, a retrieval or a score computed aga
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from negmine.errors import ConfigError, InputError
-from negmine.evidence import Evidence
+from negmine.inputs.data import Positives
+from negmine.inputs.read import Inputs
+from negmine.judges.base import VALUE_NAMES, LookupScorer, MissingScore, Scorers, lookup_scorers
+from negmine.output.candidates import CANDIDATE_VALUES, CHECK_ORDER, EVIDENCE_FILL
+from negmine.output.provenance import read_metadata
+from negmine.progress import Progress
+from negmine.report.stats import MineStats
 from negmine.retrieve.base import Hits
-from negmine.score import VALUE_NAMES, LookupScorer, MissingScore, Scorers, lookup_scorers
+from negmine.rules import registry
+from negmine.run.plan import Plan, depth_of, percentile_gate_on, read_inputs, uses_bi_encoder
 from negmine.settings.config import MineConfig, flag
+from negmine.storage.cache import prepare_cache_dir, resolve_cache_dir
+from negmine.storage.files import PathLike, fingerprint
+from negmine.version import __version__
 
 #: The options ``refilter`` and ``sweep`` take: the rules, the sampling and the output's layout. Everything else
 #: (inputs, retriever, models) is what the candidates were mined with.
@@ -31,19 +45,16 @@ REFILTER_OPTIONS = (
     "difficulty_bands", "promote_false_negatives", "output_format", "output_scores", "prompt", "columns",
     "allow_empty", "query_batch_size",
 )
-#: What each evidence column serves, and its value where a query has no such candidate.
-EVIDENCE = {"twin_similarity": ("cross_query", -np.inf), "lexical_overlap": ("lexical_overlap", 0.0),
-            "bm25_score": ("agreement", -np.inf)}
+
+
 REMINE = "mine with --score-all --candidates-output to keep every value"
 
 
 def read_record(path: Path) -> dict[str, Any]:
     """The provenance of a candidates file, checked to be one (it records what the file holds)."""
-    from negmine.output.provenance import read_metadata
-
     meta = read_metadata(path)
     if "candidates" not in meta:
-        raise InputError(f"{path}: not a candidates file of negmine {_version()} (written by negmine mine "
+        raise InputError(f"{path}: not a candidates file of negmine {__version__} (written by negmine mine "
                          "--candidates-output); an output file, or one written by an older negmine, cannot be "
                          "re-filtered")
     return meta
@@ -52,8 +63,6 @@ def read_record(path: Path) -> dict[str, Any]:
 def config_of(meta: Mapping[str, Any], options: Mapping[str, Any], path: Path) -> MineConfig:
     """The settings the candidates were mined with, with ``options`` (filter, sampling and output options only)
     in their place."""
-    import dataclasses
-
     fixed = sorted(set(options) - set(REFILTER_OPTIONS))
     if fixed:
         raise ConfigError(f"{', '.join(flag(f) for f in fixed)}: fixed by the mining run that wrote {path} (only the "
@@ -66,8 +75,6 @@ def config_of(meta: Mapping[str, Any], options: Mapping[str, Any], path: Path) -
 def input_paths(meta: Mapping[str, Any], given: Mapping[str, Any], path: Path) -> dict[str, str]:
     """The inputs the candidates were mined from (their paths in the provenance, or ``given`` ones instead), each
     checked to hold the same bytes (its fingerprint)."""
-    from negmine.storage.files import fingerprint
-
     recorded = meta.get("inputs") or {}
     out: dict[str, str] = {}
     for role, item in recorded.items():
@@ -104,9 +111,6 @@ class StoredSources:
     """
 
     def __init__(self, path: Path, meta: Mapping[str, Any], queries: Any, corpus: Any) -> None:
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
         self.path, self.meta = path, meta
         record = meta["candidates"]
         self.depth = int(record["depth"])
@@ -123,10 +127,7 @@ class StoredSources:
                                  f"{where.source}: the candidates were mined from other inputs")
         rank = np.asarray(pc.fill_null(table.column("rank"), -1).to_numpy(), dtype=np.int64)
         is_qrel = np.asarray(pc.equal(table.column("status"), "qrel").to_numpy(zero_copy_only=False), dtype=bool)
-        self.columns = [c for c in ("retrieval_score", "reranker_score", "cosine", "positive_similarity",
-                                    "positive_proximity", "bm25_score", "twin_similarity", "lexical_overlap",
-                                    "pair_score")
-                        if c in table.column_names]
+        self.columns = [c for c in ("retrieval_score", "reranker_score", *CANDIDATE_VALUES) if c in table.column_names]
         values = {c: np.asarray(pc.fill_null(table.column(c), math.nan).to_numpy(zero_copy_only=False),
                                 dtype=np.float32) for c in self.columns}
         cand = np.flatnonzero(~is_qrel)
@@ -142,7 +143,7 @@ class StoredSources:
 
     # -- checks, once per setting --------------------------------------------------------------------------------
 
-    def check(self, config: MineConfig, depth: int, need_scores: bool) -> None:
+    def check(self, config: MineConfig, depth: int) -> None:
         """Refuse, before any work, a setting the file cannot serve: a deeper window than was retrieved (for hybrid,
         any other depth: its fused ranking depends on the depth), or a rule whose values are not in the file."""
         mined_max = (self.meta.get("config") or {}).get("range_max")
@@ -154,21 +155,17 @@ class StoredSources:
             raise ConfigError(f"{flag('range_max')} {config.range_max}: a hybrid retriever's fused ranking depends "
                               f"on how deep each retriever is searched; refilter it with {flag('range_max')} "
                               f"{mined_max}, as mined, or mine again")
-        needs = [(column, option) for column, (option, _) in EVIDENCE.items()
-                 if getattr(config, option) not in (None, False)]
-        if need_scores or config.sampling_strategy == "simans":
-            needs.append(("reranker_score", "the score rules" if need_scores else "--sampling-strategy simans"))
-        if config.max_positive_similarity is not None:
-            needs.append(("positive_similarity", "max_positive_similarity"))
-        if config.positive_proximity is not None:
-            needs.append(("positive_proximity", "positive_proximity"))
-        if config.agreement:
-            needs.append(("cosine", "agreement"))
-        for column, option in needs:
+        needs: dict[str, str] = {}  # column -> what needs it
+        for rule in registry.RULES:
+            if rule.enabled(config):
+                for column in rule.columns:
+                    needs.setdefault(column, "the score rules" if rule.judge else flag(rule.options[0].name))
+        if config.sampling_strategy == "simans":
+            needs.setdefault("reranker_score", "--sampling-strategy simans")
+        for column in sorted(needs, key=CHECK_ORDER.index):
             if column not in self.columns:
-                what = option if option.startswith(("the", "--")) else flag(option)
-                raise ConfigError(f"{self.path}: {what} needs {VALUE_NAMES.get(column, column)} of each candidate, "
-                                  f"which this candidates file does not hold; {REMINE}")
+                raise ConfigError(f"{self.path}: {needs[column]} needs {VALUE_NAMES.get(column, column)} of each "
+                                  f"candidate, which this candidates file does not hold; {REMINE}")
 
     def calibration(self, mined: np.ndarray) -> np.ndarray:
         """The judge's scores of every positive of the mined queries, sorted (the percentile gate's calibration)."""
@@ -227,66 +224,113 @@ class StoredSources:
         out[found] = self.c_values[column][at[found]]
         return out
 
-    def search(self, run: Any, rows: np.ndarray, qtexts: Sequence[str], progress: Any) -> Hits:
-        hits = Hits.empty(len(rows), run.depth)
-        r, c, at = self._cells(rows, run.depth)
+    def search(self, plan: Any, rows: np.ndarray, texts: Sequence[str], progress: Any) -> Hits:
+        hits = Hits.empty(len(rows), plan.depth)
+        r, c, at = self._cells(rows, plan.depth)
         hits.indices[r, c] = self.c_doc[at]
         hits.scores[r, c] = self.c_values["retrieval_score"][at]
         return hits
 
-    def evidence(self, run: Any, indices: np.ndarray, positions: np.ndarray, pos_lists: list[list[int]],
-                 qtexts: Sequence[str]) -> Evidence:
-        rows = run.mined[positions]
+    def evidence(self, plan: Any, indices: np.ndarray, positions: np.ndarray, positives: list[list[int]],
+                 texts: Sequence[str]) -> dict[str, Any]:
+        rows = plan.mined[positions]
         depth = indices.shape[1]
-        found = Evidence()
-        if "twin_similarity" in self.columns:
-            found.twin_similarity = self._grid("twin_similarity", rows, depth, -math.inf)
-        if "lexical_overlap" in self.columns:
-            found.overlap = self._grid("lexical_overlap", rows, depth, 0.0)
-        if "bm25_score" in self.columns:
-            found.bm25_scores = self._grid("bm25_score", rows, depth, -math.inf)
-            found.bm25_positive = self._positive_values("bm25_score", rows, pos_lists)
+        found: dict[str, Any] = {column: self._grid(column, rows, depth, fill)
+                                 for column, fill in EVIDENCE_FILL.items() if column in self.columns}
+        if "bm25_score" in found:
+            found["bm25_positive"] = self._positive_values("bm25_score", rows, positives)
         return found
 
-    def scorers(self, run: Any, rows: np.ndarray, qtexts: Sequence[str], pos_lists: list[list[int]]) -> Scorers:
-        depth = run.depth
-        indices = self.search(run, rows, qtexts, None).indices
+    def scorers(self, plan: Any, rows: np.ndarray, texts: Sequence[str], positives: list[list[int]]) -> Scorers:
+        depth = plan.depth
+        indices = self.search(plan, rows, texts, None).indices
         return lookup_scorers(
-            indices, pos_lists, self.name, self._grid("reranker_score", rows, depth),
-            self._positive_values("reranker_score", rows, pos_lists), self._grid("cosine", rows, depth),
-            self._positive_values("cosine", rows, pos_lists), self._grid("positive_similarity", rows, depth), rows,
+            indices, positives, self.name, self._grid("reranker_score", rows, depth),
+            self._positive_values("reranker_score", rows, positives), self._grid("cosine", rows, depth),
+            self._positive_values("cosine", rows, positives), self._grid("positive_similarity", rows, depth), rows,
             self._grid("positive_proximity", rows, depth))
 
-    def pair_scores(self, run: Any, rows: np.ndarray, qtexts: Sequence[str], docs: list[list[int]]
+    def pair_scores(self, plan: Any, rows: np.ndarray, texts: Sequence[str], docs: list[list[int]]
                     ) -> list[np.ndarray]:
         """The retriever's pair scores kept in the file (``--score-all``), for ``--output-scores`` without a
         judge."""
         if "pair_score" not in self.columns:
             raise ConfigError(f"{self.path}: --output-scores without a score rule writes the retriever's pair scores, "
                               f"which this candidates file does not hold; {REMINE}")
-        pos_lists = [run.positives.of(int(q)).tolist() for q in rows]
-        indices = self.search(run, rows, qtexts, None).indices
+        positives = [plan.positives.of(int(q)).tolist() for q in rows]
+        indices = self.search(plan, rows, texts, None).indices
         lookup = LookupScorer("retriever", VALUE_NAMES["pair_score"], indices,
-                              self._grid("pair_score", rows, run.depth), pos_lists,
-                              self._positive_values("pair_score", rows, pos_lists), rows)
+                              self._grid("pair_score", rows, plan.depth), positives,
+                              self._positive_values("pair_score", rows, positives), rows)
         return [lookup.score(np.full(len(d), i, dtype=np.int64), np.asarray(d, dtype=np.int64))
                 for i, d in enumerate(docs)]
 
-    def judge_name(self, run: Any) -> str:
+    def judge_name(self, plan: Any) -> str:
         return self.name
 
-    def embedder_identity(self, run: Any) -> Optional[dict[str, Any]]:
-        from negmine.mine import uses_bi_encoder
+    def embedder_identity(self, plan: Any) -> Optional[dict[str, Any]]:
+        return (self.meta.get("models") or {}).get("embedder") if uses_bi_encoder(plan.rules) else None
 
-        return (self.meta.get("models") or {}).get("embedder") if uses_bi_encoder(run.config, run.rules) else None
-
-    def judge_identity(self, run: Any, always: bool = False) -> Optional[dict[str, Any]]:
-        if not run.rules.need_scores and not always:
+    def judge_identity(self, plan: Any, always: bool = False) -> Optional[dict[str, Any]]:
+        if not registry.need_scores(plan.rules) and not always:
             return None
         return self.judge_record
 
+    def texts_counted(self) -> Optional[tuple[int, int]]:
+        return None  # nothing is encoded
 
-def _version() -> str:
-    from negmine.version import __version__
 
-    return __version__
+class StoredRun:
+    """A candidates file and the inputs it was mined from, read once, ready to plan runs with other settings
+    (``refilter`` plans one, ``sweep`` many)."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], files: dict[str, Any], inputs: Inputs, positives: Positives,
+                 mined: np.ndarray, stats: MineStats, cache: Optional[Path], warnings: list[str]) -> None:
+        self.path, self.meta, self.files = path, meta, files
+        self.inputs, self.positives, self.mined, self.stats = inputs, positives, mined, stats
+        self.cache, self.warnings = cache, warnings
+        self.sources = StoredSources(path, meta, inputs.queries, inputs.corpus)
+        self.doc_digests: Optional[np.ndarray] = None
+
+    def config(self, options: dict[str, Any]) -> MineConfig:
+        """The mined settings with ``options`` (filter, sampling and output options) in their place."""
+        return config_of(self.meta, options, self.path)
+
+    def plan(self, config: MineConfig) -> tuple[Plan, MineStats]:
+        """A run of these candidates with ``config`` (checked against what the file holds), and its statistics so
+        far."""
+        kind = self.sources.judge_kind or "self"
+        rules = config.for_judge(self.sources.judge_kind)
+        depth = depth_of(config, self.positives, self.mined, len(self.inputs.corpus))
+        self.sources.check(rules, depth)
+        if self.doc_digests is None:
+            self.doc_digests = np.zeros(len(self.inputs.corpus), dtype=np.uint64)
+        run = Plan(config, rules, self.inputs, self.positives, self.mined, depth, self.sources,
+                   self.cache or Path("."), kind, doc_digests=self.doc_digests)  # digests: shared by every setting
+        if percentile_gate_on(rules):
+            run.calibration = self.sources.calibration(self.mined)
+        return run, copy.deepcopy(self.stats)
+
+
+def open_stored(candidates: PathLike, *, corpus: Any = None, queries: Any = None, qrels: Any = None,
+                pairs: Any = None, cache_dir: Optional[PathLike] = None, progress: Optional[Progress] = None,
+                warnings: Optional[list[str]] = None) -> StoredRun:
+    """Read a candidates file and the inputs it was mined from (those of its provenance, or the ones given)."""
+    progress = progress or Progress()
+    warnings = [] if warnings is None else warnings
+    path = Path(candidates)
+    if not path.is_file():
+        raise InputError(f"{path}: no such candidates file")
+    meta = read_record(path)
+    config = config_of(meta, {}, path)
+    given = {"corpus": corpus, "queries": queries, "qrels": qrels, "pairs": pairs}
+    files = input_paths(meta, {k: v for k, v in given.items() if isinstance(v, (str, Path))}, path) \
+        if not any(v is not None and not isinstance(v, (str, Path)) for v in given.values()) else {}
+    sources = {k: v if v is not None and not isinstance(v, (str, Path)) else files.get(k) for k, v in given.items()}
+    cache = prepare_cache_dir(resolve_cache_dir(cache_dir, None), "--cache-dir")
+    inputs, positives, mined, stats = read_inputs(config, sources["corpus"], sources["queries"], sources["qrels"],
+                                                  sources["pairs"], cache, progress, warnings)
+    for role in ("corpus_embeddings", "query_embeddings"):
+        if role in files:
+            inputs.files[role] = files[role]
+    return StoredRun(path, meta, files, inputs, positives, mined, stats, cache, warnings)

@@ -40,7 +40,7 @@ import fn_metrics as M
 import numpy as np
 from fn_data import DEFAULT_CACHE, Prepared, prepare
 
-from negmine.filters import normalize_text
+from negmine.rules.duplicates import normalize_text
 
 OUT = Path(__file__).resolve().parent / "out"
 SPLITS = {"scifact": "train"}

@@ -30,7 +30,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 docs: install
-	$(BIN)/python -m negmine.clidoc > docs/cli.md
+	$(BIN)/python -m negmine.cli.doc > docs/cli.md
 
 lint: install
 	$(BIN)/ruff check negmine tests benchmarks

@@ -9,7 +9,7 @@ import typer
 from helpers import ROOT
 
 from negmine.cli import app
-from negmine.clidoc import render
+from negmine.cli.doc import render
 
 
 def test_cli_reference_is_up_to_date() -> None:

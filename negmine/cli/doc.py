@@ -1,6 +1,6 @@
 """Render the CLI reference (docs/cli.md) from the commands themselves, so that it always matches ``--help``.
 
-``python -m negmine.clidoc > docs/cli.md`` (``make docs``) rewrites it; a test fails when it is out of date.
+``python -m negmine.cli.doc > docs/cli.md`` (``make docs``) rewrites it; a test fails when it is out of date.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from typing import Any
 
 import typer
 
-from negmine.cli import app, option_groups
+from negmine.cli.app import app
+from negmine.cli.base import option_groups
 
 HEADER = """# CLI reference
 
-Generated from the commands' own `--help` by `make docs` (`python -m negmine.clidoc > docs/cli.md`);
+Generated from the commands' own `--help` by `make docs` (`python -m negmine.cli.doc > docs/cli.md`);
 a test fails when this page and the commands disagree.
 
 Exit codes: 0 success; 1 bad input data, a folder that cannot be written (read-only, full), or a run that would

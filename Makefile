@@ -35,6 +35,7 @@ docs: install
 lint: install
 	$(BIN)/ruff check negmine tests benchmarks
 	$(BIN)/mypy negmine
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -105,76 +105,99 @@ def build_table(
     q_ids: Take = partial(take_rows, queries.id_array)
     d_text: Take = partial(take_rows, corpus.text_array)
     d_ids: Take = partial(take_rows, corpus.id_array)
-    counts = np.array([len(n) for n in sel.negatives], dtype=np.int64)
-    flat_neg = np.concatenate(sel.negatives).astype(np.int64) if sel.negatives else np.empty(0, np.int64)
-    flat_score = (
-        np.concatenate(sel.negative_scores).astype(np.float32) if sel.negative_scores else np.empty(0, np.float32)
-    )
-    cols: dict[str, pa.Array] = {}
-    bands = sel.negative_bands
-
-    if output_format == "triplet":
-        q = np.repeat(sel.query, counts)
-        p = np.repeat(sel.positive, counts)
-        cols["anchor"] = q_text(q)
-        cols["positive"] = d_text(p)
-        cols["negative"] = d_text(flat_neg)
-        cols["query_id"] = q_ids(q)
-        cols["positive_id"] = d_ids(p)
-        cols["negative_id"] = d_ids(flat_neg)
-        if output_scores:
-            cols["positive_score"] = pa.array(np.repeat(sel.positive_score, counts).astype(np.float32))
-            cols["negative_score"] = pa.array(flat_score)
-        if bands is not None:
-            cols["difficulty_band"] = pa.array(np.concatenate(bands).astype(np.int8) if bands else
-                                               np.empty(0, np.int8))
-    elif output_format == "n-tuple":
-        full = counts == num_negatives
-        rows = np.flatnonzero(full)
-        negs = np.stack([sel.negatives[r] for r in rows]) if rows.size else np.empty((0, num_negatives), np.int64)
-        cols["anchor"] = q_text(sel.query[rows])
-        cols["positive"] = d_text(sel.positive[rows])
-        for j in range(num_negatives):
-            cols[f"negative_{j + 1}"] = d_text(negs[:, j].astype(np.int64))
-        cols["query_id"] = q_ids(sel.query[rows])
-        cols["positive_id"] = d_ids(sel.positive[rows])
-        offsets = np.arange(rows.size + 1) * num_negatives
-        cols["negative_ids"] = _list_array(offsets, d_ids(negs.ravel().astype(np.int64)))
-        if output_scores:
-            scores = np.column_stack(
-                [sel.positive_score[rows]] + [np.array([sel.negative_scores[r][j] for r in rows]) for j in
-                                              range(num_negatives)]
-            ) if rows.size else np.empty((0, num_negatives + 1))
-            cols["scores"] = _list_array(np.arange(rows.size + 1) * (num_negatives + 1),
-                                         pa.array(scores.ravel().astype(np.float32)))
-        if bands is not None:
-            values = np.concatenate([bands[r] for r in rows]).astype(np.int8) if rows.size else np.empty(0, np.int8)
-            cols["difficulty_bands"] = _list_array(offsets, pa.array(values))
-    elif output_format == "labeled-list":
-        rows = np.flatnonzero(counts > 0)
-        docs = [np.concatenate([[sel.positive[r]], sel.negatives[r]]).astype(np.int64) for r in rows]
-        offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
-        flat_docs = np.concatenate(docs) if docs else np.empty(0, np.int64)
-        labels = np.concatenate([[1] + [0] * (len(d) - 1) for d in docs]) if docs else np.empty(0)
-        cols["anchor"] = q_text(sel.query[rows])
-        cols["docs"] = _list_array(offsets, d_text(flat_docs))
-        cols["labels"] = _list_array(offsets, pa.array(labels.astype(np.int8)))
-        cols["query_id"] = q_ids(sel.query[rows])
-        cols["doc_ids"] = _list_array(offsets, d_ids(flat_docs))
-        if output_scores:
-            flat = [np.concatenate([[sel.positive_score[r]], sel.negative_scores[r]]) for r in rows]
-            values = np.concatenate(flat).astype(np.float32) if flat else np.empty(0, np.float32)
-            cols["scores"] = _list_array(offsets, pa.array(values))
-        if bands is not None:  # 0 for the positive
-            parts = [np.concatenate([[0], bands[r]]) for r in rows]
-            cols["difficulty_bands"] = _list_array(offsets, pa.array(
-                np.concatenate(parts).astype(np.int8) if parts else np.empty(0, np.int8)))
-    elif output_format in ("labeled-pair", "flagembedding"):
+    if output_format in ("labeled-pair", "flagembedding"):
         return _grouped(by_query(sel), q_text, q_ids, d_text, d_ids, output_format, output_scores, prompt,
                         sel.negative_bands is not None)
-    else:  # pragma: no cover - the config validates the format
+    layout = _ROW_LAYOUTS.get(output_format)
+    if layout is None:  # pragma: no cover - the config validates the format
         raise ValueError(output_format)
-    return pa.table(cols)
+    return pa.table(layout(sel, _Takes(q_text, q_ids, d_text, d_ids), num_negatives, output_scores))
+
+
+@dataclass(frozen=True)
+class _Takes:
+    """The rows of the queries' and the corpus's texts and ids, by index."""
+
+    q_text: Take
+    q_ids: Take
+    d_text: Take
+    d_ids: Take
+
+
+def _counts(sel: Selection) -> np.ndarray:
+    return np.array([len(n) for n in sel.negatives], dtype=np.int64)
+
+
+def _triplet(sel: Selection, t: _Takes, num_negatives: int, output_scores: bool) -> dict[str, pa.Array]:
+    """A row per (query, positive, negative)."""
+    counts = _counts(sel)
+    flat_neg = np.concatenate(sel.negatives).astype(np.int64) if sel.negatives else np.empty(0, np.int64)
+    q = np.repeat(sel.query, counts)
+    p = np.repeat(sel.positive, counts)
+    cols = {"anchor": t.q_text(q), "positive": t.d_text(p), "negative": t.d_text(flat_neg), "query_id": t.q_ids(q),
+            "positive_id": t.d_ids(p), "negative_id": t.d_ids(flat_neg)}
+    if output_scores:
+        cols["positive_score"] = pa.array(np.repeat(sel.positive_score, counts).astype(np.float32))
+        cols["negative_score"] = pa.array(
+            np.concatenate(sel.negative_scores).astype(np.float32) if sel.negative_scores else
+            np.empty(0, np.float32))
+    bands = sel.negative_bands
+    if bands is not None:
+        cols["difficulty_band"] = pa.array(np.concatenate(bands).astype(np.int8) if bands else np.empty(0, np.int8))
+    return cols
+
+
+def _n_tuple(sel: Selection, t: _Takes, num_negatives: int, output_scores: bool) -> dict[str, pa.Array]:
+    """A row per (query, positive) with exactly ``num_negatives`` negatives."""
+    rows = np.flatnonzero(_counts(sel) == num_negatives)
+    negs = np.stack([sel.negatives[r] for r in rows]) if rows.size else np.empty((0, num_negatives), np.int64)
+    cols = {"anchor": t.q_text(sel.query[rows]), "positive": t.d_text(sel.positive[rows])}
+    for j in range(num_negatives):
+        cols[f"negative_{j + 1}"] = t.d_text(negs[:, j].astype(np.int64))
+    cols["query_id"] = t.q_ids(sel.query[rows])
+    cols["positive_id"] = t.d_ids(sel.positive[rows])
+    offsets = np.arange(rows.size + 1) * num_negatives
+    cols["negative_ids"] = _list_array(offsets, t.d_ids(negs.ravel().astype(np.int64)))
+    if output_scores:
+        scores = np.column_stack(
+            [sel.positive_score[rows]] + [np.array([sel.negative_scores[r][j] for r in rows]) for j in
+                                          range(num_negatives)]
+        ) if rows.size else np.empty((0, num_negatives + 1))
+        cols["scores"] = _list_array(np.arange(rows.size + 1) * (num_negatives + 1),
+                                     pa.array(scores.ravel().astype(np.float32)))
+    bands = sel.negative_bands
+    if bands is not None:
+        values = np.concatenate([bands[r] for r in rows]).astype(np.int8) if rows.size else np.empty(0, np.int8)
+        cols["difficulty_bands"] = _list_array(offsets, pa.array(values))
+    return cols
+
+
+def _labeled_list(sel: Selection, t: _Takes, num_negatives: int, output_scores: bool) -> dict[str, pa.Array]:
+    """A row per (query, positive) with negatives: the positive and its negatives as docs, labels 1 and 0."""
+    rows = np.flatnonzero(_counts(sel) > 0)
+    docs = [np.concatenate([[sel.positive[r]], sel.negatives[r]]).astype(np.int64) for r in rows]
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
+    flat_docs = np.concatenate(docs) if docs else np.empty(0, np.int64)
+    labels = np.concatenate([[1] + [0] * (len(d) - 1) for d in docs]) if docs else np.empty(0)
+    cols = {"anchor": t.q_text(sel.query[rows]), "docs": _list_array(offsets, t.d_text(flat_docs)),
+            "labels": _list_array(offsets, pa.array(labels.astype(np.int8))), "query_id": t.q_ids(sel.query[rows]),
+            "doc_ids": _list_array(offsets, t.d_ids(flat_docs))}
+    if output_scores:
+        flat = [np.concatenate([[sel.positive_score[r]], sel.negative_scores[r]]) for r in rows]
+        values = np.concatenate(flat).astype(np.float32) if flat else np.empty(0, np.float32)
+        cols["scores"] = _list_array(offsets, pa.array(values))
+    bands = sel.negative_bands
+    if bands is not None:  # 0 for the positive
+        parts = [np.concatenate([[0], bands[r]]) for r in rows]
+        cols["difficulty_bands"] = _list_array(offsets, pa.array(
+            np.concatenate(parts).astype(np.int8) if parts else np.empty(0, np.int8)))
+    return cols
+
+
+#: The layouts of a row per pair (or per negative); labeled-pair and flagembedding group by query (``_grouped``).
+_ROW_LAYOUTS: dict[str, Callable[[Selection, _Takes, int, bool], dict[str, pa.Array]]] = {
+    "triplet": _triplet, "n-tuple": _n_tuple, "labeled-list": _labeled_list,
+}
 
 
 def _grouped(groups: list[QueryGroup], q_text: Take, q_ids: Take, d_text: Take, d_ids: Take,

@@ -218,27 +218,9 @@ class PostingsIndex:
         up = 1.0 + PRUNE_MARGIN
 
         # 1. theta
-        rare = np.argsort(df, kind="stable")
-        reach = np.cumsum(df[rare])
-        j = int(np.searchsorted(reach, k))
-        while True:
-            if j >= rare.size or reach[j] * 2 > total or reach[j] > PRUNE_MAX_CANDIDATES:
-                return None
-            seed_terms = set(distinct[rare[: j + 1]].tolist())
-            seed = self._union([self.postings(t)[0] for t in seed_terms], mask)
-            if seed.size >= k:
-                break
-            j += 1
-        for t in ids.tolist():
-            if t in seed_terms:
-                docs, vals = self.postings(t)
-                acc[docs] += vals
-        partial = acc[seed]
-        acc[seed] = 0
-        n_best = min(seed.size, PRUNE_SEED * k)
-        best = np.sort(seed[np.argpartition(partial, seed.size - n_best)[seed.size - n_best :]])
-        exact = self.pair_scores(ids, best, acc)
-        theta = float(np.partition(exact, n_best - k)[n_best - k])  # k documents score at least this
+        theta = self._theta(ids, distinct, df, total, k, acc, mask)
+        if theta is None:
+            return None
 
         # 2. the essential terms' documents are the candidates; their partial scores
         bound = self.termmax[distinct].astype(np.float64) * mult
@@ -259,7 +241,48 @@ class PostingsIndex:
         acc[found] = 0
 
         # 3. the non-essential terms, largest bound first, dropping what cannot reach theta
-        for i in range(n_rest - 1, -1, -1):
+        found = self._reaching(found, partial, theta, rest[:n_rest], distinct[by_bound[:n_rest]],
+                               mult[by_bound[:n_rest]], c, k, acc)
+        if found.size < k:  # cannot happen (k documents reach theta); were a bound wrong, rank them all
+            return None
+
+        # 4. exact scores of the survivors
+        scores = self.pair_scores(ids, found, acc)
+        idx, val = topk(scores, k)
+        return found[idx], val
+
+    def _theta(self, ids: np.ndarray, distinct: np.ndarray, df: np.ndarray, total: int, k: int, acc: np.ndarray,
+               mask: np.ndarray) -> Optional[float]:
+        """Step 1 of ``_top_pruned``: the k-th best exact score among the documents of the rarest terms that score
+        best on those terms alone; ``None`` where those documents are too many to save work."""
+        rare = np.argsort(df, kind="stable")
+        reach = np.cumsum(df[rare])
+        j = int(np.searchsorted(reach, k))
+        while True:
+            if j >= rare.size or reach[j] * 2 > total or reach[j] > PRUNE_MAX_CANDIDATES:
+                return None
+            seed_terms = set(distinct[rare[: j + 1]].tolist())
+            seed = self._union([self.postings(t)[0] for t in seed_terms], mask)
+            if seed.size >= k:
+                break
+            j += 1
+        for t in ids.tolist():
+            if t in seed_terms:
+                docs, vals = self.postings(t)
+                acc[docs] += vals
+        partial = acc[seed]
+        acc[seed] = 0
+        n_best = min(seed.size, PRUNE_SEED * k)
+        best = np.sort(seed[np.argpartition(partial, seed.size - n_best)[seed.size - n_best :]])
+        exact = self.pair_scores(ids, best, acc)
+        return float(np.partition(exact, n_best - k)[n_best - k])  # k documents score at least this
+
+    def _reaching(self, found: np.ndarray, partial: np.ndarray, theta: float, rest: np.ndarray, terms: np.ndarray,
+                  mult: np.ndarray, c: float, k: int, acc: np.ndarray) -> np.ndarray:
+        """Step 3 of ``_top_pruned``: the candidates that can still reach theta, after adding the non-essential
+        ``terms`` (smallest bound first; ``rest[i]``: the bounds of ``terms[: i + 1]``) from the largest bound down."""
+        up = 1.0 + PRUNE_MARGIN
+        for i in range(terms.size - 1, -1, -1):
             keep = ((partial * up + rest[i]) * up + c) * up >= theta
             found, partial = found[keep], partial[keep]
             if found.size == 0:
@@ -267,8 +290,7 @@ class PostingsIndex:
             if found.size >= k:  # the k-th best lower bound of the final scores is a lower bound of the k-th
                 low = np.partition(partial, found.size - k)[found.size - k]
                 theta = max(theta, (low / up + c) / up)
-            t = int(distinct[by_bound[i]])
-            post, vals = self.postings(t)
+            post, vals = self.postings(int(terms[i]))
             gain = np.zeros(found.size, dtype=np.float64)
             if found.size * 16 < post.size:  # few candidates: binary search them
                 pos = np.minimum(np.searchsorted(post, found.astype(np.int32)), post.size - 1)
@@ -278,12 +300,5 @@ class PostingsIndex:
                 acc[post] = vals
                 gain[:] = acc[found]
                 acc[post] = 0
-            partial += gain * mult[by_bound[i]]
-        found = found[((partial * up) + c) * up >= theta]
-        if found.size < k:  # cannot happen (k documents reach theta); were a bound wrong, rank them all
-            return None
-
-        # 4. exact scores of the survivors
-        scores = self.pair_scores(ids, found, acc)
-        idx, val = topk(scores, k)
-        return found[idx], val
+            partial += gain * mult[i]
+        return found[((partial * up) + c) * up >= theta]

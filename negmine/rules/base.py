@@ -109,6 +109,19 @@ class Rule:
         return value is not None and value is not False
 
 
+def above(value: str, option: str, inclusive: bool = False) -> Mask:
+    """The mask of a rule that drops a candidate whose ``value`` (gathered or scored for the batch) is above the
+    setting ``option`` (or equal to it, ``inclusive``); off when the setting is none or the value was not gathered."""
+
+    def mask(values: Values, config: Any) -> Optional["np.ndarray"]:
+        found, threshold = values.get(value), getattr(config, option)
+        if found is None or threshold is None:
+            return None
+        return found >= threshold if inclusive else found > threshold
+
+    return mask
+
+
 def reference_of(scores: "np.ndarray", how: str) -> float:
     """The positive score margins are taken from, among a query's positives: the lowest (``min``), ``mean`` or
     highest (``max``)."""

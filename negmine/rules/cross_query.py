@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
-from negmine.rules.base import EVIDENCE, Option, Rule, Values
+from negmine.rules.base import EVIDENCE, Option, Rule, above
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,11 +90,7 @@ def twin_query_mask(twin_similarity: "np.ndarray", threshold: float) -> "np.ndar
     return twin_similarity >= threshold
 
 
-def mask(values: Values, config: Any) -> Optional["np.ndarray"]:
-    found = values.get("twin_similarity")
-    if found is None or config.cross_query is None:
-        return None
-    return twin_query_mask(found, config.cross_query)
+mask = above("twin_similarity", "cross_query", inclusive=True)
 
 
 RULE = Rule(

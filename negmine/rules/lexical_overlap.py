@@ -4,9 +4,9 @@ positive says."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from negmine.rules.base import EVIDENCE, Option, Rule, Values
+from negmine.rules.base import EVIDENCE, Option, Rule, above
 from negmine.rules.evidence import bm25_scorer
 
 if TYPE_CHECKING:
@@ -51,11 +51,7 @@ def lexical_overlap_mask(overlap: "np.ndarray", threshold: float) -> "np.ndarray
     return overlap > threshold
 
 
-def mask(values: Values, config: Any) -> Optional["np.ndarray"]:
-    found = values.get("lexical_overlap")
-    if found is None or config.lexical_overlap is None:
-        return None
-    return lexical_overlap_mask(found, config.lexical_overlap)
+mask = above("lexical_overlap", "lexical_overlap")
 
 
 RULE = Rule(

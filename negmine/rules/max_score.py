@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from negmine.rules.base import SCORE, Option, Rule, above
 
-from negmine.rules.base import SCORE, Option, Rule, Values
-
-if TYPE_CHECKING:
-    import numpy as np
-
-
-def mask(values: Values, config: Any) -> Optional["np.ndarray"]:
-    if config.max_score is None:
-        return None
-    return values["score"] > config.max_score
+mask = above("score", "max_score")
 
 
 RULE = Rule("max_score", SCORE, "a judge's score above `--max-score`", "raise --max-score", mask,

@@ -3,19 +3,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from negmine.rules.base import SCORE, Option, Rule, above
 
-from negmine.rules.base import SCORE, Option, Rule, Values
-
-if TYPE_CHECKING:
-    import numpy as np
-
-
-def mask(values: Values, config: Any) -> Optional["np.ndarray"]:
-    found = values.get("positive_similarity")
-    if found is None or config.max_positive_similarity is None:
-        return None
-    return found > config.max_positive_similarity
+mask = above("positive_similarity", "max_positive_similarity")
 
 
 RULE = Rule(

@@ -3,19 +3,9 @@ p) > cos(query, p) + ``--positive-proximity`` (bi-encoder cosines), sits in the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from negmine.rules.base import SCORE, Option, Rule, above
 
-from negmine.rules.base import SCORE, Option, Rule, Values
-
-if TYPE_CHECKING:
-    import numpy as np
-
-
-def mask(values: Values, config: Any) -> Optional["np.ndarray"]:
-    found = values.get("positive_proximity")
-    if found is None or config.positive_proximity is None:
-        return None
-    return found > config.positive_proximity
+mask = above("positive_proximity", "positive_proximity")
 
 
 RULE = Rule(

@@ -77,7 +77,7 @@ def main() -> None:
         print(f"{label:<28} {ours:>8.3f}s {theirs:>9.3f}s {theirs / ours:>8.1f}x")
     print(f"same top-10 ranking on {same}/{len(qtexts)} queries (Robertson variant = BM25Okapi)")
     # note: queries whose top-10 contains tied scores may order ties differently in rank-bm25's own sort;
-    # here both sides break ties the same way (negmine.retrieve.topk).
+    # here both sides break ties the same way (negmine.retrieve.base.topk).
 
 
 if __name__ == "__main__":

@@ -58,3 +58,26 @@ def test_cli_reference_groups_the_options() -> None:
     bm25 = mine.split("### BM25\n", 1)[1].split("### ", 1)[0]
     assert "`--bm25-k1 <float>`" in bm25 and "--model" not in bm25
     assert "```\nnegmine mine --corpus corpus.parquet" in mine  # the example, as a code block
+
+
+def test_the_rules_table_names_every_rule_and_option() -> None:
+    """docs/mining.md's table of rules has a row for each rule of the registry, with its options' flags, and the
+    architecture page names every package of the layers contract."""
+    from negmine.rules.registry import RULES
+
+    text = (ROOT / "docs" / "mining.md").read_text()
+    table = text.split("| rule (status) |", 1)[1].split("\n\n", 1)[0]
+    rows = {line.split("|")[1]: line for line in table.splitlines()[2:]}
+    for rule in RULES:
+        row = next((r for first, r in rows.items() if f"`{rule.name}`" in first), None)
+        if rule.name == "rank_window":  # the rank window is the mining options' own (--range-min, --range-max)
+            assert row is None and "--range-max" in text
+            continue
+        assert row is not None, f"docs/mining.md has no row for the rule {rule.name}"
+        for option in rule.options:
+            assert "--" + option.name.replace("_", "-") in row, f"{rule.name}: {option.name} is not in its row"
+    architecture = (ROOT / "docs" / "architecture.md").read_text()
+    contract = (ROOT / "pyproject.toml").read_text().split("layers = [", 1)[1].split("]", 1)[0]
+    for layer in contract.replace("|", ",").replace('"', "").split(","):
+        if layer.strip():
+            assert layer.strip() in architecture, f"docs/architecture.md does not name {layer.strip()}"

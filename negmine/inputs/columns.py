@@ -92,7 +92,7 @@ def pick_column(
 
 def open_input(path: PathLike, role: str, option: Optional[str] = "") -> InputFile:
     """An input file of any format negmine reads (by its name: ``.jsonl``, ``.csv``, ``.tsv``, each optionally
-    ``.gz``, else Parquet), checked to exist; see ``negmine.sources``."""
+    ``.gz``, else Parquet), checked to exist; see ``negmine.inputs.read``."""
     return InputFile(path, role, option)
 
 

@@ -23,7 +23,7 @@ def candidate_columns(
     query's candidates followed (with ``positives``) by one row per known positive of it (status QREL, rank -1)
     with its scores.
 
-    ``status`` is a reason code of ``negmine.filters``, SELECTED (written as a negative) or QREL. ``scores`` are
+    ``status`` is a reason code of ``negmine.rules.registry``, SELECTED (written as a negative) or QREL. ``scores`` are
     the judge's (``(n, k)``, NaN where not scored; ``positive_scores`` per query), ``reference`` the positive
     score each query's margins were taken from; ``extras`` more values by name, each as (``(n, k)`` per candidate,
     per query per positive).
@@ -62,7 +62,7 @@ def candidate_columns(
     return {k: v[order] for k, v in out.items()}
 
 
-#: The status code of a candidate written as a negative (beside the reason codes of negmine.filters).
+#: The status code of a candidate written as a negative (beside the reason codes of negmine.rules.registry).
 SELECTED = -2
 
 

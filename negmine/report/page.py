@@ -91,7 +91,7 @@ def plot_report(report: dict[str, Any], png: Any) -> None:
 
 def html_report(report: dict[str, Any], png: Any) -> str:
     """A self-contained HTML page: the summary table and the picture, inlined; with ``report["evaluation"]`` (an
-    ``negmine.audit.Evaluation``), the audit against fuller judgments too."""
+    ``negmine.report.audit.Evaluation``), the audit against fuller judgments too."""
     import base64
     import html
 
@@ -133,7 +133,7 @@ def write_report(path: Any, png: Any = None, html: Any = None, qrels: Any = None
         path: The Parquet file negmine wrote.
         png: Where the picture goes (default: ``path`` with the suffix ``.report.png``).
         html: Where the page goes (default: ``path`` with the suffix ``.report.html``).
-        qrels: Fuller judgments to audit the output against (``negmine.audit.evaluate``), in the page.
+        qrels: Fuller judgments to audit the output against (``negmine.report.audit.evaluate``), in the page.
         candidates: The run's candidates file, for the audit's per-rule precision and bands.
         **qrels_columns: ``qrels_query_column``, ``qrels_doc_column``, ``qrels_score_column``.
 

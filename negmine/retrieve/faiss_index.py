@@ -96,7 +96,7 @@ def factory_search(index_path: Path, queries: np.ndarray, k: int, use_gpu: bool 
 def build_factory_index(docs: np.ndarray, factory: str, folder: Path, progress: Optional[Progress] = None) -> None:
     """Train and fill an index, saved as ``folder/index.faiss``.
 
-    Training takes a seeded sample (``negmine.ivf.TRAIN_PER_LIST`` vectors per IVF list). A plain IVF index
+    Training takes a seeded sample (``negmine.retrieve.ivf.TRAIN_PER_LIST`` vectors per IVF list). A plain IVF index
     (``IVF4096,Flat``, ``IVF4096,PQ32``, ``IVF1024,SQ8``) is filled on disk, block by block, and read back
     memory-mapped; any other (HNSW, or a wrapped IVF such as ``OPQ32,IVF4096,PQ32``) is filled in RAM.
     """

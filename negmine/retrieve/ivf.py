@@ -121,7 +121,7 @@ def write_lists(index: Any, docs: np.ndarray, path: Path, progress: Optional[Pro
     n, nlist, code_size = int(docs.shape[0]), int(ivf.nlist), int(ivf.code_size)
     header = _header(index, n)
     if header is None:
-        raise ValueError("this index cannot be written on disk by negmine.ivf")
+        raise ValueError("this index cannot be written on disk by negmine.retrieve.ivf")
     lists = assign(index, docs, progress)
     sizes = np.bincount(lists, minlength=nlist).astype(np.uint64)
     nonzero = np.flatnonzero(sizes)

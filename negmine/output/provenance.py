@@ -4,6 +4,7 @@ in a Parquet file's key-value metadata or a JSON Lines file's sidecar, and read 
 from __future__ import annotations
 
 import json
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,8 +27,6 @@ def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = N
     """What produced an output: negmine's and its libraries' versions, the config (what it produces, not how it
     was run: batch size and resumption are left out), the inputs' fingerprints (and the BEIR folder and split they
     came from, if so), the models, and the statistics."""
-    from importlib.metadata import PackageNotFoundError, version
-
 
     libs: dict[str, str] = {}
     for lib in ("bm25s", "pyarrow", "numpy", "faiss-cpu", "faiss-gpu", "sentence-transformers", "torch"):

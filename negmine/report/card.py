@@ -13,6 +13,7 @@ Delete the marker line to keep an edited card from being replaced.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -208,8 +209,6 @@ def _parquet_info(out: Path) -> tuple[Any, int, tuple[int, int]]:
 def _json_lines_info(out: Path) -> tuple[Any, int, tuple[int, int]]:
     """(schema, rows, (the JSON text's bytes, the file's size)) of a JSON Lines output, read as the Hub's
     ``datasets`` reads it (pyarrow.json: integers as int64, floats as float64)."""
-    import gzip
-
     import pyarrow as pa
 
 

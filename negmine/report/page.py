@@ -3,6 +3,8 @@ by the CLI's summary."""
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 from pathlib import Path
 from typing import Any, Optional
@@ -92,9 +94,6 @@ def plot_report(report: dict[str, Any], png: Any) -> None:
 def html_report(report: dict[str, Any], png: Any) -> str:
     """A self-contained HTML page: the summary table and the picture, inlined; with ``report["evaluation"]`` (an
     ``negmine.report.audit.Evaluation``), the audit against fuller judgments too."""
-    import base64
-    import html
-
     with open(png, "rb") as fh:
         image = base64.b64encode(fh.read()).decode("ascii")
     rows = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in report_rows(report))

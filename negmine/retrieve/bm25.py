@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
 from itertools import chain
 from pathlib import Path
 from typing import Optional, Sequence
@@ -257,6 +258,4 @@ def _cpus() -> int:
 
 
 def _version(package: str) -> str:
-    from importlib.metadata import version
-
     return version(package)

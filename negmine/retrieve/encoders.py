@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from contextlib import contextmanager
@@ -137,8 +138,6 @@ def _quiet_transformers() -> None:
 def transformers_log() -> Iterator[list[str]]:
     """Collect (instead of printing) what transformers logs at warning level or above inside the block: its
     report of weights missing from a checkpoint is how a model with an untrained head shows itself."""
-    import logging
-
     from transformers.utils import logging as hf_logging
 
     lines: list[str] = []

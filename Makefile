@@ -36,6 +36,7 @@ lint: install
 	$(BIN)/ruff check negmine tests benchmarks
 	$(BIN)/mypy negmine
 	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q tests/test_architecture.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

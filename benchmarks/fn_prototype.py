@@ -4,8 +4,9 @@
         [--stage all|single|grid] [--cache-dir /work/fn-cache] [--out benchmarks/out]
 
 Per dataset it computes once (cached as .npy under --cache-dir): the full dense cosine matrix of all-MiniLM-L6-v2
-(queries x corpus), BM25 scores (negmine.retrieve.bm25.BM25Retriever) of the queries and of each query's positive text, and
-the candidate lists negmine builds (dense top 201, bm25 top 201, hybrid = both fused by RRF, as negmine.retrieve.fusion.fuse).
+(queries x corpus), BM25 scores (negmine.retrieve.bm25.BM25Retriever) of the queries and of each query's positive
+text, and the candidate lists negmine builds (dense top 201, bm25 top 201, hybrid = both fused by RRF, as
+negmine.retrieve.fusion.fuse).
 A ``Batch`` holds, for every query, its first 200 non-positive candidates (a positive's exact or near-identical copy
 dropped as negmine does) and per-candidate evidence:
 

@@ -450,7 +450,6 @@ def test_an_unusable_device_is_refused_before_retrieval(tmp_path: Path) -> None:
     assert not (cache / "bm25").exists() and not out.exists()
 
 
-
 # --- 6. what a new user tripped over (issue 17): a closed pipe, read-only indexes, a full disk mid-segment ---------
 
 def pipe_into_a_reader_that_stops(args: list[str], lines: int) -> tuple[int, str, list[str]]:

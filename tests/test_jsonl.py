@@ -304,7 +304,6 @@ def test_evaluate_reads_every_layout_in_either_format(tiny: dict[str, Path], out
     assert not np.isnan(a["negative_score"]).any() and not np.isnan(a["positive_score"]).any()
 
 
-
 @pytest.mark.parametrize("fmt", ["labeled-pair", "flagembedding"])
 def test_refilter_writes_the_jsonl_mine_writes(tiny: dict[str, Path], out_dir: Path, fmt: str) -> None:
     """The grouped layouts with difficulty bands and promoted false negatives, through a candidates file."""

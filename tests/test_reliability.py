@@ -275,7 +275,6 @@ def test_an_encoder_with_the_documented_signature_works(tiny: dict[str, Path], t
     assert negmine.read_metadata(out)["models"]["embedder"] == {"model": "minimal", "kind": "document"}
 
 
-
 # --- 6. progress without a terminal ------------------------------------------------------------------------------
 
 def test_line_progress_prints_at_most_every_interval() -> None:

@@ -18,30 +18,21 @@ from negmine.storage.files import PathLike
 
 CORPUS_ID = ("_id", "id", "doc_id", "docid", "corpus_id", "corpus-id", "pid")
 
-
 CORPUS_TEXT = ("text", "contents", "content", "passage", "document", "body")
-
 
 TITLE = ("title",)
 
-
 QUERY_ID = ("_id", "id", "query_id", "query-id", "qid")
-
 
 QUERY_TEXT = ("text", "query", "question", "anchor")
 
-
 QRELS_QUERY = ("query-id", "query_id", "qid")
-
 
 QRELS_DOC = ("corpus-id", "corpus_id", "doc_id", "docid", "doc-id", "pid")
 
-
 QRELS_SCORE = ("score", "relevance", "label", "grade")
 
-
 PAIRS_ANCHOR = ("anchor", "query", "question")
-
 
 PAIRS_POSITIVE = ("positive", "pos", "document", "passage", "answer")
 

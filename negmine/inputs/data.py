@@ -21,9 +21,7 @@ from negmine.inputs.formats import row_label
 
 T = TypeVar("T", bound="TextCollection")
 
-
 ArrayLike = Union[pa.Array, pa.ChunkedArray]
-
 
 #: Items converted to Python objects at a time when a whole ArrowSequence is iterated.
 ITER_CHUNK = 8192

@@ -45,25 +45,19 @@ PARQUET, JSONL, CSV, TSV = "parquet", "jsonl", "csv", "tsv"
 #: Name endings of the text formats (each also with ``.gz``); any other name is read as Parquet.
 TEXT_SUFFIXES = {".jsonl": JSONL, ".csv": CSV, ".tsv": TSV}
 
-
 FORMAT_NAMES = {PARQUET: "Parquet", JSONL: "JSON Lines", CSV: "CSV", TSV: "TSV"}
-
 
 #: What the formats are called in advice.
 READABLE = "Parquet, or JSON Lines, CSV or TSV named .jsonl, .csv or .tsv (each optionally .gz)"
 
-
 #: Rows per record batch that ``InputFile.batches`` yields, whatever the format.
 READ_BATCH = 65536
-
 
 #: Bytes pyarrow reads of a text file at a time (and infers a JSON file's column types from).
 BLOCK = 1 << 20
 
-
 #: A CSV id column whose values all match this becomes int64 (when they fit).
 PLAIN_INTEGER = r"^-?(0|[1-9][0-9]{0,18})$"
-
 
 #: What the empty-file message calls each role's file.
 EMPTY_NAMES = {"corpus": "the corpus", "queries": "the query file", "qrels": "the qrels file",

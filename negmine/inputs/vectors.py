@@ -21,13 +21,10 @@ logger = logging.getLogger("negmine")
 #: Rows read at a time when checking, hashing or normalising given vectors; pairs scored at a time.
 CHECK_BLOCK = 1 << 15
 
-
 #: Given rows whose norm is within this of 1 (or 0) are used as they are.
 NORM_TOLERANCE = 1e-3
 
-
 VECTORS_FORMAT = "1"
-
 
 _KEYS: dict[int, tuple[Any, str]] = {}
 

@@ -65,10 +65,8 @@ def candidate_columns(
 #: The status code of a candidate written as a negative (beside the reason codes of negmine.rules.registry).
 SELECTED = -2
 
-
 #: The status of a candidates-file row that is a known positive of its query, with its scores (not a candidate).
 QREL = -3
-
 
 #: Value columns a candidates file may hold beside the judge's ``reranker_score``, in this order.
 CANDIDATE_VALUES = ("cosine", "positive_similarity", "positive_proximity", "bm25_score", "twin_similarity",

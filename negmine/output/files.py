@@ -19,7 +19,6 @@ from negmine.storage.files import PathLike, check_writable
 #: File name endings negmine writes outputs in, and the format each means.
 OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".jsonl.gz": "jsonl.gz"}
 
-
 OUTPUT_SUFFIXES = tuple(OUTPUT_FORMATS)
 
 

@@ -28,24 +28,18 @@ from negmine.storage.files import _umask, temp_path
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-
 #: The sidecar of ``OUT`` is ``OUT.provenance.json``.
 SIDECAR = ".provenance.json"
-
 
 #: What ``-o -`` means: JSON Lines on stdout.
 STDOUT = "-"
 
-
 GZIP_LEVEL = 6
-
 
 #: Bytes handed to the compressor at a time (fixed, so the compressed bytes do not depend on the batches).
 CHUNK = 1 << 20
 
-
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False).encode
-
 
 _LINE_BREAKS = (("\u2028", "\\u2028"), ("\u2029", "\\u2029"), ("\x85", "\\u0085"))
 

@@ -29,12 +29,9 @@ from negmine.storage.files import atomic_write_text
 
 PathLike = Union[str, Path]
 
-
 CARD_NAME = "README.md"
 
-
 MARKER = "<!-- negmine dataset card"
-
 
 #: What each column of a layout holds.
 COLUMN_DOCS = {
@@ -64,12 +61,10 @@ COLUMN_DOCS = {
     "neg_ids": "ids of `neg`",
 }
 
-
 #: Columns whose meaning depends on the layout.
 LAYOUT_COLUMN_DOCS = {
     ("labeled-pair", "positive"): "a document's text: a positive (label 1) or a mined hard negative (label 0)",
 }
-
 
 #: Hub size categories, by upper bound of rows.
 _SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),

@@ -78,7 +78,6 @@ KNOBS = {
     "positive": "the corpus holds little besides the positives: add documents",
 }
 
-
 #: Below this share of queries served, the summary says why the others starved.
 SERVED_ENOUGH = 0.95
 

@@ -48,7 +48,6 @@ QUERY_CHUNK = 1024
 #: Queries one thread scores per task.
 QUERY_TASK = 16
 
-
 #: Texts hashed at a time for the cache key.
 HASH_BLOCK = 65536
 

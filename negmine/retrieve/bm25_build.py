@@ -18,10 +18,8 @@ from negmine.retrieve.bm25_tokens import Analyzer, Vocabulary, _TermIds
 #: Version of the on-disk layout; part of the cache key, so an index of another layout is rebuilt, never misread.
 INDEX_FORMAT = 2
 
-
 #: Documents tokenised and scored at a time while building.
 BUILD_CHUNK = 16384
-
 
 #: Texts tokenised together (one Python pass) within a chunk.
 TOKENIZE_BATCH = 2048

@@ -16,31 +16,24 @@ from negmine.retrieve.bm25_tokens import Vocabulary, _load, _unique_sorted
 #: (term, document) pairs scored at a time while building.
 SCORE_BLOCK = 1 << 19
 
-
 #: Search skips documents that cannot reach a query's top k (``PostingsIndex._top_pruned``) for queries of at most this
 #: many tokens whose postings add up to at least ``PRUNE_MIN_POSTINGS``.
 PRUNE_MAX_TERMS = 256
 
-
 PRUNE_MIN_POSTINGS = 32768
-
 
 #: ... and whose candidates (the rarest terms' documents, then the essential terms') are at most this many, which
 #: bounds the memory of a search thread.
 PRUNE_MAX_CANDIDATES = 1 << 20
 
-
 #: How many documents per wanted one (k) are scored exactly to find the pruning threshold.
 PRUNE_SEED = 4
-
 
 #: Documents ranked at a time when a query's candidates are found by scanning the corpus-sized mask.
 SCAN_BLOCK = 1 << 19
 
-
 #: Relative margin of the pruning bounds (float32 sums of PRUNE_MAX_TERMS values err by less than 2e-5).
 PRUNE_MARGIN = 1e-4
-
 
 #: BM25L / BM25+ delta (bm25s's default).
 DELTA = 0.5

@@ -36,20 +36,15 @@ logger = logging.getLogger("negmine")
 #: ``faiss_index="auto"`` searches exactly up to this many documents, through an on-disk IVF index above.
 AUTO_EXACT_MAX = 1_000_000
 
-
 #: The recall@k an approximate index should reach against exact search, the queries it is measured on, and the
 #: settings tried (smallest first): IVF ``nprobe``, HNSW ``efSearch``.
 RECALL_TARGET = 0.95
 
-
 RECALL_SAMPLE = 100
-
 
 NPROBES = (16, 32, 64, 128, 256, 512, 1024)
 
-
 EF_SEARCHES = (64, 128, 256, 512, 1024)
-
 
 #: Part of the cache keys of what this module writes: bump it when the files' layout or meaning changes.
 INDEX_FORMAT = "2"

@@ -21,7 +21,6 @@ from negmine.errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
-
 #: Files whose bytes define a model folder's identity (weights, tokenizer, pooling, prompts).
 _IDENTITY_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".pt")
 

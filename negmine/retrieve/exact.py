@@ -14,13 +14,10 @@ from negmine.retrieve.base import Hits
 #: Corpus rows searched per exact-search block, and queries per batch: memory stays bounded.
 DOC_BLOCK = 1 << 17
 
-
 QUERY_BATCH = 4096
-
 
 #: Candidates fetched from faiss beyond k per corpus block (they absorb faiss's rounding; see ``_search_block``).
 FETCH_MARGIN = 16
-
 
 SCORE_PAIRS = 1 << 14
 

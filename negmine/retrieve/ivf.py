@@ -25,18 +25,14 @@ from negmine.storage.cache import reserve
 
 logger = logging.getLogger("negmine")
 
-
 #: Training vectors per inverted list (faiss warns below 39; more costs RAM and k-means time, little recall), and
 #: at least TRAIN_MIN (a product quantizer's 256 centroids per sub-vector want about 10,000).
 TRAIN_PER_LIST = 64
 
-
 TRAIN_MIN = 1 << 16
-
 
 #: Lists of the IVF index ``--faiss-index auto`` builds over a large corpus.
 AUTO_NLIST = 4096
-
 
 #: Rows assigned and written at a time.
 BLOCK = 1 << 16

@@ -92,7 +92,6 @@ def twin_query_mask(twin_similarity: "np.ndarray", threshold: float) -> "np.ndar
 
 mask = above("twin_similarity", "cross_query", inclusive=True)
 
-
 RULE = Rule(
     "cross_query", EVIDENCE, "a known positive of another query asking the same question: the same normalised text, "
     "or a bi-encoder cosine between the two queries of at least `--cross-query`", "raise --cross-query (or none)",

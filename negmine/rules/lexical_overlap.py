@@ -53,7 +53,6 @@ def lexical_overlap_mask(overlap: "np.ndarray", threshold: float) -> "np.ndarray
 
 mask = above("lexical_overlap", "lexical_overlap")
 
-
 RULE = Rule(
     "lexical_overlap", EVIDENCE, "repeats more than `--lexical-overlap` of a positive's wording (BM25 of the "
     "positive's text against the candidate, over its score against itself)", "raise --lexical-overlap (or none)",

@@ -7,7 +7,6 @@ from negmine.rules.base import SCORE, Option, Rule, above
 
 mask = above("positive_similarity", "max_positive_similarity")
 
-
 RULE = Rule(
     "near_duplicate", SCORE, "a bi-encoder cosine to one of the query's positives above `--max-positive-similarity`",
     "raise --max-positive-similarity", mask,

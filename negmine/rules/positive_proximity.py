@@ -7,7 +7,6 @@ from negmine.rules.base import SCORE, Option, Rule, above
 
 mask = above("positive_proximity", "positive_proximity")
 
-
 RULE = Rule(
     "positive_proximity", SCORE, "nearer a positive than the query is: cos(candidate, positive) > cos(query, "
     "positive) + `--positive-proximity`", "raise --positive-proximity (or none)", mask,

@@ -31,7 +31,6 @@ from negmine.storage.runs import RunStore
 
 logger = logging.getLogger("negmine")
 
-
 Source = Union[str, Path]
 
 

@@ -30,10 +30,8 @@ from negmine.storage.embeddings import EmbeddingCache
 
 logger = logging.getLogger("negmine")
 
-
 #: Texts per encoding task on the cluster.
 ENCODE_CHUNK = 8192
-
 
 RAY_INSTALL = 'pip install "negmine[ray]"'
 

@@ -32,7 +32,6 @@ from negmine.version import __version__
 #: Rows per row group of the output and of the candidates file.
 OUTPUT_ROW_GROUP = 16384
 
-
 CANDIDATES_ROW_GROUP = 65536
 
 

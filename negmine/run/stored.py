@@ -46,7 +46,6 @@ REFILTER_OPTIONS = (
     "allow_empty", "query_batch_size",
 )
 
-
 REMINE = "mine with --score-all --candidates-output to keep every value"
 
 

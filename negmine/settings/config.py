@@ -18,46 +18,32 @@ from negmine.rules.relative_margin import resolve as resolve_relative_margin
 
 RETRIEVERS = ("bm25", "dense", "hybrid")
 
-
 FUSIONS = ("rrf", "score")
-
 
 MARGIN_REFERENCES = ("min", "mean", "max")
 
-
-
-
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 
-
 SAMPLING_STRATEGIES = ("top", "random", "simans")
-
 
 #: ``precision``: what the models compute in (``auto``: fp16 on CUDA, fp32 elsewhere).
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
-
 #: SimANS's a and b: the defaults of its reference code (microsoft/SimXNS, SimANS/wiki/co_training_wiki_train.py).
 SIMANS_A = 0.5
 
-
 SIMANS_B = 0.0
 
-
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list", "flagembedding")
-
 
 #: ``all`` columns, or only those a trainer consumes (texts, and the labeled list's labels: no ids, no scores).
 COLUMN_SETS = ("all", "training")
 
-
 #: Devices torch knows by these names (an index after a colon where several exist).
 DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu|hpu)(:\d+)?)$")
 
-
 #: ``--model none``: no bi-encoder at all (BM25 retrieval, and the rules that need no model).
 NO_MODEL = "none"
-
 
 #: The options of the rules that read the retrieval bi-encoder's cosines, and their setting when there is none
 #: (``--model none``).
@@ -67,7 +53,6 @@ BI_ENCODER_RULES = {o.name: False if o.kind == "bool" else None for r in registr
 
 #: Fields that say how a run is carried out, not what it produces: the provenance leaves them out.
 RUN_ONLY = ("query_batch_size", "resume", "engine", "ray_address", "workers", "gpus_per_worker")
-
 
 ENGINES = ("local", "ray")
 

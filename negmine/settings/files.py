@@ -28,7 +28,6 @@ from negmine.settings.config import MineConfig
 
 logger = logging.getLogger("negmine")
 
-
 #: Kinds of option values and how a config file spells them.
 STR, PATH, INT, FLOAT, BOOL = "str", "path", "int", "float", "bool"
 
@@ -42,7 +41,6 @@ _TAKES = {
     MARGIN: 'a number, "none" or "auto"', BOOL: "true or false",
 }
 
-
 #: Options of ``negmine mine`` that are not ``MineConfig`` fields: the files it reads and writes, and switches
 #: of the command itself.
 RUN_OPTIONS = {
@@ -51,7 +49,6 @@ RUN_OPTIONS = {
     "index_dir": PATH, "corpus_embeddings": PATH, "query_embeddings": PATH, "candidates_output": PATH,
     "false_negatives_output": PATH, "dataset_card": BOOL, "quiet": BOOL, "verbose": BOOL,
 }
-
 
 #: The input files an output's provenance records (``metadata["inputs"][role]["path"]``).
 INPUT_ROLES = ("corpus", "queries", "qrels", "pairs", "corpus_embeddings", "query_embeddings")

@@ -27,7 +27,6 @@ from negmine.storage.files import (
 
 logger = logging.getLogger("negmine")
 
-
 #: Sub-folders of a cache folder.
 CACHE_PARTS = ("embeddings", "bm25", "faiss", "vectors", "tmp")
 

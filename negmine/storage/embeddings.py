@@ -52,21 +52,16 @@ MERGE_FANIN = 8
 
 logger = logging.getLogger("negmine")
 
-
 #: Commit newly encoded vectors as a segment once this many are pending and COMMIT_SECONDS have passed since the
 #: last commit, or once MAX_PENDING are pending: a crash loses at most that much encoding work.
 COMMIT_ROWS = 512
 
-
 COMMIT_SECONDS = 10.0
-
 
 MAX_PENDING = 65536
 
-
 #: Rows copied at a time when reading or merging vectors (bounds the memory of a copy).
 COPY_BLOCK = 65536
-
 
 #: What ``encode`` may return: all vectors at once, or (positions, vectors) batches as they are ready.
 Encoded = Union[np.ndarray, Iterable[tuple[np.ndarray, np.ndarray]]]

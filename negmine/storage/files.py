@@ -56,7 +56,6 @@ def check_writable(folder: PathLike, what: str = "") -> None:
 
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
 
-
 #: ``.NAME.HOST-PID.RANDOM.tmp``: whose temporary file it is, so a later run can remove those of dead processes.
 _TEMP = re.compile(r"^\..*\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
 

@@ -35,9 +35,7 @@ from negmine.storage.files import remove_stale_temps
 #: The parts ``info`` and ``prune`` know, in the order they are shown.
 PARTS = ("inputs", "embeddings", "bm25", "vectors", "faiss", "runs")
 
-
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-
 
 _UNITS = {"": 86400.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 

@@ -397,9 +397,10 @@ def main() -> None:
         print(f"\nsplit {k}: {len(train_q)} training queries, {len(held)} held-out queries", flush=True)
         if "zero-shot" in methods:
             t = time.perf_counter()
-            outcomes["zero-shot"].scores[(k, -1)] = score_model(load_model(), col, held)
+            zs = outcomes["zero-shot"].scores[(k, -1)] = score_model(load_model(), col, held)
             times[f"split {k} zero-shot"] = time.perf_counter() - t
-            print(f"  zero-shot: nDCG@10 {outcomes['zero-shot'].mean('ndcg10'):.4f} (so far)", flush=True)
+            print(f"  zero-shot: nDCG@10 {np.mean([s['ndcg10'] for s in zs.values()]):.4f}, Recall@100 "
+                  f"{np.mean([s['recall100'] for s in zs.values()]):.4f}", flush=True)
         by_digest: dict[str, str] = {}
         for m in methods:
             if m == "zero-shot":

@@ -106,22 +106,23 @@ def pairs_of(corpus: Corpus, queries: Queries, qrels: Qrels) -> tuple[list[str],
 def rows_negmine(corpus: Corpus, queries: Queries, train: Qrels, options: dict[str, Any], cache: Path):  # type: ignore[no-untyped-def]
     from datasets import Dataset
 
-    res = negmine.mine(corpus, queries, train, cache_dir=cache / "negmine", output_format="n-tuple",
-                       num_negatives=NUM_NEGATIVES, **options)
-    cols = ["anchor", "positive"] + [f"negative_{j + 1}" for j in range(NUM_NEGATIVES)]
+    options = {"num_negatives": NUM_NEGATIVES, **options}
+    res = negmine.mine(corpus, queries, train, cache_dir=cache / "negmine", output_format="n-tuple", **options)
+    cols = ["anchor", "positive"] + [f"negative_{j + 1}" for j in range(options["num_negatives"])]
     return Dataset.from_dict({c: res.table.column(c).to_pylist() for c in cols})
 
 
-def rows_st(corpus: Corpus, queries: Queries, train: Qrels, model: Any, cache: Path):  # type: ignore[no-untyped-def]
+def rows_st(corpus: Corpus, queries: Queries, train: Qrels, model: Any, cache: Path,  # type: ignore[no-untyped-def]
+            relative_margin: Optional[float] = 0.05, num_negatives: int = NUM_NEGATIVES):
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
     anchors, positives = pairs_of(corpus, queries, train)
     out = mine_hard_negatives(Dataset.from_dict({"anchor": anchors, "positive": positives}), model,
-                              corpus=list(corpus.texts), relative_margin=0.05, num_negatives=NUM_NEGATIVES,
+                              corpus=list(corpus.texts), relative_margin=relative_margin, num_negatives=num_negatives,
                               output_format="n-tuple", sampling_strategy="top", batch_size=64, verbose=False,
                               cache_folder=str(cache / "st"))
-    return out.select_columns(["anchor", "positive"] + [f"negative_{j + 1}" for j in range(NUM_NEGATIVES)])
+    return out.select_columns(["anchor", "positive"] + [f"negative_{j + 1}" for j in range(num_negatives)])
 
 
 def rows_inbatch(corpus: Corpus, queries: Queries, train: Qrels):  # type: ignore[no-untyped-def]
@@ -144,7 +145,10 @@ def load_model():  # type: ignore[no-untyped-def]
     return model
 
 
-def train_one(rows: Any, seed: int, work: Path):  # type: ignore[no-untyped-def]
+def train_one(rows: Any, seed: int, work: Path, epochs: float = 1, batch_size: int = 32,  # type: ignore[no-untyped-def]
+              learning_rate: float = 2e-5, max_steps: int = -1):
+    """A fresh copy of the zero-shot model fine-tuned on ``rows`` (MNRL; ``max_steps`` > 0 overrides ``epochs``:
+    the trainer cycles over the rows, reshuffled each epoch, until it has taken that many optimizer steps)."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -153,10 +157,10 @@ def train_one(rows: Any, seed: int, work: Path):  # type: ignore[no-untyped-def]
     set_seed(seed)
     model = load_model()
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(work), num_train_epochs=1, per_device_train_batch_size=32, learning_rate=2e-5,
-        warmup_steps=0.1, seed=seed, data_seed=seed, batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="no", report_to="none", logging_strategy="no", disable_tqdm=True, use_cpu=True,
-        dataloader_num_workers=0,
+        output_dir=str(work), num_train_epochs=epochs, max_steps=max_steps, per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate, warmup_steps=0.1, seed=seed, data_seed=seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to="none", logging_strategy="no",
+        disable_tqdm=True, use_cpu=True, dataloader_num_workers=0,
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=rows,
                                          loss=MultipleNegativesRankingLoss(model))
@@ -164,32 +168,44 @@ def train_one(rows: Any, seed: int, work: Path):  # type: ignore[no-untyped-def]
     return model
 
 
+def ndcg10(docs: Sequence[str], rel: dict[str, float]) -> float:
+    """nDCG@10 of one query's ranking: gain = relevance grade, discount 1 / log2(rank + 1)."""
+    dcg = sum(rel.get(d, 0.0) / math.log2(i + 2) for i, d in enumerate(docs[:10]))
+    ideal = sorted(rel.values(), reverse=True)[:10]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
 def ndcg_at_10(ranked: dict[str, list[str]], qrels: dict[str, dict[str, float]]) -> float:
     """Mean nDCG@10 over the judged queries: gain = relevance grade, discount 1 / log2(rank + 1)."""
-    scores = []
-    for q, rel in qrels.items():
-        docs = ranked.get(q, [])[:10]
-        dcg = sum(rel.get(d, 0.0) / math.log2(i + 2) for i, d in enumerate(docs))
-        ideal = sorted(rel.values(), reverse=True)[:10]
-        idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-        scores.append(dcg / idcg if idcg > 0 else 0.0)
+    scores = [ndcg10(ranked.get(q, []), rel) for q, rel in qrels.items()]
     return float(np.mean(scores)) if scores else math.nan
 
 
-def evaluate(model: Any, corpus: Corpus, queries: Queries, test: Qrels) -> float:
+def test_judgments(corpus: Corpus, queries: Queries, test: Qrels) -> dict[str, dict[str, float]]:
+    """query -> {document: grade} of the judged queries in ``queries`` (documents outside the corpus left out)."""
     rel = {q: r for q, r in judged(test).items() if q in queries.index}
     rel = {q: {d: s for d, s in r.items() if d in corpus.index} for q, r in rel.items()}
-    rel = {q: r for q, r in rel.items() if r}
-    qids = list(rel)
+    return {q: r for q, r in rel.items() if r}
+
+
+def search(model: Any, corpus: Corpus, qtexts: Sequence[str], k: int) -> list[list[str]]:
+    """Exact cosine retrieval over the whole corpus: each query's top ``k`` document ids, best first."""
     dv = model.encode(list(corpus.texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
                       show_progress_bar=False)
-    qv = model.encode([queries.texts[queries.index[q]] for q in qids], batch_size=64, normalize_embeddings=True,
-                      convert_to_numpy=True, show_progress_bar=False)
+    qv = model.encode(list(qtexts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                      show_progress_bar=False)
     sims = qv @ dv.T
-    top = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     keys = corpus.keys
-    ranked = {q: [keys[j] for j in top[i]] for i, q in enumerate(qids)}
-    return ndcg_at_10(ranked, rel)
+    return [[keys[j] for j in row] for row in top]
+
+
+def evaluate(model: Any, corpus: Corpus, queries: Queries, test: Qrels) -> float:
+    rel = test_judgments(corpus, queries, test)
+    qids = list(rel)
+    top = search(model, corpus, [queries.texts[queries.index[q]] for q in qids], 10)
+    return ndcg_at_10(dict(zip(qids, top)), rel)
 
 
 def verdict(results: dict[str, list[float]]) -> Optional[str]:

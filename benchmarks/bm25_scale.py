@@ -1,6 +1,7 @@
 """BM25 at scale: negmine's on-disk engine against bm25s's own index()/retrieve(), side by side on synthetic corpora.
 
     python benchmarks/bm25_scale.py [--sizes 100k 300k 1M] [--bm25s-max 300k] [--k 100] [--method lucene]
+    python benchmarks/bm25_scale.py --sizes 300k --tokenizers words ngrams:2 model [--script cjk]
 
 Each corpus has documents of about 60 words (40-80) drawn from a Zipf distribution (exponent 1.0) over 100,000
 made-up words, and one query of about 6 words (3-9, same distribution) per 100 documents; everything comes from
@@ -15,6 +16,11 @@ disk. bm25s runs where it fits (``--bm25s-max``): its index() holds every token 
 whole score matrix in memory. It runs as negmine 0.1 used it (bm25s's Tokenizer over the whole list of texts,
 ``index``, then ``retrieve`` with ``n_threads`` = the CPUs); the two top-10 lists are compared on the first 200
 queries. The generated data is deleted at the end unless ``--keep``.
+
+``--tokenizers`` runs negmine once per ``--bm25-tokenizer`` (bm25s with ``words`` only). ``--script cjk`` writes the
+same corpus in an unspaced script: each made-up word spelled as 2-3 characters of a pool of 3,000 CJK characters, the
+words of a sentence joined without spaces, a "。" every 8 words (what ``ngrams`` is for; ``model`` reads it with
+the embedded model's tokenizer, whose vocabulary holds a part of those characters).
 """
 
 from __future__ import annotations
@@ -64,16 +70,35 @@ def _texts(rng: np.random.Generator, words: np.ndarray, cdf: np.ndarray, n: int,
     return [" ".join(picks[e - n_ : e]) for e, n_ in zip(ends.tolist(), lengths.tolist())]
 
 
-def generate(n_docs: int) -> Path:
-    """``ROOT/<n>.arrow`` (column ``text``) and ``ROOT/<n>.queries.json``, generated once."""
+def _cjk(words: np.ndarray) -> Any:
+    """A speller of texts in CJK characters: each made-up word as 2-3 characters of a pool of 3,000 (a seeded
+    pick), the words of a sentence joined without spaces, a "。" every 8 words."""
+    rng = np.random.default_rng(SEED + 1)
+    pool = [chr(0x4E00 + 7 * i) for i in range(3000)]
+    spelled = {w: "".join(pool[j] for j in rng.integers(0, len(pool), size=int(rng.integers(2, 4))))
+               for w in words.tolist()}
+
+    def spell(texts: list[str]) -> list[str]:
+        out = []
+        for text in texts:
+            parts = [spelled[w] for w in text.split()]
+            out.append("。".join("".join(parts[i : i + 8]) for i in range(0, len(parts), 8)) + "。")
+        return out
+
+    return spell
+
+
+def generate(n_docs: int, script: str = "latin") -> Path:
+    """``ROOT/<n>[.cjk].arrow`` (column ``text``) and its ``.queries.json``, generated once."""
     import pyarrow as pa
 
-    path = ROOT / f"{n_docs}.arrow"
+    path = ROOT / (f"{n_docs}.arrow" if script == "latin" else f"{n_docs}.{script}.arrow")
     if path.is_file() and path.with_suffix(".queries.json").is_file():
         return path
     ROOT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)
     words = _words(rng)
+    spell = _cjk(words) if script == "cjk" else (lambda texts: texts)
     p = 1.0 / np.arange(1, VOCAB + 1)
     cdf = np.cumsum(p / p.sum())
     cdf[-1] = 1.0
@@ -81,10 +106,10 @@ def generate(n_docs: int) -> Path:
     tmp = path.with_suffix(".tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for start in range(0, n_docs, 50_000):
-            batch = _texts(rng, words, cdf, min(50_000, n_docs - start), 40, 80)
+            batch = spell(_texts(rng, words, cdf, min(50_000, n_docs - start), 40, 80))
             writer.write_batch(pa.record_batch([pa.array(batch, pa.string())], schema=schema))
     os.replace(tmp, path)
-    queries = _texts(rng, words, cdf, max(1, n_docs // 100), 3, 9)
+    queries = spell(_texts(rng, words, cdf, max(1, n_docs // 100), 3, 9))
     path.with_suffix(".queries.json").write_text(json.dumps(queries))
     return path
 
@@ -154,7 +179,7 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run_negmine(path: Path, k: int, method: str) -> dict:
+def run_negmine(path: Path, k: int, method: str, tokenizer: str = "words") -> dict:
     from negmine.retrieve.bm25 import BM25Retriever
 
     mem = PeakMemory()
@@ -164,7 +189,7 @@ def run_negmine(path: Path, k: int, method: str) -> dict:
     shutil.rmtree(cache, ignore_errors=True)
     base = mem.reset()
     t = time.perf_counter()
-    r = BM25Retriever(method=method).index(texts, cache_dir=cache)
+    r = BM25Retriever(method=method, tokenizer=tokenizer).index(texts, cache_dir=cache)
     build = time.perf_counter() - t
     build_peak = mem.reset()
     t, cpu = time.perf_counter(), time.process_time()
@@ -172,7 +197,7 @@ def run_negmine(path: Path, k: int, method: str) -> dict:
     search, search_cpu = time.perf_counter() - t, time.process_time() - cpu
     search_peak = mem.reset()
     t = time.perf_counter()
-    r2 = BM25Retriever(method=method).index(texts, cache_dir=cache)
+    r2 = BM25Retriever(method=method, tokenizer=tokenizer).index(texts, cache_dir=cache)
     load = time.perf_counter() - t
     del r2
     mem.stop()
@@ -231,8 +256,9 @@ def run_bm25s(path: Path, k: int, method: str) -> dict:
 # --- driver ----------------------------------------------------------------------------------------------------------
 
 
-def _child(engine: str, n: int, k: int, method: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", engine, "--sizes", str(n), "--k", str(k), "--method", method]
+def _child(engine: str, n: int, k: int, method: str, tokenizer: str = "words", script: str = "latin") -> dict:
+    cmd = [sys.executable, __file__, "--child", engine, "--sizes", str(n), "--k", str(k), "--method", method,
+           "--tokenizers", tokenizer, "--script", script]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1]}
@@ -258,11 +284,15 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--method", default="lucene")
     ap.add_argument("--keep", action="store_true", help="keep the generated corpora")
+    ap.add_argument("--tokenizers", nargs="+", default=["words"], help="negmine's --bm25-tokenizer, one run each")
+    ap.add_argument("--script", default="latin", choices=["latin", "cjk"])
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         n = _size(args.sizes[0])
-        res = (run_negmine if args.child == "negmine" else run_bm25s)(generate(n), args.k, args.method)
+        path = generate(n, args.script)
+        res = run_negmine(path, args.k, args.method, args.tokenizers[0]) if args.child == "negmine" else \
+            run_bm25s(path, args.k, args.method)
         print(json.dumps(res))
         return
     mib = 1 << 20
@@ -271,13 +301,16 @@ def main() -> None:
         for size in args.sizes:
             n = _size(size)
             t = time.perf_counter()
-            generate(n)
-            print(f"{n:,} documents, {max(1, n // 100):,} queries: generated in {time.perf_counter() - t:.0f} s",
-                  file=sys.stderr)
-            ours = _child("negmine", n, args.k, args.method)
-            theirs = _child("bm25s", n, args.k, args.method) if n <= _size(args.bm25s_max) else None
-            rows.append((n, ours, theirs, _same_top10() if theirs and "error" not in theirs else "-"))
-            print(f"  negmine {json.dumps(ours)}\n  bm25s   {json.dumps(theirs)}", file=sys.stderr)
+            generate(n, args.script)
+            print(f"{n:,} documents ({args.script}), {max(1, n // 100):,} queries: generated in "
+                  f"{time.perf_counter() - t:.0f} s", file=sys.stderr)
+            for tokenizer in args.tokenizers:
+                ours = _child("negmine", n, args.k, args.method, tokenizer, args.script)
+                ours["tokenizer"] = tokenizer
+                theirs = _child("bm25s", n, args.k, args.method, script=args.script) \
+                    if n <= _size(args.bm25s_max) and tokenizer == "words" else None
+                rows.append((n, ours, theirs, _same_top10() if theirs and "error" not in theirs else "-"))
+                print(f"  negmine {json.dumps(ours)}\n  bm25s   {json.dumps(theirs)}", file=sys.stderr)
     finally:
         if not args.keep:
             shutil.rmtree(ROOT, ignore_errors=True)
@@ -291,8 +324,8 @@ def main() -> None:
             if "error" in r:
                 print(f"{n:>10,} {name:<8} failed: {r['error']}")
                 continue
-            note = (f"vocab {r['vocab']:,}, postings {r['postings']:,}, load {r['load_s']:.1f} s" if name == "negmine"
-                    else same)
+            note = (f"--bm25-tokenizer {r['tokenizer']}: vocab {r['vocab']:,}, postings {r['postings']:,}, load "
+                    f"{r['load_s']:.1f} s" if name == "negmine" else same)
             print(f"{n:>10,} {name:<8} {r['build_s']:>8.1f} {r['search_ms']:>11.2f} {r['search_cpu_ms']:>8.2f} "
                   f"{r['build_peak'] / mib:>9.0f} {r['search_peak'] / mib:>10.0f} {r['disk'] / mib:>9.0f}  {note}")
         if theirs and "error" not in theirs and "error" not in ours:

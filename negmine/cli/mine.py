@@ -19,7 +19,8 @@ MINE_OPTIONS = (
     "corpus_title_column", "query_id_column", "query_text_column", "qrels_query_column", "qrels_doc_column",
     "qrels_score_column", "pairs_anchor_column", "pairs_positive_column", "retriever", "fusion", "rrf_k",
     "range_min", "range_max", "num_negatives", "sampling_strategy", "simans_a", "simans_b", "seed", "bm25_k1",
-    "bm25_b", "bm25_method", "bm25_stemmer", "bm25_stopwords", "model", "query_prompt", "corpus_prompt",
+    "bm25_b", "bm25_method", "bm25_stemmer", "bm25_stopwords", "bm25_tokenizer", "model", "query_prompt",
+    "corpus_prompt",
     "query_prompt_name", "corpus_prompt_name", "batch_size", "max_seq_length", "device", "precision", "faiss_index",
     "reranker", "reranker_batch_size", "reranker_max_length", "absolute_margin", "relative_margin", "max_score",
     "min_score", "margin_reference", "max_positive_similarity", "positive_proximity", "lexical_overlap",
@@ -32,7 +33,7 @@ MINE_OPTIONS = (
 #: The options of ``negmine index``: those that shape the indexes.
 INDEX_OPTIONS = (
     "corpus", "index_dir", "config", "corpus_id_column", "corpus_text_column", "corpus_title_column", "retriever",
-    "bm25_k1", "bm25_b", "bm25_method", "bm25_stemmer", "bm25_stopwords", "model", "corpus_prompt",
+    "bm25_k1", "bm25_b", "bm25_method", "bm25_stemmer", "bm25_stopwords", "bm25_tokenizer", "model", "corpus_prompt",
     "corpus_prompt_name", "batch_size", "max_seq_length", "device", "precision", "faiss_index", "engine",
     "ray_address", "workers", "gpus_per_worker", "quiet", "verbose",
 )

@@ -155,6 +155,11 @@ SETTINGS: dict[str, Setting] = {
     "bm25_method": _s(BM25, f"BM25 variant: {choices(BM25_METHODS)}."),
     "bm25_stemmer": _s(BM25, "Snowball stemmer language, or 'none'."),
     "bm25_stopwords": _s(BM25, "Stopword list (en, de, fr, es, ...), or 'none'."),
+    "bm25_tokenizer": _s(BM25, "What BM25 takes for a token: words (split at spaces and punctuation), ngrams:N "
+                         "(character N-grams over Chinese, Japanese, Korean, Thai and other scripts without spaces, "
+                         "words elsewhere; ngrams is ngrams:2), model (the embedding model's sub-word tokenizer), or "
+                         "auto (ngrams:2 when 20% or more of the letters of a corpus sample are in those scripts, "
+                         "else words)."),
     # Dense retrieval
     "model": _s(DENSE, "Sentence-transformers model name or path [default: the embedded all-MiniLM-L6-v2, "
                 "offline]."),

@@ -23,10 +23,11 @@ from negmine.version import __version__
 
 def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = None,
                reranker: Optional[dict[str, Any]] = None, relative_margin: Optional[float] = None,
-               beir: Optional[dict[str, str]] = None) -> dict[str, Any]:
+               beir: Optional[dict[str, str]] = None, bm25_tokenizer: Optional[str] = None) -> dict[str, Any]:
     """What produced an output: negmine's and its libraries' versions, the config (what it produces, not how it
     was run: batch size and resumption are left out), the inputs' fingerprints (and the BEIR folder and split they
-    came from, if so), the models, and the statistics."""
+    came from, if so), the models, and the statistics. ``bm25_tokenizer`` (what BM25 read with) is recorded when it
+    is not ``words``, which outputs before the BM25 tokenizers all read with."""
 
     libs: dict[str, str] = {}
     for lib in ("bm25s", "pyarrow", "numpy", "faiss-cpu", "faiss-gpu", "sentence-transformers", "torch"):
@@ -38,17 +39,21 @@ def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = N
         "negmine_version": __version__,
         "libraries": libs,
         "config": config.to_dict(provenance=True),
-        "resolved": {"relative_margin": relative_margin},
+        "resolved": {"relative_margin": relative_margin, **(
+            {"bm25_tokenizer": bm25_tokenizer} if bm25_tokenizer not in (None, "words") else {})},
         "inputs": {role: {"path": path, "fingerprint": fingerprint(path)} for role, path in files.items()},
         "models": {"embedder": embedder, "reranker": reranker},
-        # cache hits depend on what earlier runs left in the cache, not on the inputs: kept out of the file
-        "stats": {k: v for k, v in stats.to_dict().items()
-                  if k not in ("texts_encoded", "texts_cached") and not (k == "dense_search" and not v)},
+        "stats": {k: v for k, v in stats.to_dict().items() if k not in UNRECORDED_STATS
+                  and not (k in ("dense_search", "blind_rules") and not v)},
     }
     if beir is not None:
         out["beir"] = dict(beir)
     return out
 
+
+#: Statistics kept out of the provenance: the cache's hits depend on what earlier runs left there, not on the
+#: inputs; the BM25 evidence counts are read through ``blind_rules`` (recorded only when a rule could not see).
+UNRECORDED_STATS = ("texts_encoded", "texts_cached", "bm25_seen", "bm25_blind")
 
 METADATA_KEY = b"negmine"
 

@@ -46,6 +46,9 @@ class MineStats:
     promoted_positives: int = 0
     scores: dict[str, Any] = field(default_factory=dict)
     dense_search: dict[str, Any] = field(default_factory=dict)  # an approximate faiss index: setting, recall@k
+    bm25_seen: int = 0  # candidates the BM25 rules looked at (kept by the candidate rules)
+    bm25_blind: int = 0  # of those, the ones sharing no BM25 token with their positive
+    blind_rules: dict[str, float] = field(default_factory=dict)  # rules that could not see: bm25_blind's share
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -53,7 +56,8 @@ class MineStats:
     def add(self, other: "MineStats") -> None:
         """Add a query batch's counts to these (the run's)."""
         for name in ("candidates_seen", "pairs_scored", "positive_pairs_scored", "not_scored", "negatives_written",
-                     "rows_written", "short_pairs", "short_queries", "short_weak_positive", "promoted_positives"):
+                     "rows_written", "short_pairs", "short_queries", "short_weak_positive", "promoted_positives",
+                     "bm25_seen", "bm25_blind"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for target, extra in ((self.dropped, other.dropped), (self.short_by_rule, other.short_by_rule)):
             for key, n in extra.items():

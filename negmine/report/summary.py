@@ -3,7 +3,10 @@ wrote nothing) with the option to turn."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from negmine.report.stats import MineStats
+from negmine.rules import registry
 from negmine.rules.registry import REASONS
 
 
@@ -50,6 +53,8 @@ def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True
     why = starvation(stats)
     if why:
         rows.append(("why short", why))
+    if stats.blind_rules:
+        rows.append(("rules that could not see", blind_detail(stats.blind_rules)))
     return rows
 
 
@@ -59,24 +64,30 @@ def _rule_order(rule: str) -> int:
     return REASONS.index(rule) if rule in REASONS else len(REASONS)
 
 
-#: What to change when a rule drops too much.
-KNOBS = {
-    "rank_window": "raise --range-max (or lower --range-min)",
-    "duplicate_text": "nothing: those candidates copy a positive",
-    "duplicate_candidate": "nothing: those candidates copy each other",
-    "cross_query": "raise --cross-query (or none)",
-    "lexical_overlap": "raise --lexical-overlap (or none)",
-    "near_duplicate": "raise --max-positive-similarity",
-    "positive_proximity": "raise --positive-proximity (or none)",
-    "agreement": "--no-agreement, or a deeper --range-max",
-    "max_score": "raise --max-score",
-    "min_score": "lower --min-score",
-    "absolute_margin": "lower --absolute-margin (or none)",
-    "relative_margin": "lower --relative-margin (or none)",
-    "percentile_gate": "raise --percentile-margin or --percentile-cap",
-    "no_candidates": "use --retriever dense or hybrid (BM25 finds only documents sharing a word)",
-    "positive": "the corpus holds little besides the positives: add documents",
-}
+#: What to change when a rule drops too much (the rules say it: ``Rule.knob``), or when no candidate was found.
+KNOBS = {**registry.KNOBS,
+         "no_candidates": "use --retriever dense or hybrid (BM25 finds only documents sharing a word)"}
+
+#: The share of the candidates a BM25 rule has no token to compare from which it is said not to see.
+BLIND_SHARE = 0.9
+
+
+def blind_rules(stats: MineStats, config: Any) -> dict[str, float]:
+    """The BM25 rules that could not see in a run, each with the share of the candidates it looked at that shared
+    no BM25 token with their positive (``BLIND_SHARE`` or more)."""
+    if not stats.bm25_seen or stats.bm25_blind / stats.bm25_seen < BLIND_SHARE:
+        return {}
+    return {rule: round(stats.bm25_blind / stats.bm25_seen, 4) for rule in registry.bm25_rules(config)}
+
+
+def blind_detail(blind: dict[str, float]) -> str:
+    """What a person reads of rules that could not see, and the option that would wake them."""
+    share = next(iter(blind.values()))
+    names = ", ".join(r.replace("_", " ") for r in sorted(blind, key=_rule_order))
+    return (f"{names} ({share:.0%} of the candidates share no BM25 token with their positive); --bm25-tokenizer "
+            "ngrams:2 (scripts without spaces) or model would let them see")
+
+
 
 #: Below this share of queries served, the summary says why the others starved.
 SERVED_ENOUGH = 0.95

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from itertools import chain
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -39,6 +39,12 @@ from negmine.progress import Progress
 from negmine.retrieve.base import Hits
 from negmine.retrieve.bm25_build import INDEX_FORMAT, _Params, build_index
 from negmine.retrieve.bm25_search import PostingsIndex
+from negmine.retrieve.bm25_tokenizers import (
+    ModelAnalyzer,
+    NgramAnalyzer,
+    canonical,
+    load_model_tokenizer,
+)
 from negmine.retrieve.bm25_tokens import Analyzer, make_tokenizer
 from negmine.storage.cache import cached_dir, text_hashes
 
@@ -65,13 +71,17 @@ class BM25Retriever:
         stemmer: Snowball stemmer language, or ``"none"``.
         stopwords: Stopword list (bm25s's names), or ``"none"``.
         threads: Threads that score queries (default: the CPUs this process may use).
+        tokenizer: ``words``, ``ngrams:N`` or ``model`` (``negmine.retrieve.bm25_tokenizers``; ``auto`` is
+            decided over a corpus by ``negmine.retrieve.build.make_bm25``).
+        model: With ``tokenizer="model"``: the embedding model whose tokenizer BM25 reads (default: the embedded
+            one).
     """
 
     name = "bm25"
 
     def __init__(
         self, k1: float = 1.5, b: float = 0.75, method: str = "lucene", stemmer: str = "english",
-        stopwords: str = "en", threads: Optional[int] = None,
+        stopwords: str = "en", threads: Optional[int] = None, tokenizer: str = "words", model: Optional[str] = None,
     ) -> None:
         from bm25s.scoring import _select_idf_scorer
 
@@ -81,11 +91,16 @@ class BM25Retriever:
             raise ConfigError(f"--bm25-method: unknown variant {method!r}; use lucene, robertson, atire, bm25l or "
                               "bm25+") from exc
         self.tokenizer = make_tokenizer(stemmer, stopwords)
-        self.analyzer = Analyzer(self.tokenizer)
+        self.tokenizer_spec = canonical(tokenizer)
+        self.analyzer = _analyzer(self.tokenizer, self.tokenizer_spec, model)
         self.params = _Params(k1, b, method)
         self.settings = {"k1": k1, "b": b, "method": method, "stemmer": stemmer, "stopwords": stopwords,
                          "bm25s": _version("bm25s"), "format": INDEX_FORMAT}
+        if self.tokenizer_spec != "words":  # the indexes of words keep the key they had before tokenizers
+            self.settings["tokenizer"] = (self.analyzer.identity() if isinstance(self.analyzer, ModelAnalyzer)
+                                          else self.tokenizer_spec)
         self.threads = max(1, threads or _cpus())
+        self.unspaced_share = 0.0  # what --bm25-tokenizer auto read of the corpus (make_bm25)
         self.n_docs = 0
         self._index: Optional[PostingsIndex] = None
         self._build_into: Optional[Path] = None
@@ -234,8 +249,20 @@ class BM25Retriever:
             pass
 
 
+def _analyzer(tokenizer: Any, spec: str, model: Optional[str]) -> Analyzer:
+    """The analyzer of a tokenizer spec (``words``, ``ngrams:N``, ``model``)."""
+    if spec == "auto":
+        raise ValueError("--bm25-tokenizer auto is decided over a corpus: negmine.retrieve.build.make_bm25")
+    if spec == "model":
+        return ModelAnalyzer(load_model_tokenizer(model))
+    if spec.startswith("ngrams:"):
+        return NgramAnalyzer(tokenizer, int(spec.split(":")[1]))
+    return Analyzer(tokenizer)
+
+
 def describe_settings(settings: dict) -> str:
-    return " ".join(f"{k}={settings[k]}" for k in ("method", "k1", "b", "stemmer", "stopwords") if k in settings)
+    return " ".join(f"{k}={settings[k]}" for k in ("method", "k1", "b", "stemmer", "stopwords", "tokenizer")
+                    if k in settings)
 
 
 def cached_settings(cache_dir: Path) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from negmine.inputs.data import Corpus
 from negmine.progress import Progress
 from negmine.retrieve.base import Retriever
 from negmine.retrieve.bm25 import BM25Retriever
+from negmine.retrieve.bm25_tokenizers import resolve
 from negmine.retrieve.dense import DenseRetriever
 from negmine.retrieve.encoders import Encoder, SentenceTransformerEncoder
 from negmine.retrieve.fusion import HybridRetriever
@@ -42,9 +43,7 @@ def make_retriever(
     """Build the retriever the config names over the corpus (indexes come from ``cache_dir`` when present)."""
     parts: dict[str, Retriever] = {}
     if config.retriever in ("bm25", "hybrid"):
-        parts["bm25"] = BM25Retriever(
-            config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer, config.bm25_stopwords
-        ).index(corpus.texts, progress, cache_dir)
+        parts["bm25"] = make_bm25(config, corpus.texts).index(corpus.texts, progress, cache_dir)
     if config.retriever in ("dense", "hybrid"):
         dense = DenseRetriever(encoder or make_encoder(config), cache_dir, config.faiss_index, config.device)
         parts["dense"] = dense.index(corpus.texts, progress, corpus_vectors)
@@ -62,14 +61,32 @@ def dense_part(retriever: Retriever) -> Any:
     return None
 
 
+def bm25_of(retriever: Retriever) -> Optional[BM25Retriever]:
+    """The BM25 retriever of a retriever (itself, or a hybrid's), if it has one."""
+    if isinstance(retriever, BM25Retriever):
+        return retriever
+    if isinstance(retriever, HybridRetriever):
+        found = retriever.retrievers.get("bm25")
+        return found if isinstance(found, BM25Retriever) else None
+    return None
+
+
 def bm25_part(retriever: Retriever, config: MineConfig, corpus: Corpus, cache: Path, progress: Progress) -> Any:
     """The BM25 index the evidence rules read: the retriever's own, else one built (or found in the cache) for
     them; ``None`` when no rule needs it."""
     if not registry.reads_bm25(config, config.score_all):
         return None
-    if isinstance(retriever, BM25Retriever):
-        return retriever
-    if isinstance(retriever, HybridRetriever) and "bm25" in retriever.retrievers:
-        return retriever.retrievers["bm25"]
-    return BM25Retriever(config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer,
-                         config.bm25_stopwords).index(corpus.texts, progress, cache)
+    found = bm25_of(retriever)
+    if found is not None:
+        return found
+    return make_bm25(config, corpus.texts).index(corpus.texts, progress, cache)
+
+
+def make_bm25(config: MineConfig, texts: Sequence[str]) -> BM25Retriever:
+    """The BM25 retriever the config names, its tokenizer decided over ``texts`` (the corpus) for ``auto``; not
+    indexed yet. Its ``tokenizer_spec`` says the tokenizer it reads with, ``unspaced_share`` what ``auto`` read."""
+    spec, share = resolve(config.bm25_tokenizer, texts)
+    bm25 = BM25Retriever(config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer,
+                         config.bm25_stopwords, tokenizer=spec, model=config.model)
+    bm25.unspaced_share = share
+    return bm25

@@ -114,6 +114,29 @@ def gather(context: "Context", config: Any, everything: bool = False) -> dict[st
     return found
 
 
+#: The evidence that is 0 where BM25 has no token to compare, best first: a candidate that shares none with the
+#: positive (lexical overlap), or with the query (agreement's BM25 score).
+BM25_EVIDENCE = ("lexical_overlap", "bm25_score")
+
+
+def blind_counts(reasons: "np.ndarray", evidence: Values, config: Any) -> tuple[int, int]:
+    """The candidates the BM25 rules look at (those the candidate rules kept) and how many of them share no BM25
+    token with their positive (or, without the lexical-overlap evidence, their query). Where nearly all of a
+    run's do, BM25 reads nothing in common between neighbours (a tokenizer that splits no word of the corpus's
+    script, say): the rules that read it cannot see."""
+    for value in BM25_EVIDENCE:
+        found = evidence.get(value)
+        if found is not None:
+            kept = reasons == KEPT
+            return int(kept.sum()), int((kept & (found == 0)).sum())
+    return 0, 0
+
+
+def bm25_rules(config: Any) -> list[str]:
+    """The enabled rules that read BM25."""
+    return [r.name for r in RULES if r.bm25 and r.enabled(config)]
+
+
 def need_scores(config: Any) -> bool:
     """Whether the judge must score candidates: a rule on the judge's scores is on."""
     return any(rule.judge and rule.enabled(config) for rule in RULES)

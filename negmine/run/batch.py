@@ -90,6 +90,8 @@ class Batch:
     reasons: Any = None
     evidence: dict[str, Any] = field(default_factory=dict)
     bm25_margin: Optional[np.ndarray] = None
+    bm25_seen: int = 0
+    bm25_blind: int = 0
     scorers: Optional[Scorers] = None
     prescored: Optional[Prescored] = None
     scored: Optional[ScoredCandidates] = None
@@ -120,6 +122,7 @@ def evidence_rules(plan: Plan, batch: Batch, progress: Progress) -> None:
     with progress.stage("gathering evidence"):
         batch.evidence = plan.sources.evidence(plan, batch.hits.indices, batch.positions, batch.positives,
                                                batch.texts)
+    batch.bm25_seen, batch.bm25_blind = registry.blind_counts(batch.reasons, batch.evidence, plan.rules)
     batch.reasons = registry.evidence_rules(batch.reasons, batch.evidence, plan.rules)
     if plan.rules.agreement and batch.evidence.get("bm25_score") is not None:
         batch.bm25_margin = agreement.bm25_margin(batch.evidence["bm25_score"], batch.evidence["bm25_positive"],
@@ -213,6 +216,7 @@ def account(plan: Plan, batch: Batch, progress: Progress) -> None:
                         batch.positives)
     stats.promoted_positives = int(sum(len(c) for c in batch.false_negatives)) \
         if config.promote_false_negatives else 0
+    stats.bm25_seen, stats.bm25_blind = batch.bm25_seen, batch.bm25_blind
     if batch.prescored is not None:
         stats.pairs_scored, stats.positive_pairs_scored = batch.prescored.pairs, batch.prescored.positive_pairs
     candidates = None

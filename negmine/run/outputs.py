@@ -11,7 +11,7 @@ from typing import Any, Optional
 import numpy as np
 import pyarrow as pa
 
-from negmine.errors import EmptyResultError, NegmineError
+from negmine.errors import ConfigError, EmptyResultError, NegmineError
 from negmine.output.candidates import build_candidates_table, build_false_negatives_table
 from negmine.output.files import read_output
 from negmine.output.layouts import build_table, negatives_in, select_columns
@@ -19,7 +19,7 @@ from negmine.output.provenance import METADATA_KEY, provenance
 from negmine.output.sinks import ParquetSink, open_sink
 from negmine.progress import Progress
 from negmine.report.stats import MineStats, score_summary
-from negmine.report.summary import why_empty
+from negmine.report.summary import blind_detail, blind_rules, why_empty
 from negmine.rules import registry
 from negmine.run.batch import BatchResult
 from negmine.run.plan import Plan, concat, judges_all, warn
@@ -115,11 +115,18 @@ def run_batches(run: Plan, stats: MineStats, store: RunStore, sinks: "Sinks", re
         if counted is not None:
             stats.texts_encoded, stats.texts_cached = counted
         stats.dense_search = dict(run.dense_search)
+        stats.blind_rules = blind_rules(stats, run.rules)
+        if stats.blind_rules:
+            message = f"rules that could not see: {blind_detail(stats.blind_rules)}"
+            if config.strict:
+                raise ConfigError(f"{message} (--strict makes this an error)")
+            warn(run.warnings, message)
         if stats.negatives_written == 0 and not config.allow_empty:
             raise EmptyResultError(why_empty(stats))
         metadata = provenance(config, run.inputs.files, stats, run.sources.embedder_identity(run),
                               run.sources.judge_identity(run, always=config.sampling_strategy == "simans"),
-                              run.config.relative_margin_for(run.judge_kind), run.inputs.beir)
+                              run.config.relative_margin_for(run.judge_kind), run.inputs.beir,
+                              run.sources.bm25_tokenizer(run))
         t = time.perf_counter()
         with progress.stage("writing output"):
             table = sinks.commit(metadata, run)

@@ -21,7 +21,7 @@ from negmine.judges.judge import Judge, load_judge
 from negmine.progress import Progress
 from negmine.report.stats import MineStats, input_stats
 from negmine.retrieve import build as retrievers
-from negmine.retrieve.bm25 import BM25Retriever, cached_settings
+from negmine.retrieve.bm25 import cached_settings
 from negmine.retrieve.dense import RECALL_SAMPLE, DenseRetriever
 from negmine.retrieve.encoders import Encoder, check_device
 from negmine.rules import percentile_gate, registry
@@ -155,6 +155,7 @@ def plan(config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, 
             warn(warnings, f"--index-dir {cache} lacks the {what}: building it there now. {advice}")
     sources = _sources(config, inputs, positives, mined, cache, encoder, corpus_embeddings, query_embeddings, judge,
                        progress, encode_corpus)
+    _say_tokenizer(config, sources, warnings)
     run = Plan(config, rules, inputs, positives, mined, depth_of(config, positives, mined, len(inputs.corpus)),
                sources, cache, judge.kind)
     if retrievers.dense_part(sources.retriever) is not None and prepass:
@@ -162,6 +163,17 @@ def plan(config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, 
     if percentile_gate_on(rules) and prepass:
         run.calibration = calibrate(run, progress)
     return run, stats
+
+
+def _say_tokenizer(config: MineConfig, sources: LiveSources, warnings: list[str]) -> None:
+    """Once per run, when --bm25-tokenizer auto reads the corpus otherwise than as words: what it read and how."""
+    bm25 = sources.bm25 if sources.bm25 is not None else retrievers.bm25_of(sources.retriever)
+    if bm25 is None or config.bm25_tokenizer != "auto" or bm25.tokenizer_spec == "words":
+        return
+    n = bm25.tokenizer_spec.split(":")[1]
+    warn(warnings, f"BM25: {bm25.unspaced_share:.0%} of the letters of the corpus (a sample) are in scripts written "
+                   f"without spaces: it reads them as character {n}-grams, and words elsewhere (--bm25-tokenizer "
+                   f"{bm25.tokenizer_spec}; the stemmer and stopwords apply to those words only)")
 
 
 def percentile_gate_on(config: MineConfig) -> bool:
@@ -252,8 +264,7 @@ def index_gaps(config: MineConfig, inputs: Inputs, folder: Path, encoder: Option
     gaps = []
     corpus = inputs.corpus
     if config.retriever in ("bm25", "hybrid") or registry.reads_bm25(config, config.score_all):
-        bm25 = BM25Retriever(config.bm25_k1, config.bm25_b, config.bm25_method, config.bm25_stemmer,
-                             config.bm25_stopwords)
+        bm25 = retrievers.make_bm25(config, corpus.texts)
         if not bm25.is_cached(corpus.texts, folder):
             held = "; ".join(cached_settings(folder)) or "none"
             gaps.append((f"BM25 index of this corpus with these settings ({bm25.describe()})",

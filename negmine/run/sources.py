@@ -14,6 +14,7 @@ from negmine.judges.judge import Judge
 from negmine.judges.vectors import BiEncoderScorer, PositiveCosines, Vectors
 from negmine.progress import Progress
 from negmine.retrieve.base import Hits, Retriever
+from negmine.retrieve.build import bm25_of
 from negmine.retrieve.dense import DenseRetriever
 from negmine.retrieve.encoders import identity_record
 from negmine.rules import registry
@@ -100,6 +101,11 @@ class LiveSources:
 
     def embedder_identity(self, plan: Any) -> Optional[dict[str, Any]]:
         return identity_record(self.dense.encoder) if self.dense is not None and self.dense.encoder else None
+
+    def bm25_tokenizer(self, plan: Any) -> Optional[str]:
+        """The tokenizer of the BM25 index the run reads (the evidence's, else the retriever's), if any."""
+        bm25 = self.bm25 if self.bm25 is not None else bm25_of(self.retriever)
+        return str(bm25.settings.get("tokenizer", "words")) if bm25 is not None else None
 
     def judge_identity(self, plan: Any, always: bool = False) -> Optional[dict[str, Any]]:
         """The judge, as the provenance records it: ``None`` when no rule read its scores (unless ``always``)."""

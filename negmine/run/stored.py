@@ -275,6 +275,10 @@ class StoredSources:
             return None
         return self.judge_record
 
+    def bm25_tokenizer(self, plan: Any) -> Optional[str]:
+        """The tokenizer the mining run read BM25 with, as its provenance says (``words`` unless it says other)."""
+        return (self.meta.get("resolved") or {}).get("bm25_tokenizer", "words")
+
     def texts_counted(self) -> Optional[tuple[int, int]]:
         return None  # nothing is encoded
 

@@ -88,7 +88,6 @@ def blind_detail(blind: dict[str, float]) -> str:
             "ngrams:2 (scripts without spaces) or model would let them see")
 
 
-
 #: Below this share of queries served, the summary says why the others starved.
 SERVED_ENOUGH = 0.95
 

@@ -1,0 +1,274 @@
+"""Batches that teach: NGAME-style composition of training rows into batches of B.
+
+With MultipleNegativesRankingLoss every other row of a batch is a negative for each anchor, so the batch holds
+most of the negatives an anchor sees. Random batches make those easy, and nothing stops a batch from holding a
+document that is a known positive of another row's query: an in-batch false negative. ``compose_batches``:
+
+- **hard**: rows whose anchors are near in the bi-encoder's space share a batch. A two-level spherical k-means
+  over the anchors' vectors (about sqrt(n / B) coarse clusters, then about B rows per fine cluster inside each;
+  seeded, vectors compared in chunks, so memory grows with n, not n x clusters) orders the rows, and batches are
+  filled along that order;
+- **clean**: a row joins a batch only if none of its documents (positive and mined negatives) is a known positive
+  of another row's query there, none of its own known positives is among the other rows' documents, no other row
+  has the same query (one's positive would be the other's false negative) and no other row has the same positive
+  (compared by ``positive_keys``: normalised texts, when given); with the positives' vectors, the
+  positive-proximity rule guards the in-batch pairs as it guards mined negatives (a row whose positive is nearer
+  another row's positive than that row's query is stays out of its batch). A row that conflicts waits and joins
+  the first later batch where it fits; the composition counts the rows moved and why;
+- every batch has exactly B rows, but for the last ones when the rows left cannot be placed together (``short``);
+- the order of the batches is shuffled by the seed, each batch staying whole; everything is deterministic for a
+  seed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Collection, Hashable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from negmine.errors import ConfigError
+
+#: Rows compared with the centroids at once.
+CHUNK = 65_536
+#: Rounds of k-means at each level.
+ROUNDS = 8
+#: How many waiting rows a new batch looks at before it takes the next rows in order.
+LOOK_BACK = 4
+
+
+@dataclass
+class Composition:
+    """Rows in batch order: ``order[i]`` is the row at position i, ``batch[i]`` its batch (0, 1, ... in order)."""
+
+    order: np.ndarray
+    batch: np.ndarray
+    batch_size: int
+    moved: int = 0  # rows that joined a later batch than their neighbours' (a conflict)
+    conflicts: Counter = field(default_factory=Counter)  # why rows waited: known_positive, same_query, same_positive,
+    # positive_proximity
+
+    @property
+    def batches(self) -> int:
+        return int(self.batch[-1]) + 1 if len(self.batch) else 0
+
+    @property
+    def short(self) -> int:
+        """Batches of fewer than ``batch_size`` rows."""
+        return int((np.bincount(self.batch) < self.batch_size).sum()) if len(self.batch) else 0
+
+    def batch_of_rows(self) -> np.ndarray:
+        """Each row's batch, by the row's own index."""
+        out = np.empty(len(self.order), dtype=np.int64)
+        out[self.order] = self.batch
+        return out
+
+
+def normalise(text: str) -> str:
+    """The text compared for "the same positive": lower case, runs of white space as one space, trimmed."""
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def compose_batches(
+    vectors: np.ndarray, queries: Sequence[Hashable], positives: Sequence[Hashable],
+    negatives: Sequence[Sequence[Hashable]], known: Mapping[Hashable, Collection[Hashable]], batch_size: int,
+    seed: int = 0, positive_keys: Optional[Sequence[Hashable]] = None, clean: bool = True, hard: bool = True,
+    positive_vectors: Optional[np.ndarray] = None, proximity: Optional[float] = 0.02,
+) -> Composition:
+    """Compose training rows into batches of ``batch_size`` (see the module's docstring).
+
+    Args:
+        vectors: One vector per row, of its anchor (the query) in the bi-encoder's space, shape (rows, dim).
+        queries: Each row's query id.
+        positives: Each row's positive document id.
+        negatives: Each row's mined negative document ids.
+        known: query id -> its known positive document ids (the qrels).
+        batch_size: B, the trainer's batch size.
+        seed: Seeds the k-means and the order of the batches.
+        positive_keys: Each row's positive compared for "the same positive" (default: ``positives``); give
+            ``normalise(text)`` to compare texts.
+        clean: Keep in-batch false negatives out (the rules above); False only groups.
+        hard: Group near rows; False keeps the rows' order shuffled by the seed (random batches, still clean).
+        positive_vectors: Each row's positive in the same space as ``vectors``; with ``proximity``, the
+            positive-proximity rule guards the in-batch pairs too: rows a and b do not share a batch when b's
+            positive is nearer a's positive than a's query is, cos(p_b, p_a) > cos(q_a, p_a) + ``proximity`` (or
+            the other way round): b's positive would be a likely false negative of a's.
+        proximity: That rule's margin (None: off).
+    """
+    n = len(queries)
+    if batch_size < 1:
+        raise ConfigError(f"--train-batch-size must be at least 1; got {batch_size}")
+    if not (len(positives) == len(negatives) == n) or (hard and len(vectors) != n):
+        raise ValueError("compose_batches: one query, positive, negatives list and vector per row")
+    rng = np.random.default_rng(seed)
+    along = _grouped_order(np.asarray(vectors, dtype=np.float32), batch_size, rng) if hard else rng.permutation(n)
+    keys = positive_keys if positive_keys is not None else positives
+    rows = [_RowDocs(queries[i], positives[i], keys[i], frozenset(negatives[i]) | {positives[i]},
+                     frozenset(known.get(queries[i], ())) | {positives[i]}) for i in range(n)]
+    near = None
+    if clean and positive_vectors is not None and proximity is not None:
+        p = _units(np.asarray(positive_vectors, dtype=np.float32))
+        near = _Proximity(p, np.einsum("ij,ij->i", _units(np.asarray(vectors, dtype=np.float32)), p) + proximity)
+    batches, moved, why = _fill(rows, along.tolist(), batch_size, clean, near)
+    shuffled = [batches[i] for i in _batch_order(batches, batch_size, rng)]
+    order = np.fromiter((r for b in shuffled for r in b), dtype=np.int64, count=n)
+    batch = np.repeat(np.arange(len(shuffled), dtype=np.int64), [len(b) for b in shuffled])
+    return Composition(order, batch, batch_size, moved, why)
+
+
+@dataclass(frozen=True)
+class _RowDocs:
+    query: Hashable
+    positive: Hashable
+    key: Hashable
+    docs: frozenset  # its positive and negatives
+    known: frozenset  # its query's known positives, its own positive included
+
+
+@dataclass(frozen=True)
+class _Proximity:
+    """The positive-proximity rule over in-batch pairs: unit positives, and each row's bar cos(q, p) + margin."""
+
+    positives: np.ndarray
+    bar: np.ndarray
+
+    def near(self, i: int, rows: list[int]) -> bool:
+        if not rows:
+            return False
+        sims = self.positives[rows] @ self.positives[i]
+        return bool((sims > self.bar[i]).any() or (sims > self.bar[rows]).any())
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.queries: set = set()
+        self.keys: set = set()
+        self.docs: set = set()
+        self.known: set = set()
+
+    def conflict(self, i: int, row: _RowDocs, near: Optional[_Proximity]) -> Optional[str]:
+        if row.query in self.queries:
+            return "same_query"
+        if row.key in self.keys:
+            return "same_positive"
+        if not row.docs.isdisjoint(self.known) or not row.known.isdisjoint(self.docs):
+            return "known_positive"
+        if near is not None and near.near(i, self.rows):
+            return "positive_proximity"
+        return None
+
+    def add(self, i: int, row: _RowDocs) -> None:
+        self.rows.append(i)
+        self.queries.add(row.query)
+        self.keys.add(row.key)
+        self.docs |= row.docs
+        self.known |= row.known
+
+
+def _fill(rows: list[_RowDocs], along: list[int], size: int, clean: bool,
+          near: Optional[_Proximity]) -> tuple[list[list[int]], int, Counter]:
+    """Batches of ``size`` filled along ``along``; a row in conflict waits for the first later batch it fits."""
+    batches: list[list[int]] = []
+    waiting: deque[int] = deque()
+    why: Counter = Counter()  # each moved row's first reason
+    moved: set[int] = set()
+    stream = iter(along)
+    left = len(along)
+    exhausted = False
+
+    def place(current: _Batch, i: int) -> None:
+        reason = current.conflict(i, rows[i], near) if clean else None
+        if reason is None:
+            current.add(i, rows[i])
+            return
+        if i not in moved:
+            moved.add(i)
+            why[reason] += 1
+        waiting.append(i)
+
+    while left:
+        current = _Batch()
+        look = len(waiting) if exhausted else min(len(waiting), LOOK_BACK * size)
+        for _ in range(look):  # the rows that waited go first (all of them once the stream has run out)
+            if len(current.rows) == size:
+                break
+            place(current, waiting.popleft())
+        while len(current.rows) < size:
+            i = next(stream, None)
+            if i is None:
+                exhausted = True
+                break
+            place(current, i)
+        batches.append(current.rows)
+        left -= len(current.rows)
+    return batches, len(moved), why
+
+
+def _batch_order(batches: list[list[int]], size: int, rng: np.random.Generator) -> list[int]:
+    """The full batches in an order shuffled by the seed, then the short ones (a trainer drops or pads the last)."""
+    full = [i for i, b in enumerate(batches) if len(b) == size]
+    short = [i for i, b in enumerate(batches) if len(b) != size]
+    return [full[j] for j in rng.permutation(len(full))] + short
+
+
+def _grouped_order(vectors: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The rows ordered so that near ones are next to each other: coarse clusters, fine clusters inside them."""
+    n = len(vectors)
+    units = _units(vectors)
+    groups = max(1, n // size)
+    coarse = _kmeans(units, max(1, round(math.sqrt(groups))), rng)
+    order: list[np.ndarray] = []
+    for c in range(int(coarse.max()) + 1 if n else 0):
+        members = np.flatnonzero(coarse == c)
+        if not len(members):
+            continue
+        fine = _kmeans(units[members], max(1, len(members) // size), rng)
+        order.append(members[np.argsort(fine, kind="stable")])
+    return np.concatenate(order) if order else np.arange(0)
+
+
+def _units(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _kmeans(units: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Spherical k-means labels of unit vectors (seeded start on distinct rows, ``ROUNDS`` rounds)."""
+    n = len(units)
+    if k <= 1 or n <= k:
+        return np.zeros(n, dtype=np.int64) if k <= 1 else np.arange(n, dtype=np.int64)
+    centroids = units[rng.choice(n, size=k, replace=False)].copy()
+    labels = np.zeros(n, dtype=np.int64)
+    for _ in range(ROUNDS):
+        for start in range(0, n, CHUNK):
+            labels[start:start + CHUNK] = np.argmax(units[start:start + CHUNK] @ centroids.T, axis=1)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, labels, units)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        filled = norms[:, 0] > 0
+        centroids[filled] = sums[filled] / norms[filled]
+    return labels
+
+
+def in_batch_false_negatives(
+    queries: Sequence[Hashable], positives: Sequence[Hashable], negatives: Sequence[Sequence[Hashable]],
+    batch: Sequence[int], relevant: Mapping[Hashable, Collection[Hashable]],
+) -> int:
+    """How many (row, document of another row in its batch) pairs put a document judged relevant to the row's query
+    (``relevant``: fuller judgments) among its in-batch negatives, the other rows' positives and mined negatives
+    (a repeat of the row's own positive included); each document counted once per row."""
+    members: dict[int, list[int]] = {}
+    for i, b in enumerate(batch):
+        members.setdefault(int(b), []).append(i)
+    count = 0
+    for rows in members.values():
+        for i in rows:
+            rel = relevant.get(queries[i], ())
+            if not rel:
+                continue
+            others = {d for j in rows if j != i for d in (positives[j], *negatives[j])}
+            count += sum(1 for d in others if d in rel)
+    return count

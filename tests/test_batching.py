@@ -1,0 +1,161 @@
+"""Training batches that teach (negmine.batching): batches of exactly B rows (the last aside), the same for a seed,
+no known positive of another row's query inside a batch, near rows together, and a sampler that keeps the
+batches whole over epochs in a real (2-step) sentence-transformers training run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from negmine.batching.compose import compose_batches, in_batch_false_negatives, normalise
+from negmine.errors import ConfigError
+
+
+def rows(n: int = 200, topics: int = 10, seed: int = 0, dim: int = 16, docs: int = 5) -> dict[str, Any]:
+    """``n`` rows on ``topics`` topics. Each topic has ``docs`` relevant documents (t-0, t-1, ...: the fuller
+    judgments), near the topic's direction; a row's positive is one of them (its only known positive), its query a
+    noisier point of the topic, its negatives one of the topic's documents (an unlabelled positive) and one
+    unrelated document."""
+    rng = np.random.default_rng(seed)
+    centres = 3 * rng.normal(size=(topics, dim))
+    doc_vectors = centres[:, None, :] + 0.3 * rng.normal(size=(topics, docs, dim))
+    topic = rng.integers(0, topics, size=n)
+    pick = rng.integers(0, docs, size=n)
+    queries = [f"q{i}" for i in range(n)]
+    positives = [f"{t}-{d}" for t, d in zip(topic, pick)]
+    return {"vectors": centres[topic] + 1.5 * rng.normal(size=(n, dim)), "queries": queries,
+            "positives": positives, "positive_vectors": doc_vectors[topic, pick],
+            "negatives": [[f"{t}-{rng.integers(0, docs)}", f"neg{rng.integers(0, 10_000)}"] for t in topic],
+            "known": {q: {p} for q, p in zip(queries, positives)}, "topic": topic,
+            "relevant": {q: {f"{t}-{d}" for d in range(docs)} for q, t in zip(queries, topic)}}
+
+
+def compose(data: dict[str, Any], size: int, **options: Any) -> Any:
+    return compose_batches(data["vectors"], data["queries"], data["positives"], data["negatives"], data["known"],
+                           size, **options)
+
+
+def members(c: Any) -> list[list[int]]:
+    out: dict[int, list[int]] = {}
+    for row, b in zip(c.order.tolist(), c.batch.tolist()):
+        out.setdefault(b, []).append(row)
+    return [out[b] for b in sorted(out)]
+
+
+def test_batches_of_exactly_b_rows_but_the_last() -> None:
+    data = rows(203, topics=40, docs=1000)
+    c = compose(data, 16)
+    sizes = [len(m) for m in members(c)]
+    assert sorted(c.order.tolist()) == list(range(203))  # every row once
+    assert sizes[:-1] == [16] * (len(sizes) - 1) and 0 < sizes[-1] <= 16
+    assert c.short == 1 and c.batches == len(sizes)
+    assert list(c.batch) == sorted(c.batch)  # the file is in batch order
+
+
+def test_the_same_seed_gives_the_same_batches_and_another_shuffles_them() -> None:
+    data = rows()
+    a, b, other = compose(data, 16, seed=3), compose(data, 16, seed=3), compose(data, 16, seed=4)
+    assert np.array_equal(a.order, b.order) and np.array_equal(a.batch, b.batch)
+    assert not np.array_equal(a.order, other.order)
+
+
+def test_no_known_positive_of_another_row_inside_a_batch() -> None:
+    data = rows(300, topics=20)
+    for batch in members(compose(data, 8)):
+        for i in batch:
+            others = {d for j in batch if j != i for d in (data["positives"][j], *data["negatives"][j])}
+            assert not others & data["known"][data["queries"][i]]
+            assert data["positives"][i] not in {data["positives"][j] for j in batch if j != i}
+
+
+def test_fewer_in_batch_false_negatives_than_random_batches() -> None:
+    """Against the fuller judgments: grouping alone gathers a topic's relevant documents into its batches; the
+    clean rules with positive proximity keep them out, below random batches."""
+    data = rows(400, topics=20)
+
+    def false_negatives(**options: Any) -> int:
+        c = compose(data, 8, positive_vectors=data["positive_vectors"], **options)
+        return in_batch_false_negatives(data["queries"], data["positives"], data["negatives"], c.batch_of_rows(),
+                                        data["relevant"])
+
+    grouped, grouped_only = false_negatives(), false_negatives(clean=False)
+    random, random_clean = false_negatives(hard=False, clean=False), false_negatives(hard=False)
+    known_only = false_negatives(proximity=None)
+    assert grouped_only > random > random_clean >= 0 and grouped < random, (grouped, grouped_only, random)
+    assert grouped < known_only  # positive proximity catches the unlabelled ones
+
+
+def test_near_rows_share_a_batch() -> None:
+    data = rows(320, topics=10)
+    same_topic = []
+    for hard in (True, False):
+        c = compose(data, 16, hard=hard, clean=False)
+        share = [np.bincount(data["topic"][m]).max() / len(m) for m in members(c)]
+        same_topic.append(float(np.mean(share)))
+    assert same_topic[0] > 0.75 and same_topic[1] < 0.4  # 0.83 and 0.24 here
+
+
+def test_rows_in_conflict_move_and_are_counted() -> None:
+    data = rows(40, topics=2)
+    data["queries"] = ["q0"] * 2 + data["queries"][2:]  # two rows of one query
+    c = compose(data, 8)
+    assert c.moved > 0 and sum(c.conflicts.values()) == c.moved
+    assert set(c.conflicts) <= {"known_positive", "same_query", "same_positive", "positive_proximity"}
+    batch = c.batch_of_rows()
+    assert batch[0] != batch[1]
+
+
+def test_positive_keys_compare_texts() -> None:
+    data = rows(4, topics=1)
+    data.update(positives=["a", "b", "c", "d"], negatives=[[], [], [], []],
+                known={q: set() for q in data["queries"]})
+    keys = [normalise(t) for t in ["The  cat", "the cat ", "dog", "bird"]]
+    c = compose(data, 4, positive_keys=keys)
+    batch = c.batch_of_rows()
+    assert batch[0] != batch[1] and c.conflicts == {"same_positive": 1}
+
+
+def test_a_batch_size_below_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match="--train-batch-size"):
+        compose(rows(4), 0)
+
+
+def test_the_sampler_keeps_batches_whole_over_epochs_in_a_training_run(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")
+    from datasets import Dataset
+    from helpers import tiny_bert
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformerTrainingArguments as Arguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from negmine.batching.sampler import grouped_batch_sampler
+
+    batch_ids = [0, 0, 1, 1, 2, 2, 3]  # batches of 2 and a short last one
+    factory = grouped_batch_sampler(batch_ids)
+    data = Dataset.from_dict({"anchor": [f"query {i}" for i in range(7)],
+                              "positive": [f"document {i}" for i in range(7)]})
+    sampler = factory(data, batch_size=2, drop_last=False, seed=5)
+    seen = []
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        seen.append([tuple(b) for b in sampler])
+    for epoch in seen:
+        assert sorted(epoch) == [(0, 1), (2, 3), (4, 5), (6,)]
+    assert seen[0] != seen[1] and len(sampler) == 4
+    with pytest.raises(ValueError, match="over the trainer's batch size"):
+        factory(data, batch_size=1, drop_last=False)
+
+    (tmp_path / "models").mkdir()
+    model = SentenceTransformer(str(tiny_bert(tmp_path / "models")[1]), device="cpu")
+    args = Arguments(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=2,
+                     batch_sampler=factory, save_strategy="no", report_to="none", use_cpu=True, seed=5)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
+                                         loss=MultipleNegativesRankingLoss(model))
+    used = trainer.get_train_dataloader().batch_sampler
+    assert type(used).__name__ == "GroupedBatchSampler"
+    assert sorted(tuple(b) for b in used) == [(0, 1), (2, 3), (4, 5), (6,)]
+    trainer.train()
+    assert trainer.state.global_step == 2

@@ -146,9 +146,10 @@ def load_model():  # type: ignore[no-untyped-def]
 
 
 def train_one(rows: Any, seed: int, work: Path, epochs: float = 1, batch_size: int = 32,  # type: ignore[no-untyped-def]
-              learning_rate: float = 2e-5, max_steps: int = -1):
+              learning_rate: float = 2e-5, max_steps: int = -1, batch_sampler: Any = None):
     """A fresh copy of the zero-shot model fine-tuned on ``rows`` (MNRL; ``max_steps`` > 0 overrides ``epochs``:
-    the trainer cycles over the rows, reshuffled each epoch, until it has taken that many optimizer steps)."""
+    the trainer cycles over the rows, reshuffled each epoch, until it has taken that many optimizer steps;
+    ``batch_sampler``: the trainer's, default its no-duplicates sampler)."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -156,10 +157,11 @@ def train_one(rows: Any, seed: int, work: Path, epochs: float = 1, batch_size: i
 
     set_seed(seed)
     model = load_model()
+    sampler = BatchSamplers.NO_DUPLICATES if batch_sampler is None else batch_sampler
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work), num_train_epochs=epochs, max_steps=max_steps, per_device_train_batch_size=batch_size,
         learning_rate=learning_rate, warmup_steps=0.1, seed=seed, data_seed=seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to="none", logging_strategy="no",
+        batch_sampler=sampler, save_strategy="no", report_to="none", logging_strategy="no",
         disable_tqdm=True, use_cpu=True, dataloader_num_workers=0,
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=rows,

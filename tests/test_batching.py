@@ -81,6 +81,8 @@ def test_fewer_in_batch_false_negatives_than_random_batches() -> None:
         return in_batch_false_negatives(data["queries"], data["positives"], data["negatives"], c.batch_of_rows(),
                                         data["relevant"])
 
+    relaxed = compose(data, 8, positive_vectors=data["positive_vectors"])
+    assert relaxed.relaxed > 0 and relaxed.short < 5  # rows that fit no full batch drop the proximity rule only
     grouped, grouped_only = false_negatives(), false_negatives(clean=False)
     random, random_clean = false_negatives(hard=False, clean=False), false_negatives(hard=False)
     known_only = false_negatives(proximity=None)

@@ -50,6 +50,7 @@ class Composition:
     moved: int = 0  # rows that joined a later batch than their neighbours' (a conflict)
     conflicts: Counter = field(default_factory=Counter)  # why rows waited: known_positive, same_query, same_positive,
     # positive_proximity
+    relaxed: int = 0  # rows that fitted no full batch under every rule, placed without positive proximity
 
     @property
     def batches(self) -> int:
@@ -113,10 +114,15 @@ def compose_batches(
         p = _units(np.asarray(positive_vectors, dtype=np.float32))
         near = _Proximity(p, np.einsum("ij,ij->i", _units(np.asarray(vectors, dtype=np.float32)), p) + proximity)
     batches, moved, why = _fill(rows, along.tolist(), batch_size, clean, near)
+    rest = [i for b in batches if len(b) < batch_size for i in b]
+    relaxed = 0
+    if near is not None and len(rest) > batch_size:  # rows that fit no full batch: placed by the other rules alone
+        batches = [b for b in batches if len(b) == batch_size] + _fill(rows, rest, batch_size, clean, None)[0]
+        relaxed = len(rest)
     shuffled = [batches[i] for i in _batch_order(batches, batch_size, rng)]
     order = np.fromiter((r for b in shuffled for r in b), dtype=np.int64, count=n)
     batch = np.repeat(np.arange(len(shuffled), dtype=np.int64), [len(b) for b in shuffled])
-    return Composition(order, batch, batch_size, moved, why)
+    return Composition(order, batch, batch_size, moved, why, relaxed)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ and the other rows' positives in its batch, the in-batch negatives MNRL sees; bi
   no-duplicates       sentence-transformers' NoDuplicatesBatchSampler (no text twice in a batch), seeded
   grouped             negmine.batching.compose_batches: hard (near anchors together) and clean (no known positive
                       of another row, no repeated query or positive text, positive proximity 0.02 over in-batch
-                      pairs)
+                      pairs: the other rows' positives and mined negatives)
   grouped-unclean     the same grouping without the clean rules (what grouping alone costs)
 
 ``train``: SciFact train (every judged pair; 3 negatives by negmine's defaults), all-MiniLM-L6-v2 fine-tuned with
@@ -61,7 +61,7 @@ def mined_rows(corpus: Any, queries: Any, qrels: Qrels, cache: Path) -> dict[str
 
 
 def batch_ids(method: str, rows: dict[str, Any], q_vec: np.ndarray, p_vec: np.ndarray, known: dict[str, set[str]],
-              size: int, seed: int) -> np.ndarray:
+              size: int, seed: int, n_vec: Any = None) -> np.ndarray:
     """Each row's batch under a batching (the order within the epoch aside)."""
     n = len(rows["query_id"])
     if method == "random":
@@ -80,7 +80,7 @@ def batch_ids(method: str, rows: dict[str, Any], q_vec: np.ndarray, p_vec: np.nd
         return out
     c = compose_batches(q_vec, rows["query_id"], rows["positive_id"], rows["negative_ids"], known, size, seed=seed,
                         positive_keys=[normalise(t) for t in rows["positive"]], positive_vectors=p_vec,
-                        clean=method == "grouped")
+                        negative_vectors=n_vec, clean=method == "grouped")
     return c.batch_of_rows()
 
 
@@ -96,15 +96,19 @@ def hardness(batch: np.ndarray, q_vec: np.ndarray, p_vec: np.ndarray) -> float:
     return float(np.mean(sims))
 
 
-def vectors(prep: Any, rows: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The rows' anchors and positives in the bi-encoder's space (fn_data's cached embeddings)."""
+def vectors(prep: Any, rows: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows' anchors, positives and mined negatives in the bi-encoder's space (fn_data's cached embeddings)."""
     qpos = {q: i for i, q in enumerate(prep.qids)}
     missing = [q for q in rows["query_id"] if q not in qpos]
     if missing:
         raise SystemExit(f"no embedding for query {missing[0]}")
     q_vec = prep.q_emb[[qpos[q] for q in rows["query_id"]]]
     p_vec = prep.d_emb[[prep.corpus.index[d] for d in rows["positive_id"]]]
-    return q_vec, p_vec
+    n_vec = np.zeros((len(q_vec), NUM_NEGATIVES, q_vec.shape[1]), dtype=np.float32)
+    for i, ids in enumerate(rows["negative_ids"]):
+        for k, d in enumerate(ids):
+            n_vec[i, k] = prep.d_emb[prep.corpus.index[d]]
+    return q_vec, p_vec, n_vec
 
 
 def run_fn(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,7 +116,7 @@ def run_fn(args: argparse.Namespace) -> dict[str, Any]:
     for name in args.datasets:
         prep = prepare(name, "test", args.cache_dir)
         rows = mined_rows(prep.corpus, prep.queries, prep.one_positive_qrels, args.cache_dir)
-        q_vec, p_vec = vectors(prep, rows)
+        q_vec, p_vec, n_vec = vectors(prep, rows)
         known = {q: {prep.positive[q]} for q in prep.qids}
         n = len(rows["query_id"])
         print(f"\n{name}: {n} rows (one positive per query, {NUM_NEGATIVES} negatives), batch {args.batch_size}, "
@@ -124,7 +128,7 @@ def run_fn(args: argparse.Namespace) -> dict[str, Any]:
             fns, hards, shorts, secs = [], [], [], []
             for seed in args.seeds:
                 t = time.perf_counter()
-                batch = batch_ids(method, rows, q_vec, p_vec, known, args.batch_size, seed)
+                batch = batch_ids(method, rows, q_vec, p_vec, known, args.batch_size, seed, n_vec)
                 secs.append(time.perf_counter() - t)
                 fns.append(1000 * in_batch_false_negatives(rows["query_id"], rows["positive_id"],
                                                            rows["negative_ids"], batch, prep.relevant) / n)
@@ -144,7 +148,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     _, _, test, _ = load("scifact", "test")
     prep = prepare("scifact", "train", args.cache_dir)
     rows = mined_rows(corpus, queries, train, args.cache_dir)
-    q_vec, p_vec = vectors(prep, rows)
+    q_vec, p_vec, n_vec = vectors(prep, rows)
     _, known = pick_positives(train)
     from datasets import Dataset
     from sentence_transformers.base.sampler import BatchSamplers
@@ -160,7 +164,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             elif method == "no-duplicates":
                 sampler = BatchSamplers.NO_DUPLICATES
             else:
-                sampler = grouped_batch_sampler(batch_ids(method, rows, q_vec, p_vec, known, args.batch_size, seed))
+                sampler = grouped_batch_sampler(batch_ids(method, rows, q_vec, p_vec, known, args.batch_size, seed,
+                                                          n_vec))
             t = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="negmine-train-") as tmp:
                 model = train_one(data, seed, Path(tmp), batch_size=args.batch_size, batch_sampler=sampler)
@@ -184,7 +189,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=["fn", "train"])
     ap.add_argument("--datasets", nargs="+", default=["cranfield", "msmarco-dl19-subset"])
-    ap.add_argument("--methods", nargs="+", default=["random", "no-duplicates", "grouped"], choices=BATCHINGS)
+    ap.add_argument("--methods", nargs="+", default=["grouped", "random", "no-duplicates"], choices=BATCHINGS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[12, 13, 14])
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)

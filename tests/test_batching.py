@@ -26,9 +26,12 @@ def rows(n: int = 200, topics: int = 10, seed: int = 0, dim: int = 16, docs: int
     pick = rng.integers(0, docs, size=n)
     queries = [f"q{i}" for i in range(n)]
     positives = [f"{t}-{d}" for t, d in zip(topic, pick)]
+    near = rng.integers(0, docs, size=n)  # each row's unlabelled positive among its negatives
+    far = rng.normal(size=(n, dim))
     return {"vectors": centres[topic] + 1.5 * rng.normal(size=(n, dim)), "queries": queries,
             "positives": positives, "positive_vectors": doc_vectors[topic, pick],
-            "negatives": [[f"{t}-{rng.integers(0, docs)}", f"neg{rng.integers(0, 10_000)}"] for t in topic],
+            "negatives": [[f"{t}-{d}", f"neg{i}"] for i, (t, d) in enumerate(zip(topic, near))],
+            "negative_vectors": np.stack([doc_vectors[topic, near], far], axis=1),
             "known": {q: {p} for q, p in zip(queries, positives)}, "topic": topic,
             "relevant": {q: {f"{t}-{d}" for d in range(docs)} for q, t in zip(queries, topic)}}
 
@@ -88,6 +91,22 @@ def test_fewer_in_batch_false_negatives_than_random_batches() -> None:
     known_only = false_negatives(proximity=None)
     assert grouped_only > random > random_clean >= 0 and grouped < random, (grouped, grouped_only, random)
     assert grouped < known_only  # positive proximity catches the unlabelled ones
+    assert false_negatives(negative_vectors=data["negative_vectors"]) <= grouped
+
+
+def test_another_rows_negative_near_my_positive_keeps_us_apart() -> None:
+    """Row 1's mined negative d9 is (unlabelled) the same passage as row 0's positive: nearer it than row 0's query
+    is. With the negatives' vectors the rule sees it and the two rows take different batches."""
+    e = np.eye(4)
+    vectors = np.array([e[0] + e[1], e[2], e[3], e[2] + e[3]])  # row 0's query is 0.71 from its positive
+    data = {"vectors": vectors, "queries": ["a", "b", "c", "d"], "positives": ["pa", "pb", "pc", "pd"],
+            "negatives": [["x"], ["d9"], ["y"], ["z"]], "known": {}}
+    positives = np.array([e[0], e[2], e[3], e[2] + e[3]])
+    negatives = np.array([[e[1]], [e[0]], [e[1]], [e[1]]])  # row 1's negative points where row 0's positive does
+    apart = compose(data, 2, hard=False, positive_vectors=positives, negative_vectors=negatives, seed=1)
+    blind = compose(data, 2, hard=False, positive_vectors=positives, seed=1)
+    assert blind.batch_of_rows()[0] == blind.batch_of_rows()[1]  # the seed's order pairs them
+    assert apart.batch_of_rows()[0] != apart.batch_of_rows()[1] and apart.conflicts["positive_proximity"] == 1
 
 
 def test_near_rows_share_a_batch() -> None:

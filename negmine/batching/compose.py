@@ -13,8 +13,10 @@ document that is a known positive of another row's query: an in-batch false nega
   has the same query (one's positive would be the other's false negative) and no other row has the same positive
   (compared by ``positive_keys``: normalised texts, when given); with the positives' vectors, the
   positive-proximity rule guards the in-batch pairs as it guards mined negatives (a row whose positive is nearer
-  another row's positive than that row's query is stays out of its batch). A row that conflicts waits and joins
-  the first later batch where it fits; the composition counts the rows moved and why;
+  another row's positive than that row's query is stays out of its batch; with the negatives' vectors, the other
+  rows' mined negatives too). A row that conflicts waits and joins the first later batch where it fits; the
+  composition counts the rows moved and why; rows that fit no full batch under every rule go, last, where the
+  proximity rule finds the fewest near documents (``relaxed``);
 - every batch has exactly B rows, but for the last ones when the rows left cannot be placed together (``short``);
 - the order of the batches is shuffled by the seed, each batch staying whole; everything is deterministic for a
   seed.
@@ -78,6 +80,7 @@ def compose_batches(
     negatives: Sequence[Sequence[Hashable]], known: Mapping[Hashable, Collection[Hashable]], batch_size: int,
     seed: int = 0, positive_keys: Optional[Sequence[Hashable]] = None, clean: bool = True, hard: bool = True,
     positive_vectors: Optional[np.ndarray] = None, proximity: Optional[float] = 0.02,
+    negative_vectors: Optional[np.ndarray] = None,
 ) -> Composition:
     """Compose training rows into batches of ``batch_size`` (see the module's docstring).
 
@@ -98,6 +101,9 @@ def compose_batches(
             positive is nearer a's positive than a's query is, cos(p_b, p_a) > cos(q_a, p_a) + ``proximity`` (or
             the other way round): b's positive would be a likely false negative of a's.
         proximity: That rule's margin (None: off).
+        negative_vectors: Each row's mined negatives, shape (rows, negatives, dim) (zero vectors pad a row with
+            fewer): the rule then also keeps a row out of a batch where another row's mined negative is nearer its
+            positive than its query is (or the other way round).
     """
     n = len(queries)
     if batch_size < 1:
@@ -112,12 +118,14 @@ def compose_batches(
     near = None
     if clean and positive_vectors is not None and proximity is not None:
         p = _units(np.asarray(positive_vectors, dtype=np.float32))
-        near = _Proximity(p, np.einsum("ij,ij->i", _units(np.asarray(vectors, dtype=np.float32)), p) + proximity)
+        negs = None if negative_vectors is None else _units(np.asarray(negative_vectors, dtype=np.float32))
+        near = _Proximity(p, np.einsum("ij,ij->i", _units(np.asarray(vectors, dtype=np.float32)), p) + proximity,
+                          negs)
     batches, moved, why = _fill(rows, along.tolist(), batch_size, clean, near)
     rest = [i for b in batches if len(b) < batch_size for i in b]
     relaxed = 0
-    if near is not None and len(rest) > batch_size:  # rows that fit no full batch: placed by the other rules alone
-        batches = [b for b in batches if len(b) == batch_size] + _fill(rows, rest, batch_size, clean, None)[0]
+    if near is not None and len(rest) > batch_size:  # rows that fit no full batch: the fewest proximity hits
+        batches = [b for b in batches if len(b) == batch_size] + _least_near(rows, rest, batch_size, near)
         relaxed = len(rest)
     shuffled = [batches[i] for i in _batch_order(batches, batch_size, rng)]
     order = np.fromiter((r for b in shuffled for r in b), dtype=np.int64, count=n)
@@ -140,12 +148,22 @@ class _Proximity:
 
     positives: np.ndarray
     bar: np.ndarray
+    negatives: Optional[np.ndarray] = None  # (rows, negatives, dim), unit vectors (zeros pad a short row)
 
     def near(self, i: int, rows: list[int]) -> bool:
+        return self.hits(i, rows) > 0
+
+    def hits(self, i: int, rows: list[int]) -> int:
+        """How many documents of ``rows`` are nearer i's positive than i's query is, and of i's the other way."""
         if not rows:
-            return False
+            return 0
         sims = self.positives[rows] @ self.positives[i]
-        return bool((sims > self.bar[i]).any() or (sims > self.bar[rows]).any())
+        count = int((sims > self.bar[i]).sum() + (sims > self.bar[rows]).sum())
+        if self.negatives is not None:
+            theirs = self.negatives[rows] @ self.positives[i]  # (rows, negatives): theirs near my positive
+            mine = self.negatives[i] @ self.positives[rows].T  # (negatives, rows): mine near their positives
+            count += int((theirs > self.bar[i]).sum() + (mine > self.bar[rows]).sum())
+        return count
 
 
 class _Batch:
@@ -214,6 +232,27 @@ def _fill(rows: list[_RowDocs], along: list[int], size: int, clean: bool,
     return batches, len(moved), why
 
 
+def _least_near(rows: list[_RowDocs], rest: list[int], size: int, near: _Proximity) -> list[list[int]]:
+    """The rows that fitted no full batch under every rule, in as few batches as they fill: each row, in order,
+    joins the open batch where the other rules allow it and the proximity rule finds the fewest near documents (a
+    new batch when none allows it)."""
+    batches = [_Batch() for _ in range(-(-len(rest) // size))]
+    for i in rest:
+        best, fewest = None, None
+        for b in batches:
+            if len(b.rows) < size and b.conflict(i, rows[i], None) is None:
+                hits = near.hits(i, b.rows)
+                if fewest is None or hits < fewest:
+                    best, fewest = b, hits
+                    if hits == 0:
+                        break
+        if best is None:
+            best = _Batch()
+            batches.append(best)
+        best.add(i, rows[i])
+    return [b.rows for b in batches if b.rows]
+
+
 def _batch_order(batches: list[list[int]], size: int, rng: np.random.Generator) -> list[int]:
     """The full batches in an order shuffled by the seed, then the short ones (a trainer drops or pads the last)."""
     full = [i for i, b in enumerate(batches) if len(b) == size]
@@ -238,7 +277,7 @@ def _grouped_order(vectors: np.ndarray, size: int, rng: np.random.Generator) -> 
 
 
 def _units(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
 def _kmeans(units: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

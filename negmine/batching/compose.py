@@ -151,7 +151,12 @@ class _Proximity:
     negatives: Optional[np.ndarray] = None  # (rows, negatives, dim), unit vectors (zeros pad a short row)
 
     def near(self, i: int, rows: list[int]) -> bool:
-        return self.hits(i, rows) > 0
+        if not rows:
+            return False
+        sims = self.positives[rows] @ self.positives[i]
+        if (sims > self.bar[i]).any() or (sims > self.bar[rows]).any():
+            return True
+        return self.negatives is not None and self.hits(i, rows) > 0
 
     def hits(self, i: int, rows: list[int]) -> int:
         """How many documents of ``rows`` are nearer i's positive than i's query is, and of i's the other way."""
@@ -290,8 +295,10 @@ def _kmeans(units: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     for _ in range(ROUNDS):
         for start in range(0, n, CHUNK):
             labels[start:start + CHUNK] = np.argmax(units[start:start + CHUNK] @ centroids.T, axis=1)
+        order = np.argsort(labels, kind="stable")
+        present, starts = np.unique(labels[order], return_index=True)
         sums = np.zeros_like(centroids)
-        np.add.at(sums, labels, units)
+        sums[present] = np.add.reduceat(units[order], starts, axis=0)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         filled = norms[:, 0] > 0
         centroids[filled] = sums[filled] / norms[filled]

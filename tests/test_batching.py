@@ -140,7 +140,7 @@ def test_positive_keys_compare_texts() -> None:
 
 
 def test_a_batch_size_below_one_is_refused() -> None:
-    with pytest.raises(ConfigError, match="--train-batch-size"):
+    with pytest.raises(ConfigError, match="batch_size must be at least 1"):
         compose(rows(4), 0)
 
 

@@ -107,7 +107,7 @@ def compose_batches(
     """
     n = len(queries)
     if batch_size < 1:
-        raise ConfigError(f"--train-batch-size must be at least 1; got {batch_size}")
+        raise ConfigError(f"compose_batches: batch_size must be at least 1; got {batch_size}")
     if not (len(positives) == len(negatives) == n) or (hard and len(vectors) != n):
         raise ValueError("compose_batches: one query, positive, negatives list and vector per row")
     rng = np.random.default_rng(seed)

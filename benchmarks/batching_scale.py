@@ -16,23 +16,10 @@ import argparse
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
-
-
-def _size(text: str) -> int:
-    t = text.lower()
-    return int(float(t[:-1]) * {"k": 1_000, "m": 1_000_000}[t[-1]]) if t[-1] in "km" else int(t)
-
-
-def _rss_anon() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
+from bm25_scale import PeakMemory, _size
 
 
 def child(n: int, dim: int, size: int, with_negatives: bool) -> dict:
@@ -51,17 +38,8 @@ def child(n: int, dim: int, size: int, with_negatives: bool) -> dict:
     neg_vectors = (centres[topic][:, None, :] + rng.normal(size=(n, 3, dim)).astype(np.float32)
                    if with_negatives else None)
     vectors_bytes = anchors.nbytes + positives.nbytes + (neg_vectors.nbytes if neg_vectors is not None else 0)
-    peak = [_rss_anon()]
-    base = peak[0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_anon())
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    base = PeakMemory.now()
+    memory = PeakMemory()
     t = time.perf_counter()
     np.argsort(rng.permutation(n)) // size  # the floor: random batches
     floor = time.perf_counter() - t
@@ -69,9 +47,9 @@ def child(n: int, dim: int, size: int, with_negatives: bool) -> dict:
     c = compose_batches(anchors, queries, pos_ids, negatives, known, size, seed=1, positive_vectors=positives,
                         negative_vectors=neg_vectors)
     secs = time.perf_counter() - t
-    done.set()
-    sampler.join()
-    return {"rows": n, "seconds": secs, "floor_seconds": floor, "peak_mib": (peak[0] - base) / 2**20,
+    peak = memory.reset()
+    memory.stop()
+    return {"rows": n, "seconds": secs, "floor_seconds": floor, "peak_mib": (peak - base) / 2**20,
             "base_mib": base / 2**20, "vectors_mib": vectors_bytes / 2**20, "batches": c.batches, "short": c.short,
             "moved": c.moved, "relaxed": c.relaxed, "conflicts": dict(c.conflicts)}
 

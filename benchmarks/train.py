@@ -210,14 +210,17 @@ def evaluate(model: Any, corpus: Corpus, queries: Queries, test: Qrels) -> float
     return ndcg_at_10(dict(zip(qids, top)), rel)
 
 
-def verdict(results: dict[str, list[float]]) -> Optional[str]:
-    n, s = results.get("negmine"), results.get("st")
+def verdict(results: dict[str, list[float]], ours: str = "negmine", theirs: str = "st",
+            names: tuple[str, str] = ("negmine", "ST")) -> Optional[str]:
+    """The seeds target: ``ours``' mean >= ``theirs``' + 0.005 and every seed of ours above every seed of theirs."""
+    n, s = results.get(ours), results.get(theirs)
     if not n or not s:
         return None
     gain = float(np.mean(n) - np.mean(s))
     ok = gain >= 0.005 and min(n) > max(s)
-    return (f"target (negmine mean >= ST mean + 0.005 and every negmine seed above every ST seed): "
-            f"{'MET' if ok else 'NOT met'} (mean gain {gain:+.4f}; negmine min {min(n):.4f} vs ST max {max(s):.4f})")
+    a, b = names
+    return (f"target ({a} mean >= {b} mean + 0.005 and every {a} seed above every {b} seed): "
+            f"{'MET' if ok else 'NOT met'} (mean gain {gain:+.4f}; {a} min {min(n):.4f} vs {b} max {max(s):.4f})")
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from fn_data import DEFAULT_CACHE, pick_positives, prepare
-from train import NUM_NEGATIVES, OUT, evaluate, load, load_model, train_one
+from train import NUM_NEGATIVES, OUT, evaluate, load, load_model, train_one, verdict
 
 import negmine
 from negmine.batching.compose import compose_batches, in_batch_false_negatives, normalise
@@ -176,12 +176,9 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     print(f"\n  zero-shot nDCG@10 {zero:.4f}")
     for m, v in results.items():
         print(f"  {m:16} {' '.join(f'{x:.4f}' for x in v)}  mean {np.mean(v):.4f}")
-    g, r = results.get("grouped"), results.get("random")
-    if g and r:
-        ok = np.mean(g) >= np.mean(r) + 0.005 and min(g) > max(r)
-        print(f"  target (grouped mean >= random mean + 0.005, every grouped seed above every random seed): "
-              f"{'MET' if ok else 'NOT met'} (mean {np.mean(g) - np.mean(r):+.4f}; grouped min {min(g):.4f}, "
-              f"random max {max(r):.4f})")
+    line = verdict(results, "grouped", "random", ("grouped", "random"))
+    if line:
+        print("  " + line)
     return {"zero_shot": zero, "results": results}
 
 

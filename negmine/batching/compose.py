@@ -28,7 +28,7 @@ import math
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Collection, Hashable, Mapping, Optional, Sequence
+from typing import Collection, Hashable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -111,16 +111,17 @@ def compose_batches(
     if not (len(positives) == len(negatives) == n) or (hard and len(vectors) != n):
         raise ValueError("compose_batches: one query, positive, negatives list and vector per row")
     rng = np.random.default_rng(seed)
-    along = _grouped_order(np.asarray(vectors, dtype=np.float32), batch_size, rng) if hard else rng.permutation(n)
+    use_near = clean and positive_vectors is not None and proximity is not None
+    anchors = _units(np.asarray(vectors, dtype=np.float32)) if hard or use_near else None
+    along = _grouped_order(anchors, batch_size, rng) if anchors is not None and hard else rng.permutation(n)
     keys = positive_keys if positive_keys is not None else positives
     rows = [_RowDocs(queries[i], positives[i], keys[i], frozenset(negatives[i]) | {positives[i]},
                      frozenset(known.get(queries[i], ())) | {positives[i]}) for i in range(n)]
     near = None
-    if clean and positive_vectors is not None and proximity is not None:
+    if use_near and anchors is not None and proximity is not None:
         p = _units(np.asarray(positive_vectors, dtype=np.float32))
         negs = None if negative_vectors is None else _units(np.asarray(negative_vectors, dtype=np.float32))
-        near = _Proximity(p, np.einsum("ij,ij->i", _units(np.asarray(vectors, dtype=np.float32)), p) + proximity,
-                          negs)
+        near = _Proximity(p, np.einsum("ij,ij->i", anchors, p) + proximity, negs)
     batches, moved, why = _fill(rows, along.tolist(), batch_size, clean, near)
     rest = [i for b in batches if len(b) < batch_size for i in b]
     relaxed = 0
@@ -151,24 +152,22 @@ class _Proximity:
     negatives: Optional[np.ndarray] = None  # (rows, negatives, dim), unit vectors (zeros pad a short row)
 
     def near(self, i: int, rows: list[int]) -> bool:
-        if not rows:
-            return False
-        sims = self.positives[rows] @ self.positives[i]
-        if (sims > self.bar[i]).any() or (sims > self.bar[rows]).any():
-            return True
-        return self.negatives is not None and self.hits(i, rows) > 0
+        return any(found.any() for found in self._found(i, rows))  # stops at the first kind that finds one
 
     def hits(self, i: int, rows: list[int]) -> int:
         """How many documents of ``rows`` are nearer i's positive than i's query is, and of i's the other way."""
+        return sum(int(found.sum()) for found in self._found(i, rows))
+
+    def _found(self, i: int, rows: list[int]) -> Iterator[np.ndarray]:
+        """Masks of the near documents, positives first, then (lazily) the mined negatives."""
         if not rows:
-            return 0
+            return
         sims = self.positives[rows] @ self.positives[i]
-        count = int((sims > self.bar[i]).sum() + (sims > self.bar[rows]).sum())
+        yield sims > self.bar[i]
+        yield sims > self.bar[rows]
         if self.negatives is not None:
-            theirs = self.negatives[rows] @ self.positives[i]  # (rows, negatives): theirs near my positive
-            mine = self.negatives[i] @ self.positives[rows].T  # (negatives, rows): mine near their positives
-            count += int((theirs > self.bar[i]).sum() + (mine > self.bar[rows]).sum())
-        return count
+            yield self.negatives[rows] @ self.positives[i] > self.bar[i]  # (rows, negatives): theirs near my positive
+            yield self.negatives[i] @ self.positives[rows].T > self.bar[rows]  # (negatives, rows): mine near theirs
 
 
 class _Batch:
@@ -265,10 +264,9 @@ def _batch_order(batches: list[list[int]], size: int, rng: np.random.Generator) 
     return [full[j] for j in rng.permutation(len(full))] + short
 
 
-def _grouped_order(vectors: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+def _grouped_order(units: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """The rows ordered so that near ones are next to each other: coarse clusters, fine clusters inside them."""
-    n = len(vectors)
-    units = _units(vectors)
+    n = len(units)
     groups = max(1, n // size)
     coarse = _kmeans(units, max(1, round(math.sqrt(groups))), rng)
     order: list[np.ndarray] = []

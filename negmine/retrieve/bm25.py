@@ -46,6 +46,7 @@ from negmine.retrieve.bm25_tokenizers import (
     load_model_tokenizer,
 )
 from negmine.retrieve.bm25_tokens import Analyzer, make_tokenizer
+from negmine.settings.config import ngram_length
 from negmine.storage.cache import cached_dir, text_hashes
 
 #: Queries tokenised at a time before they are scored on the threads.
@@ -255,9 +256,8 @@ def _analyzer(tokenizer: Any, spec: str, model: Optional[str]) -> Analyzer:
         raise ValueError("--bm25-tokenizer auto is decided over a corpus: negmine.retrieve.build.make_bm25")
     if spec == "model":
         return ModelAnalyzer(load_model_tokenizer(model))
-    if spec.startswith("ngrams:"):
-        return NgramAnalyzer(tokenizer, int(spec.split(":")[1]))
-    return Analyzer(tokenizer)
+    n = ngram_length(spec)
+    return Analyzer(tokenizer) if n is None else NgramAnalyzer(tokenizer, n)
 
 
 def describe_settings(settings: dict) -> str:

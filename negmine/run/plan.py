@@ -28,7 +28,7 @@ from negmine.rules import percentile_gate, registry
 from negmine.rules.cross_query import Owners
 from negmine.rules.duplicates import normalize_text
 from negmine.run.sources import LiveSources
-from negmine.settings.config import NO_MODEL, MineConfig
+from negmine.settings.config import NO_MODEL, MineConfig, ngram_length
 from negmine.storage.cache import read_only, read_only_error
 
 logger = logging.getLogger("negmine")
@@ -170,7 +170,7 @@ def _say_tokenizer(config: MineConfig, sources: LiveSources, warnings: list[str]
     bm25 = sources.bm25 if sources.bm25 is not None else retrievers.bm25_of(sources.retriever)
     if bm25 is None or config.bm25_tokenizer != "auto" or bm25.tokenizer_spec == "words":
         return
-    n = bm25.tokenizer_spec.split(":")[1]
+    n = ngram_length(bm25.tokenizer_spec)
     warn(warnings, f"BM25: {bm25.unspaced_share:.0%} of the letters of the corpus (a sample) are in scripts written "
                    f"without spaces: it reads them as character {n}-grams, and words elsewhere (--bm25-tokenizer "
                    f"{bm25.tokenizer_spec}; the stemmer and stopwords apply to those words only)")

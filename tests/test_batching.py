@@ -180,3 +180,108 @@ def test_the_sampler_keeps_batches_whole_over_epochs_in_a_training_run(tmp_path:
     assert sorted(tuple(b) for b in used) == [(0, 1), (2, 3), (4, 5), (6,)]
     trainer.train()
     assert trainer.state.global_step == 2
+
+
+def batch_sizes(table: Any) -> list[int]:
+    batch = table.column("batch").to_pylist()
+    assert batch == sorted(batch)  # the file is in batch order, each batch whole
+    return [batch.count(b) for b in sorted(set(batch))]
+
+
+def test_mine_writes_rows_in_composed_batches(cli: Any, tiny: dict[str, Path], tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    args = ["mine", "--corpus", tiny["corpus"], "--queries", tiny["queries"], "--qrels", tiny["qrels"],
+            "--output-format", "n-tuple", "-n", "2", "--train-batch-size", 6]
+    first = cli(*args, "-o", tmp_path / "a.parquet")
+    assert first.exit_code == 0, first.output
+    assert "training batches" in first.output and "in-batch similarity" in first.output
+    table = pq.read_table(tmp_path / "a.parquet")
+    sizes = batch_sizes(table)
+    full = [s for s in sizes if s == 6]
+    assert sizes[:len(full)] == full and all(s < 6 for s in sizes[len(full):])  # short batches last
+    assert sum(sizes) == table.num_rows and full  # (tiny's rows share many documents: some batches short)
+    again = cli(*args, "-o", tmp_path / "b.parquet")  # the same bytes for a seed
+    assert again.exit_code == 0 and (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    other = cli(*args, "--seed", 7, "-o", tmp_path / "c.parquet")
+    assert pq.read_table(tmp_path / "c.parquet").column("query_id") != table.column("query_id")
+    known: dict[str, set[str]] = {}
+    qrels = pq.read_table(tiny["qrels"]).to_pylist()
+    for r in qrels:
+        known.setdefault(str(r["query-id"]), set()).add(str(r["corpus-id"]))
+    rows = table.to_pylist()
+    for b in set(table.column("batch").to_pylist()):
+        members = [r for r in rows if r["batch"] == b]
+        assert len({r["query_id"] for r in members}) == len(members)  # no query twice
+        for r in members:  # no row's document is a known positive of another row's query
+            for o in members:
+                if o is not r:
+                    assert not ({o["positive_id"], *o["negative_ids"]} & known[r["query_id"]])
+    meta = __import__("negmine.output.provenance", fromlist=["read_metadata"]).read_metadata(tmp_path / "a.parquet")
+    record = meta["stats"]["train_batches"]
+    assert record["batch_size"] == 6 and record["grouped"] and record["batches"] == len(sizes)
+    assert meta["config"]["train_batch_size"] == 6 and other.exit_code == 0
+
+
+def test_batches_in_other_layouts_and_to_stdout(cli: Any, tiny: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    base = ["mine", "--corpus", tiny["corpus"], "--queries", tiny["queries"], "--qrels", tiny["qrels"],
+            "--train-batch-size", 4]
+    flag = cli(*base, "--output-format", "flagembedding", "--columns", "training", "-o", tmp_path / "f.jsonl")
+    assert flag.exit_code == 0, flag.output
+    lines = [json.loads(x) for x in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert set(lines[0]) == {"query", "pos", "neg", "batch"}
+    assert [x["batch"] for x in lines] == sorted(x["batch"] for x in lines)
+    piped = cli(*base, "--output-format", "triplet", "-q", "-o", "-")
+    assert piped.exit_code == 0, piped.output
+    rows = [json.loads(x) for x in piped.stdout.splitlines()]
+    assert rows and "batch" in rows[0]
+    triplets = cli(*base, "--output-format", "triplet", "-o", tmp_path / "t.parquet")
+    assert triplets.exit_code == 0
+    table = pq.read_table(tmp_path / "t.parquet")
+    assert sorted(table.to_pylist(), key=str) == sorted(rows, key=str)  # stdout holds the file's rows
+    for b in set(table.column("batch").to_pylist()):  # a query's triplets never share a batch
+        queries = [r["query_id"] for r in table.to_pylist() if r["batch"] == b]
+        assert len(queries) == len(set(queries))
+
+
+def test_train_batch_size_is_checked(cli: Any, tiny: dict[str, Path], tmp_path: Path) -> None:
+    base = ["mine", "--corpus", tiny["corpus"], "--queries", tiny["queries"], "--qrels", tiny["qrels"],
+            "-o", tmp_path / "x.parquet"]
+    pairs = cli(*base, "--output-format", "labeled-pair", "--train-batch-size", 8)
+    assert pairs.exit_code == 2 and "labeled-pair rows are scored one pair at a time" in pairs.output
+    one = cli(*base, "--train-batch-size", 1)
+    assert one.exit_code == 2 and "--train-batch-size must be at least 2" in one.output
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_without_a_model_batches_are_clean_but_not_grouped(cli: Any, tiny: dict[str, Path], tmp_path: Path) -> None:
+    result = cli("mine", "--corpus", tiny["corpus"], "--queries", tiny["queries"], "--qrels", tiny["qrels"],
+                 "--retriever", "bm25", "--model", "none", "--train-batch-size", 5, "-o", tmp_path / "x.parquet")
+    assert result.exit_code == 0, result.output
+    assert "clean but not grouped" in result.output and "not grouped (no bi-encoder)" in result.output
+    assert not list(tmp_path.glob("*.arrow*")) and not list(tmp_path.glob(".*"))  # the rows kept aside are gone
+
+
+def test_a_failed_run_leaves_no_rows_aside(cli: Any, tiny: dict[str, Path], tmp_path: Path) -> None:
+    result = cli("mine", "--corpus", tiny["corpus"], "--queries", tiny["queries"], "--qrels", tiny["qrels"],
+                 "--max-score", "-5", "--train-batch-size", 5, "-o", tmp_path / "x.parquet")
+    assert result.exit_code != 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_grouped_batches_reads_the_batch_column() -> None:
+    pytest.importorskip("sentence_transformers")
+    from datasets import Dataset
+
+    from negmine.batching.sampler import grouped_batches
+
+    data = Dataset.from_dict({"anchor": ["a", "b", "c"], "positive": ["x", "y", "z"], "batch": [0, 0, 1]})
+    plain, factory = grouped_batches(data)
+    assert plain.column_names == ["anchor", "positive"]
+    assert sorted(tuple(b) for b in factory(plain, batch_size=2, drop_last=False)) == [(0, 1), (2,)]
+    with pytest.raises(ValueError, match="no 'batch' column"):
+        grouped_batches(plain)

@@ -55,11 +55,12 @@ def both(tmp_path: Path, encoder: Any, **options: Any) -> tuple[tuple[bytes, byt
     return out["local"], out["ray"]
 
 
-@pytest.mark.parametrize("retriever", ["bm25", "dense", "hybrid"])
-def test_ray_writes_what_local_writes(cluster: Any, tmp_path: Path, retriever: str) -> None:
+@pytest.mark.parametrize("retriever,extra", [("bm25", {}), ("dense", {}), ("hybrid", {}),
+                                             ("hybrid", {"train_batch_size": 4, "output_format": "n-tuple"})])
+def test_ray_writes_what_local_writes(cluster: Any, tmp_path: Path, retriever: str, extra: dict[str, Any]) -> None:
     from fakes import FakeEncoder
 
-    local, on_ray = both(tmp_path, FakeEncoder(), retriever=retriever, output_scores=True)
+    local, on_ray = both(tmp_path, FakeEncoder(), retriever=retriever, output_scores=True, **extra)
     assert on_ray == local
     # the corpus was encoded on the cluster, into the cache a later local run reads
     if retriever != "bm25":

@@ -28,7 +28,7 @@ import math
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Collection, Hashable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Collection, Hashable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -77,10 +77,11 @@ def normalise(text: str) -> str:
 
 def compose_batches(
     vectors: np.ndarray, queries: Sequence[Hashable], positives: Sequence[Hashable],
-    negatives: Sequence[Sequence[Hashable]], known: Mapping[Hashable, Collection[Hashable]], batch_size: int,
+    negatives: Sequence[Sequence[Hashable]], known: Mapping[Any, Collection[Any]], batch_size: int,
     seed: int = 0, positive_keys: Optional[Sequence[Hashable]] = None, clean: bool = True, hard: bool = True,
     positive_vectors: Optional[np.ndarray] = None, proximity: Optional[float] = 0.02,
     negative_vectors: Optional[np.ndarray] = None,
+    document_rows: Optional[tuple[np.ndarray, np.ndarray]] = None,
 ) -> Composition:
     """Compose training rows into batches of ``batch_size`` (see the module's docstring).
 
@@ -104,6 +105,9 @@ def compose_batches(
         negative_vectors: Each row's mined negatives, shape (rows, negatives, dim) (zero vectors pad a row with
             fewer): the rule then also keeps a row out of a batch where another row's mined negative is nearer its
             positive than its query is (or the other way round).
+        document_rows: Instead of one vector per row's positive and negative: ``positive_vectors`` holds each
+            distinct document once, and this gives each row's positive's index into it (rows,) and its negatives'
+            (rows, negatives; -1 pads a row with fewer); memory then follows the distinct documents.
     """
     n = len(queries)
     if batch_size < 1:
@@ -119,9 +123,7 @@ def compose_batches(
                      frozenset(known.get(queries[i], ())) | {positives[i]}) for i in range(n)]
     near = None
     if use_near and anchors is not None and proximity is not None:
-        p = _units(np.asarray(positive_vectors, dtype=np.float32))
-        negs = None if negative_vectors is None else _units(np.asarray(negative_vectors, dtype=np.float32))
-        near = _Proximity(p, np.einsum("ij,ij->i", anchors, p) + proximity, negs)
+        near = _proximity(anchors, positive_vectors, negative_vectors, document_rows, proximity)
     batches, moved, why = _fill(rows, along.tolist(), batch_size, clean, near)
     rest = [i for b in batches if len(b) < batch_size for i in b]
     relaxed = 0
@@ -143,13 +145,33 @@ class _RowDocs:
     known: frozenset  # its query's known positives, its own positive included
 
 
+def _proximity(anchors: np.ndarray, positive_vectors: Any, negative_vectors: Optional[np.ndarray],
+               document_rows: Optional[tuple[np.ndarray, np.ndarray]], margin: float) -> "_Proximity":
+    """The proximity rule's documents: distinct documents and each row's indices into them."""
+    docs = _units(np.asarray(positive_vectors, dtype=np.float32))
+    n = len(anchors)
+    negs: Optional[np.ndarray] = None
+    if document_rows is not None:
+        pos, negs = np.asarray(document_rows[0], np.int64), np.asarray(document_rows[1], np.int64).reshape(n, -1)
+    else:
+        pos = np.arange(n, dtype=np.int64)
+        if negative_vectors is not None:
+            extra = _units(np.asarray(negative_vectors, dtype=np.float32))
+            negs = len(docs) + np.arange(extra.shape[0] * extra.shape[1], dtype=np.int64).reshape(extra.shape[:2])
+            docs = np.concatenate([docs, extra.reshape(-1, docs.shape[1])])
+    bar = np.einsum("ij,ij->i", anchors, docs[pos]) + margin
+    return _Proximity(docs, pos, bar, negs if negs is not None and negs.shape[1] else None)
+
+
 @dataclass(frozen=True)
 class _Proximity:
-    """The positive-proximity rule over in-batch pairs: unit positives, and each row's bar cos(q, p) + margin."""
+    """The positive-proximity rule over in-batch pairs: unit document vectors, each row's positive and negatives
+    in them (-1 pads), and each row's bar cos(q, p) + margin."""
 
-    positives: np.ndarray
+    docs: np.ndarray
+    pos: np.ndarray
     bar: np.ndarray
-    negatives: Optional[np.ndarray] = None  # (rows, negatives, dim), unit vectors (zeros pad a short row)
+    negs: Optional[np.ndarray] = None
 
     def near(self, i: int, rows: list[int]) -> bool:
         return any(found.any() for found in self._found(i, rows))  # stops at the first kind that finds one
@@ -162,12 +184,16 @@ class _Proximity:
         """Masks of the near documents, positives first, then (lazily) the mined negatives."""
         if not rows:
             return
-        sims = self.positives[rows] @ self.positives[i]
+        mine = self.docs[self.pos[i]]
+        theirs = self.docs[self.pos[rows]]
+        sims = theirs @ mine
         yield sims > self.bar[i]
         yield sims > self.bar[rows]
-        if self.negatives is not None:
-            yield self.negatives[rows] @ self.positives[i] > self.bar[i]  # (rows, negatives): theirs near my positive
-            yield self.negatives[i] @ self.positives[rows].T > self.bar[rows]  # (negatives, rows): mine near theirs
+        if self.negs is not None:
+            their_negs = self.negs[rows]  # (rows, negatives): theirs near my positive
+            yield (self.docs[np.maximum(their_negs, 0)] @ mine > self.bar[i]) & (their_negs >= 0)
+            my_negs = self.negs[i]  # (negatives, rows): mine near theirs
+            yield (self.docs[np.maximum(my_negs, 0)] @ theirs.T > self.bar[rows]) & (my_negs >= 0)[:, None]
 
 
 class _Batch:
@@ -305,7 +331,7 @@ def _kmeans(units: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 def in_batch_false_negatives(
     queries: Sequence[Hashable], positives: Sequence[Hashable], negatives: Sequence[Sequence[Hashable]],
-    batch: Sequence[int], relevant: Mapping[Hashable, Collection[Hashable]],
+    batch: Sequence[int], relevant: Mapping[Any, Collection[Any]],
 ) -> int:
     """How many (row, document of another row in its batch) pairs put a document judged relevant to the row's query
     (``relevant``: fuller judgments) among its in-batch negatives, the other rows' positives and mined negatives
@@ -322,3 +348,27 @@ def in_batch_false_negatives(
             others = {d for j in rows if j != i for d in (positives[j], *negatives[j])}
             count += sum(1 for d in others if d in rel)
     return count
+
+
+def in_batch_similarity(anchors: np.ndarray, positives: np.ndarray, batch: Any) -> float:
+    """How hard a composition's in-batch negatives are: the mean cosine of each row's anchor with the positives of
+    the other rows of its batch (rows in their own order; ``batch[i]`` is row i's batch)."""
+    a, p = _units(np.asarray(anchors, np.float32)), _units(np.asarray(positives, np.float32))
+    of = np.asarray(batch, dtype=np.int64)
+    order = np.argsort(of, kind="stable")
+    bounds = np.flatnonzero(np.diff(of[order])) + 1
+    total, pairs = 0.0, 0
+    for rows in np.split(order, bounds):
+        if len(rows) < 2:
+            continue
+        sims = a[rows] @ p[rows].T
+        total += float(sims.sum() - np.trace(sims))
+        pairs += len(rows) * (len(rows) - 1)
+    return total / pairs if pairs else float("nan")
+
+
+def random_batches(rows: int, batch_size: int, seed: int) -> np.ndarray:
+    """Each row's batch in random batches of ``batch_size`` (seeded): the baseline a composition is measured by."""
+    batch = np.empty(rows, dtype=np.int64)
+    batch[np.random.default_rng(seed).permutation(rows)] = np.arange(rows) // batch_size
+    return batch

@@ -1,11 +1,9 @@
 """A batch sampler for sentence-transformers' trainer that keeps composed batches whole.
 
-    from negmine.batching.sampler import grouped_batch_sampler
+    from negmine.batching.sampler import grouped_batches
 
-    batches = dataset["batch"]                     # the output's ``batch`` column
-    dataset = dataset.remove_columns("batch")      # the loss reads every other column
-    args = SentenceTransformerTrainingArguments(..., per_device_train_batch_size=B,
-                                                batch_sampler=grouped_batch_sampler(batches))
+    dataset, sampler = grouped_batches(dataset)    # reads and removes the output's ``batch`` column
+    args = SentenceTransformerTrainingArguments(..., per_device_train_batch_size=B, batch_sampler=sampler)
 
 Each epoch yields every batch once, whole, in an order shuffled by the trainer's seed and the epoch.
 """
@@ -55,3 +53,12 @@ def grouped_batch_sampler(batch_ids: Sequence[int]) -> Callable[..., Any]:
             return len(self.batches)
 
     return GroupedBatchSampler
+
+
+def grouped_batches(dataset: Any) -> tuple[Any, Callable[..., Any]]:
+    """A ``datasets.Dataset`` written with ``--train-batch-size`` made ready for sentence-transformers' trainer: the
+    dataset without its ``batch`` column (the loss reads every other column) and the ``batch_sampler`` factory that
+    keeps those batches whole."""
+    if "batch" not in dataset.column_names:
+        raise ValueError("grouped_batches: the dataset has no 'batch' column (mine with --train-batch-size B)")
+    return dataset.remove_columns("batch"), grouped_batch_sampler(dataset["batch"])

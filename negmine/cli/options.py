@@ -206,6 +206,11 @@ SETTINGS: dict[str, Setting] = {
                  "(FlagEmbedding puts it before the query)."),
     "columns": _s(OUTPUT, f"{choices(COLUMN_SETS)}: every column (texts, ids, any scores), or only what a trainer "
                   "consumes (the texts and labels; FlagEmbedding's scores and prompt)."),
+    "train_batch_size": _s(OUTPUT, "The trainer's batch size B (not the encoder's --batch-size): write the rows in "
+                           "batches of B, in a 'batch' column, near anchors together and no in-batch false negative "
+                           "(a known positive of another row's query, a shared positive, positive proximity); for "
+                           "triplet, n-tuple and flagembedding. Train with negmine.batching.sampler.grouped_batches.",
+                           show_default=False),
     "dataset_card": _s(OUTPUT, "Also write README.md beside the output: a Hugging Face dataset card (features, "
                        "inputs, models, settings, statistics). Replaces only a README.md negmine wrote.",
                        "--dataset-card"),

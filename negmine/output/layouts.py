@@ -87,6 +87,27 @@ def written(sel: Selection, output_format: str, num_negatives: int) -> tuple[int
     return negatives + sum(len(g.positives) for g in groups), negatives  # labeled-pair
 
 
+def row_documents(sel: Selection, output_format: str, num_negatives: int
+                  ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """What each row ``build_table`` lays out holds, for composing batches (``BATCHED_LAYOUTS``): its query index,
+    its positive's corpus index, and its other documents (its negatives; for ``flagembedding`` also the query's
+    other positives, which its trainer may sample), aligned with the table's rows."""
+    if output_format == "triplet":
+        counts = _counts(sel)
+        flat = np.concatenate(sel.negatives).astype(np.int64) if sel.negatives else np.empty(0, np.int64)
+        return np.repeat(sel.query, counts), np.repeat(sel.positive, counts), [flat[i:i + 1] for i in
+                                                                                 range(len(flat))]
+    if output_format == "n-tuple":
+        rows = np.flatnonzero(_counts(sel) == num_negatives)
+        return (np.asarray(sel.query[rows], np.int64), np.asarray(sel.positive[rows], np.int64),
+                [np.asarray(sel.negatives[r], np.int64) for r in rows])
+    if output_format != "flagembedding":
+        raise ValueError(f"{output_format} rows are not composed into batches")
+    groups = by_query(sel)
+    return (np.array([g.query for g in groups], np.int64), np.array([g.positives[0] for g in groups], np.int64),
+            [np.concatenate([g.negatives, g.positives[1:]]).astype(np.int64) for g in groups])
+
+
 def build_table(
     sel: Selection, queries: Queries, corpus: Corpus, output_format: str, num_negatives: int,
     output_scores: bool = False, prompt: Optional[str] = None,

@@ -18,6 +18,7 @@ from negmine.inputs.data import string_keys
 from negmine.inputs.read import read_qrels
 from negmine.output.files import read_output
 from negmine.output.provenance import read_metadata
+from negmine.report.batches import in_batch_audit, in_batch_rows
 from negmine.rules.registry import REASONS
 
 #: The z of a two-sided 95% interval.
@@ -82,6 +83,9 @@ class Evaluation:
         by_positive: The false-negative rate by the strength of the negative's positive (weak, middle, strong).
         scorer: Whose scores the bands use.
         notes: What could not be computed, and why.
+        in_batch: For an output in training batches (``--train-batch-size``): the documents of other rows of a
+            row's batch judged relevant to its query (in-batch false negatives), per 1,000 rows, against random
+            batches of the same rows (``negmine.report.batches``).
     """
 
     output: str
@@ -94,6 +98,7 @@ class Evaluation:
     by_positive: list[Rate] = field(default_factory=list)
     scorer: Optional[str] = None
     notes: list[str] = field(default_factory=list)
+    in_batch: Optional[dict[str, Any]] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,6 +141,7 @@ def evaluate(
     mined = int(stats.get("queries_mined", 0))
     served = 1 - stats.get("short_queries", 0) / mined if mined else math.nan
     result = Evaluation(str(output), str(qrels), Rate.of("written negatives", flags), mined, served)
+    result.in_batch = in_batch_audit(read_output(output), output, relevant)
     if not meta:
         result.notes.append("no negmine provenance in the output: queries served unknown")
 
@@ -351,6 +357,8 @@ def evaluation_rows(ev: Evaluation) -> list[tuple[str, str]]:
     for r in ev.by_positive:
         rows.append((f"FN with a {r.label} positive ({r.detail['low_score']:.3f}..{r.detail['high_score']:.3f})",
                      rate(r)))
+    if ev.in_batch is not None:
+        rows += in_batch_rows(ev.in_batch)
     for note in ev.notes:
         rows.append(("note", note))
     return rows

@@ -45,6 +45,8 @@ def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True
                                      f"{d['k']} {d['recall_at_k']:.3f} against exact search on {d['sample']:,} "
                                      "sampled queries"))
     rows.append(("negatives written", f"{stats.negatives_written:,} in {stats.rows_written:,} rows"))
+    if stats.train_batches:
+        rows.extend(batch_rows(stats.train_batches))
     short = (f"{stats.short_queries:,} queries ({stats.short_pairs:,} query-positive pairs) got fewer than "
              f"{num_negatives}")
     if stats.short_examples:
@@ -119,3 +121,18 @@ def starvation(stats: MineStats) -> str:
         text += (f". {stats.short_weak_positive / stats.short_queries:.0%} of them have a weak positive (it ranks "
                  "below most of their candidates): their positive may be mislabelled, or the query ambiguous")
     return text
+
+
+def batch_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """Summary lines of a composition of training batches (``--train-batch-size``)."""
+    short = record["short_batches"]
+    rows = [("training batches", f"{record['batches']:,} of {record['batch_size']} rows"
+             + (f" ({short:,} shorter, last)" if short else ""))]
+    moved = ", ".join(f"{why.replace('_', ' ')} {n:,}" for why, n in record["moved_by"].items())
+    rows.append(("rows moved to a later batch", f"{record['rows_moved']:,}" + (f" ({moved})" if moved else "")
+                 + (f"; {record['rows_relaxed']:,} placed where the fewest were near" if record["rows_relaxed"]
+                    else "")))
+    sim = record.get("similarity") or {}
+    rows.append(("in-batch similarity", f"{sim['composed']:.3f} (random batches: {sim['random']:.3f})" if sim
+                 else "not grouped (no bi-encoder)"))
+    return rows

@@ -149,7 +149,7 @@ def _mine(job: Job, engine: Any, out_path: Optional[Path], cand_path: Optional[P
     store = RunStore(cache, run_key(run, cand_path is not None) if config.resume else None)
     if not config.resume:
         RunStore(cache, run_key(run, cand_path is not None)).clear()
-    return run_batches(run, stats, store, Sinks(out_path, cand_path, fn_path),
+    return run_batches(run, stats, store, Sinks(out_path, cand_path, fn_path, config.train_batch_size),
                        lambda todo, inner: engine.results(job, run, todo, inner), engine.name, progress, seconds,
                        warnings)
 

@@ -4,14 +4,16 @@ the provenance: every file renamed into place only when everything succeeded."""
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pyarrow as pa
 
 from negmine.errors import ConfigError, EmptyResultError, NegmineError
+from negmine.output.batched import BATCH_COLUMN, BatchedRows
 from negmine.output.candidates import build_candidates_table, build_false_negatives_table
 from negmine.output.files import read_output
 from negmine.output.layouts import build_table, negatives_in, select_columns
@@ -123,6 +125,11 @@ def run_batches(run: Plan, stats: MineStats, store: RunStore, sinks: "Sinks", re
             warn(run.warnings, message)
         if stats.negatives_written == 0 and not config.allow_empty:
             raise EmptyResultError(why_empty(stats))
+        if sinks.batched is not None:
+            t = time.perf_counter()
+            with progress.stage(f"composing training batches of {config.train_batch_size}"):
+                stats.train_batches = sinks.compose(run)
+            seconds["compose batches"] = time.perf_counter() - t
         metadata = provenance(config, run.inputs.files, stats, run.sources.embedder_identity(run),
                               run.sources.judge_identity(run, always=config.sampling_strategy == "simans"),
                               run.config.relative_margin_for(run.judge_kind), run.inputs.beir,
@@ -148,8 +155,9 @@ class Sinks:
     kept in memory."""
 
     def __init__(self, output: Optional[Path], candidates: Optional[Path],
-                 false_negatives: Optional[Path] = None) -> None:
+                 false_negatives: Optional[Path] = None, train_batch_size: Optional[int] = None) -> None:
         self.output_path = output
+        self.batched: Optional[BatchedRows] = None
         self.output: Any = None
         self.candidates: Optional[ParquetSink] = None
         self.false_negatives: Any = None
@@ -158,6 +166,9 @@ class Sinks:
             self.candidates = ParquetSink(candidates, CANDIDATES_ROW_GROUP) if candidates is not None else None
             self.false_negatives = open_sink(false_negatives, CANDIDATES_ROW_GROUP) \
                 if false_negatives is not None else None
+            if train_batch_size is not None:  # rows kept aside beside the output until they are composed
+                folder = output.parent if output is not None and str(output) != "-" else Path(tempfile.gettempdir())
+                self.batched = BatchedRows(folder, output.name if output is not None else "negmine-output")
         except BaseException:
             self.abort()
             raise
@@ -171,16 +182,34 @@ class Sinks:
                                config.output_format, config.columns)
         assert result.stats.negatives_written == negatives_in(table, config.output_format)
         if self.schema is None:
-            self.schema = table.schema
-        if self.output is not None:
+            self.schema = table.schema if self.batched is None else \
+                table.schema.append(pa.field(BATCH_COLUMN, pa.int32()))
+        if self.batched is not None:
+            self.batched.write(table, result.selection, config.output_format, config.num_negatives)
+        elif self.output is not None:
             self.output.write(table)
         else:
             self.tables.append(table)
+        self._write_candidates(result, run)
+
+    def _write_candidates(self, result: BatchResult, run: Plan) -> None:
+        inputs = run.inputs
         if self.candidates is not None and result.candidates is not None:
             self.candidates.write(build_candidates_table(result.candidates, inputs.queries, inputs.corpus))
         if self.false_negatives is not None and result.false_negatives is not None:
             self.false_negatives.write(build_false_negatives_table(result.false_negatives, inputs.queries,
                                                                    inputs.corpus))
+
+    def compose(self, run: Plan) -> dict[str, Any]:
+        """Compose the rows kept aside into training batches (``--train-batch-size``), ready for ``commit``; what
+        the statistics record of it."""
+        assert self.batched is not None and run.config.train_batch_size is not None
+        self.batched.compose(run.config.train_batch_size, run.config.seed, run.positives.of,
+                             run.inputs.corpus.texts, _vectors_of(run))
+        if not self.batched.similarity:
+            warn(run.warnings, "no bi-encoder in this run (--model none): the training batches are clean but not "
+                               "grouped by nearness, and positive proximity is not checked between their rows")
+        return self.batched.record()
 
     def commit(self, metadata: dict[str, Any], run: Plan) -> Optional[pa.Table]:
         """Publish the files; the in-memory table when there is no output file."""
@@ -188,6 +217,10 @@ class Sinks:
                                                run.config.output_format, run.config.num_negatives,
                                                run.config.output_scores, run.config.prompt),
                                    run.config.output_format, run.config.columns)
+        if self.batched is not None:
+            out_empty = out_empty.append_column(BATCH_COLUMN, pa.array([], pa.int32()))
+            self.batched.write_into(self.output if self.output is not None else _Collect(self.tables),
+                                    OUTPUT_ROW_GROUP)
         if self.schema is None:
             self.schema = out_empty.schema
         if self.candidates is not None:
@@ -204,9 +237,39 @@ class Sinks:
         return table.replace_schema_metadata(meta)
 
     def abort(self) -> None:
-        for sink in (self.output, self.candidates, self.false_negatives):
+        for sink in (self.output, self.candidates, self.false_negatives, self.batched):
             if sink is not None:
                 sink.abort()
+
+
+class _Collect:
+    """A sink that keeps the tables in a list (a run without an output file)."""
+
+    def __init__(self, tables: list[pa.Table]) -> None:
+        self.tables = tables
+
+    def write(self, table: pa.Table) -> None:
+        self.tables.append(table)
+
+
+def _vectors_of(run: Plan) -> Optional[Callable[[np.ndarray, str], np.ndarray]]:
+    """The retrieval bi-encoder's vectors of queries or documents by index (given embeddings first, then the
+    retriever's corpus matrix, then the embedding cache); ``None`` when the run has no bi-encoder."""
+    dense = getattr(run.sources, "dense", None)
+    if dense is None:
+        return None
+    given = getattr(run.sources, "given_queries", None)
+
+    def vectors(idx: np.ndarray, kind: str) -> np.ndarray:
+        if kind == "query":
+            if given is not None:
+                return np.asarray(given[idx], dtype=np.float32)
+            return dense.embed(run.inputs.queries.texts.take(idx), "query")
+        if dense.doc_vectors is not None:
+            return np.asarray(dense.doc_vectors[idx], dtype=np.float32)
+        return dense.embed(run.inputs.corpus.texts.take(idx), "document")
+
+    return vectors
 
 
 def candidates_record(run: Plan) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def config_of(meta: Mapping[str, Any], options: Mapping[str, Any], path: Path) -
         raise ConfigError(f"{', '.join(flag(f) for f in fixed)}: fixed by the mining run that wrote {path} (only the "
                           "rules, the sampling and the output's layout can change here); mine again to change it")
     names = {f.name for f in dataclasses.fields(MineConfig)}
-    mined = {k: v for k, v in (meta.get("config") or {}).items() if k in names}
+    mined = {k: v for k, v in (meta.get("config") or {}).items() if k in names and k != "train_batch_size"}
     return MineConfig(**mined).replace(**options)
 
 

@@ -42,6 +42,9 @@ OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list", "flagemb
 
 #: ``all`` columns, or only those a trainer consumes (texts, and the labeled list's labels: no ids, no scores).
 COLUMN_SETS = ("all", "training")
+#: The layouts whose rows ``--train-batch-size`` composes into batches: a row per anchor with its positive and
+#: negatives (the labeled layouts score pairs one by one: no in-batch negatives).
+BATCHED_LAYOUTS = ("triplet", "n-tuple", "flagembedding")
 
 #: Devices torch knows by these names (an index after a colon where several exist).
 DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu|npu|hpu)(:\d+)?)$")
@@ -63,7 +66,7 @@ ENGINES = ("local", "ray")
 #: Settings added since the outputs' provenance was frozen by golden files, and their default: left out of the
 #: provenance at that default, so that a run that does not use them writes the bytes it wrote before them (the
 #: provenance's "resolved" says what ``auto`` chose when it matters).
-SINCE_GOLDEN = {"bm25_tokenizer": "auto"}
+SINCE_GOLDEN = {"bm25_tokenizer": "auto", "train_batch_size": None}
 
 
 def _rule(name: str) -> Any:
@@ -174,6 +177,9 @@ class MineConfig:
         columns: ``all`` (texts, ids and any scores) or ``training``: only what a trainer consumes (``anchor``,
             ``positive``, ``negative`` or ``negative_1`` .. ``negative_N``; ``anchor``, ``docs``, ``labels`` for
             ``labeled-list``), so that the table trains as it is.
+        train_batch_size: The trainer's batch size B: write the rows in batches of B (a ``batch`` column), near
+            anchors together and no in-batch false negative (``negmine.batching``); ``triplet``, ``n-tuple`` or
+            ``flagembedding``. ``None``: rows in query order.
         strict: Fail, instead of warning and skipping, on qrels that name unknown queries or documents, and on
             queries with empty text.
         allow_empty: Accept a run that writes no negatives at all (by default it is an error that names the rule
@@ -253,6 +259,7 @@ class MineConfig:
     output_scores: bool = False
     prompt: Optional[str] = None
     columns: str = "all"
+    train_batch_size: Optional[int] = None
     strict: bool = False
     allow_empty: bool = False
     query_batch_size: int = 1024
@@ -306,6 +313,14 @@ class MineConfig:
                               f"({self.range_max - self.range_min}), got {self.difficulty_bands}")
         _choice("output_format", self.output_format, OUTPUT_FORMATS)
         _choice("columns", self.columns, COLUMN_SETS)
+        if self.train_batch_size is not None:
+            if self.train_batch_size < 2:
+                raise ConfigError(f"{flag('train_batch_size')} must be at least 2 (a batch of one has no in-batch "
+                                  f"negatives), got {self.train_batch_size}")
+            if self.output_format not in BATCHED_LAYOUTS:
+                raise ConfigError(f"{flag('train_batch_size')} composes the rows of {', '.join(BATCHED_LAYOUTS)} "
+                                  f"layouts; {flag('output_format')} {self.output_format} rows are scored one pair "
+                                  "at a time (no in-batch negatives)")
         if self.bm25_k1 < 0:
             raise ConfigError(f"{flag('bm25_k1')} must be >= 0, got {self.bm25_k1}")
         if not 0 <= self.bm25_b <= 1:

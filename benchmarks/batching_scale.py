@@ -2,12 +2,18 @@
 against the floor of a random permutation cut into batches (what the trainer does by default).
 
     python benchmarks/batching_scale.py [--rows 100k 1M] [--dim 384] [--batch-size 32] [--negatives]
+        [--query-noise 1.0] [--positive-noise 0.5]
 
 Rows: one per query (query ids q0.., one known positive each, 3 mined negatives drawn from 10x as many documents),
 anchors and positives as float32 vectors of ``--dim`` dimensions around 1,000 topic centres (a positive near its
-query's centre), so that the k-means has clusters to find and the clean rules have conflicts to resolve. Each size
+query's centre; ``--query-noise`` and ``--positive-noise`` set how far each lies from it), so that the k-means has
+clusters to find and the clean rules have conflicts to resolve: with the defaults a topic's positives are nearer
+each other than to their queries, so positive proximity keeps a topic's rows apart (clean, not hard); with
+``--query-noise 0.5 --positive-noise 1.0`` they are not, and a topic's rows share batches. Each size
 runs in a fresh process; peak private memory is its RssAnon high-water mark sampled every 50 ms, the vectors'
-own size printed beside it. ``--negatives`` gives the negatives' vectors too (3 more vectors per row).
+own size printed beside it. ``--negatives`` gives the negatives' vectors too (3 more vectors per row). ``sim``: the
+mean cosine of an anchor with the other rows' positives in its batch (how hard the batches are), beside ``random``:
+the same for random batches of the same rows.
 """
 
 from __future__ import annotations
@@ -22,14 +28,15 @@ import numpy as np
 from bm25_scale import PeakMemory, _size
 
 
-def child(n: int, dim: int, size: int, with_negatives: bool) -> dict:
-    from negmine.batching.compose import compose_batches
+def child(n: int, dim: int, size: int, with_negatives: bool, query_noise: float = 1.0,
+          positive_noise: float = 0.5) -> dict:
+    from negmine.batching.compose import compose_batches, in_batch_similarity, random_batches
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(1000, dim)).astype(np.float32)
     topic = rng.integers(0, 1000, size=n)
-    anchors = centres[topic] + rng.normal(scale=1.0, size=(n, dim)).astype(np.float32)
-    positives = centres[topic] + rng.normal(scale=0.5, size=(n, dim)).astype(np.float32)
+    anchors = centres[topic] + rng.normal(scale=query_noise, size=(n, dim)).astype(np.float32)
+    positives = centres[topic] + rng.normal(scale=positive_noise, size=(n, dim)).astype(np.float32)
     queries = [f"q{i}" for i in range(n)]
     pos_ids = [f"d{i}" for i in range(n)]
     neg = rng.integers(0, 10 * n, size=(n, 3))
@@ -49,9 +56,12 @@ def child(n: int, dim: int, size: int, with_negatives: bool) -> dict:
     secs = time.perf_counter() - t
     peak = memory.reset()
     memory.stop()
+    hardness = in_batch_similarity(anchors, positives, c.batch_of_rows())
+    floor_hardness = in_batch_similarity(anchors, positives, random_batches(n, size, 1))
     return {"rows": n, "seconds": secs, "floor_seconds": floor, "peak_mib": (peak - base) / 2**20,
             "base_mib": base / 2**20, "vectors_mib": vectors_bytes / 2**20, "batches": c.batches, "short": c.short,
-            "moved": c.moved, "relaxed": c.relaxed, "conflicts": dict(c.conflicts)}
+            "moved": c.moved, "relaxed": c.relaxed, "conflicts": dict(c.conflicts), "similarity": hardness,
+            "random_similarity": floor_hardness}
 
 
 def main() -> None:
@@ -60,15 +70,18 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--negatives", action="store_true")
+    ap.add_argument("--query-noise", type=float, default=1.0)
+    ap.add_argument("--positive-noise", type=float, default=0.5)
     ap.add_argument("--child", type=int, default=None)
     a = ap.parse_args()
     if a.child is not None:
-        print(json.dumps(child(a.child, a.dim, a.batch_size, a.negatives)))
+        print(json.dumps(child(a.child, a.dim, a.batch_size, a.negatives, a.query_noise, a.positive_noise)))
         return
     print(f"{'rows':>10} {'compose s':>10} {'random s':>9} {'peak MiB':>9} {'vectors MiB':>12} {'batches':>9} "
-          f"{'short':>6} {'moved':>8} {'relaxed':>8}")
+          f"{'short':>6} {'moved':>8} {'relaxed':>8} {'sim':>6} {'random':>6}")
     for n in map(_size, a.rows):
-        cmd = [sys.executable, __file__, "--child", str(n), "--dim", str(a.dim), "--batch-size", str(a.batch_size)]
+        cmd = [sys.executable, __file__, "--child", str(n), "--dim", str(a.dim), "--batch-size", str(a.batch_size),
+               "--query-noise", str(a.query_noise), "--positive-noise", str(a.positive_noise)]
         done = subprocess.run(cmd + (["--negatives"] if a.negatives else []), capture_output=True, text=True)
         if done.returncode:
             why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode
@@ -76,7 +89,8 @@ def main() -> None:
             continue
         r = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{n:>10,} {r['seconds']:>10.1f} {r['floor_seconds']:>9.2f} {r['peak_mib']:>9.0f} "
-              f"{r['vectors_mib']:>12.0f} {r['batches']:>9,} {r['short']:>6} {r['moved']:>8,} {r['relaxed']:>8,}  "
+              f"{r['vectors_mib']:>12.0f} {r['batches']:>9,} {r['short']:>6} {r['moved']:>8,} {r['relaxed']:>8,} "
+              f"{r['similarity']:>6.3f} {r['random_similarity']:>6.3f}  "
               f"{r['conflicts']}")
 
 

@@ -38,8 +38,11 @@ from negmine.errors import ConfigError
 CHUNK = 65_536
 #: Rounds of k-means at each level.
 ROUNDS = 8
-#: How many waiting rows a new batch looks at before it takes the next rows in order.
+#: How many waiting rows (in batches' worth) a new batch looks at before it takes the next rows in order.
 LOOK_BACK = 4
+#: How many open batches a waiting row tries once the rows in order have run out (``_first_fit``), and a row that
+#: fits no full batch compares (``_least_near``): bounded, so that the time stays linear in the rows.
+OPEN_LOOK = 64
 
 
 @dataclass
@@ -124,7 +127,7 @@ def compose_batches(
     near = None
     if use_near and anchors is not None and proximity is not None:
         near = _proximity(anchors, positive_vectors, negative_vectors, document_rows, proximity)
-    batches, moved, why = _fill(rows, along.tolist(), batch_size, clean, near)
+    batches, moved, why = _fill(rows, along.tolist(), batch_size, clean, near, rng)
     rest = [i for b in batches if len(b) < batch_size for i in b]
     relaxed = 0
     if near is not None and len(rest) > batch_size:  # rows that fit no full batch: the fewest proximity hits
@@ -173,49 +176,69 @@ class _Proximity:
     bar: np.ndarray
     negs: Optional[np.ndarray] = None
 
-    def near(self, i: int, rows: list[int]) -> bool:
-        return any(found.any() for found in self._found(i, rows))  # stops at the first kind that finds one
+    def near(self, i: int, batch: "_Batch") -> bool:
+        return any(found.any() for found in self._found(i, batch))  # stops at the first kind that finds one
 
-    def hits(self, i: int, rows: list[int]) -> int:
-        """How many documents of ``rows`` are nearer i's positive than i's query is, and of i's the other way."""
-        return sum(int(found.sum()) for found in self._found(i, rows))
+    def hits(self, i: int, batch: "_Batch") -> int:
+        """How many documents of the batch are nearer i's positive than i's query is, and of i's the other way."""
+        return sum(int(found.sum()) for found in self._found(i, batch))
 
-    def _found(self, i: int, rows: list[int]) -> Iterator[np.ndarray]:
+    def negatives_of(self, i: int) -> np.ndarray:
+        if self.negs is None:
+            return np.empty((0, self.docs.shape[1]), np.float32)
+        return self.docs[self.negs[i][self.negs[i] >= 0]]
+
+    def _found(self, i: int, batch: "_Batch") -> Iterator[np.ndarray]:
         """Masks of the near documents, positives first, then (lazily) the mined negatives."""
-        if not rows:
+        k = len(batch.rows)
+        if not k:
             return
         mine = self.docs[self.pos[i]]
-        theirs = self.docs[self.pos[rows]]
+        theirs, bars = batch.positives[:k], batch.bars[:k]
         sims = theirs @ mine
         yield sims > self.bar[i]
-        yield sims > self.bar[rows]
+        yield sims > bars
         if self.negs is not None:
-            their_negs = self.negs[rows]  # (rows, negatives): theirs near my positive
-            yield (self.docs[np.maximum(their_negs, 0)] @ mine > self.bar[i]) & (their_negs >= 0)
-            my_negs = self.negs[i]  # (negatives, rows): mine near theirs
-            yield (self.docs[np.maximum(my_negs, 0)] @ theirs.T > self.bar[rows]) & (my_negs >= 0)[:, None]
+            yield batch.negatives[:batch.n_negatives] @ mine > self.bar[i]  # theirs near my positive
+            yield self.negatives_of(i) @ theirs.T > bars  # (negatives, rows): mine near theirs
 
 
 class _Batch:
-    def __init__(self) -> None:
+    """A batch being filled: its rows, what the clean rules compare, and its rows' vectors for the proximity rule."""
+
+    def __init__(self, size: int, near: Optional[_Proximity]) -> None:
         self.rows: list[int] = []
         self.queries: set = set()
         self.keys: set = set()
         self.docs: set = set()
         self.known: set = set()
+        self.near = near
+        dim = near.docs.shape[1] if near is not None else 0
+        width = near.negs.shape[1] if near is not None and near.negs is not None else 0
+        self.positives = np.empty((size if near is not None else 0, dim), np.float32)
+        self.bars = np.empty(len(self.positives), np.float32)
+        self.negatives = np.empty((len(self.positives) * width, dim), np.float32)
+        self.n_negatives = 0
 
-    def conflict(self, i: int, row: _RowDocs, near: Optional[_Proximity]) -> Optional[str]:
+    def conflict(self, i: int, row: _RowDocs, proximity: bool = True) -> Optional[str]:
         if row.query in self.queries:
             return "same_query"
         if row.key in self.keys:
             return "same_positive"
         if not row.docs.isdisjoint(self.known) or not row.known.isdisjoint(self.docs):
             return "known_positive"
-        if near is not None and near.near(i, self.rows):
+        if proximity and self.near is not None and self.near.near(i, self):
             return "positive_proximity"
         return None
 
     def add(self, i: int, row: _RowDocs) -> None:
+        if self.near is not None:
+            k = len(self.rows)
+            self.positives[k] = self.near.docs[self.near.pos[i]]
+            self.bars[k] = self.near.bar[i]
+            negs = self.near.negatives_of(i)
+            self.negatives[self.n_negatives:self.n_negatives + len(negs)] = negs
+            self.n_negatives += len(negs)
         self.rows.append(i)
         self.queries.add(row.query)
         self.keys.add(row.key)
@@ -223,63 +246,98 @@ class _Batch:
         self.known |= row.known
 
 
-def _fill(rows: list[_RowDocs], along: list[int], size: int, clean: bool,
-          near: Optional[_Proximity]) -> tuple[list[list[int]], int, Counter]:
-    """Batches of ``size`` filled along ``along``; a row in conflict waits for the first later batch it fits."""
+def _fill(rows: list[_RowDocs], along: list[int], size: int, clean: bool, near: Optional[_Proximity],
+          rng: np.random.Generator) -> tuple[list[list[int]], int, Counter]:
+    """Batches of ``size`` filled along ``along``; a row in conflict waits for a later batch it fits: each new
+    batch looks at the waiting rows first; once ``along`` has run out, the waiting rows fill the open batches
+    (``_first_fit``), in an order shuffled by the seed."""
     batches: list[list[int]] = []
     waiting: deque[int] = deque()
     why: Counter = Counter()  # each moved row's first reason
     moved: set[int] = set()
     stream = iter(along)
-    left = len(along)
-    exhausted = False
+    current = _Batch(size, near)
 
-    def place(current: _Batch, i: int) -> None:
-        reason = current.conflict(i, rows[i], near) if clean else None
+    def place(batch: _Batch, i: int) -> bool:
+        reason = batch.conflict(i, rows[i]) if clean else None
         if reason is None:
-            current.add(i, rows[i])
-            return
+            batch.add(i, rows[i])
+            return True
         if i not in moved:
             moved.add(i)
             why[reason] += 1
-        waiting.append(i)
+        return False
 
-    while left:
-        current = _Batch()
-        look = len(waiting) if exhausted else min(len(waiting), LOOK_BACK * size)
-        for _ in range(look):  # the rows that waited go first (all of them once the stream has run out)
+    exhausted = False
+    while not exhausted:
+        for _ in range(min(len(waiting), LOOK_BACK * size)):  # the rows that waited go first
             if len(current.rows) == size:
                 break
-            place(current, waiting.popleft())
+            i = waiting.popleft()
+            if not place(current, i):
+                waiting.append(i)
         while len(current.rows) < size:
-            i = next(stream, None)
-            if i is None:
+            after = next(stream, None)
+            if after is None:
                 exhausted = True
                 break
-            place(current, i)
-        batches.append(current.rows)
-        left -= len(current.rows)
+            if not place(current, after):
+                waiting.append(after)
+        if len(current.rows) == size:
+            batches.append(current.rows)
+            current = _Batch(size, near)
+    pending = list(waiting)
+    spread = [pending[j] for j in rng.permutation(len(pending))]  # near rows, waiting side by side, spread out
+    batches += _first_fit(rows, spread, current, size, clean)
     return batches, len(moved), why
+
+
+def _first_fit(rows: list[_RowDocs], waiting: Collection[int], current: "_Batch", size: int,
+               clean: bool) -> list[list[int]]:
+    """The rows still waiting once the rows in order have run out, each into the first of the open batches (at
+    most ``OPEN_LOOK``, the oldest first) where it fits; a row that fits none opens a batch, closing the oldest
+    when ``OPEN_LOOK`` are open (a short batch: its rows are placed again by ``_least_near``). Linear in the rows."""
+    done: list[list[int]] = []
+    open_: deque[_Batch] = deque([current] if current.rows else [])
+    for i in waiting:
+        for b in open_:
+            if not clean or b.conflict(i, rows[i]) is None:
+                b.add(i, rows[i])
+                if len(b.rows) == size:
+                    done.append(b.rows)
+                    open_.remove(b)
+                break
+        else:
+            if len(open_) == OPEN_LOOK:
+                done.append(open_.popleft().rows)
+            fresh = _Batch(size, current.near)
+            fresh.add(i, rows[i])
+            open_.append(fresh)
+    return done + [b.rows for b in open_ if b.rows]
 
 
 def _least_near(rows: list[_RowDocs], rest: list[int], size: int, near: _Proximity) -> list[list[int]]:
     """The rows that fitted no full batch under every rule, in as few batches as they fill: each row, in order,
-    joins the open batch where the other rules allow it and the proximity rule finds the fewest near documents (a
-    new batch when none allows it)."""
-    batches = [_Batch() for _ in range(-(-len(rest) // size))]
+    joins the open batch (of the first ``OPEN_LOOK`` open ones) where the other rules allow it and the proximity
+    rule finds the fewest near documents (a new batch when none allows it)."""
+    batches = [_Batch(size, near) for _ in range(-(-len(rest) // size))]
+    open_ = list(batches)
     for i in rest:
         best, fewest = None, None
-        for b in batches:
-            if len(b.rows) < size and b.conflict(i, rows[i], None) is None:
-                hits = near.hits(i, b.rows)
+        for b in open_[:OPEN_LOOK]:
+            if b.conflict(i, rows[i], proximity=False) is None:
+                hits = near.hits(i, b)
                 if fewest is None or hits < fewest:
                     best, fewest = b, hits
                     if hits == 0:
                         break
         if best is None:
-            best = _Batch()
+            best = _Batch(size, near)
             batches.append(best)
+            open_.append(best)
         best.add(i, rows[i])
+        if len(best.rows) == size:
+            open_.remove(best)
     return [b.rows for b in batches if b.rows]
 
 

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test docs lint bench clean
+.PHONY: install servers demo test docs lint bench clean
 
 install: $(VENV)/.installed
 
@@ -26,7 +26,20 @@ demo: install
 		--qrels examples/tiny/qrels.parquet --output out/demo.parquet
 	@echo "negatives written to out/demo.parquet"
 
-test: install
+# A real OpenAI-compatible embeddings server for the endpoint tests (tests/test_endpoint_servers.py):
+# infinity-emb pins older numpy/typer/rich, so it lives in an environment of its own.
+SERVERS ?= .venv-infinity
+servers: $(SERVERS)/.installed
+
+$(SERVERS)/.installed: tests/servers/infinity-constraints.txt
+	$(PYTHON) -m venv $(SERVERS)
+	$(SERVERS)/bin/python -m pip install --quiet --upgrade pip
+	$(SERVERS)/bin/python -m pip install --quiet "$(TORCH)"
+	$(SERVERS)/bin/python -m pip install --quiet -c tests/servers/infinity-constraints.txt \
+		"$(TORCH)" "infinity-emb[server,torch]==0.0.78"
+	touch $@
+
+test: install servers
 	$(BIN)/python -m pytest -q
 
 docs: install
@@ -39,4 +52,4 @@ lint: install
 	$(BIN)/python -m pytest -q tests/test_architecture.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) $(SERVERS) out .pytest_cache

@@ -22,6 +22,7 @@ MINE_OPTIONS = (
     "bm25_b", "bm25_method", "bm25_stemmer", "bm25_stopwords", "bm25_tokenizer", "model", "query_prompt",
     "corpus_prompt",
     "query_prompt_name", "corpus_prompt_name", "batch_size", "max_seq_length", "device", "precision", "faiss_index",
+    "endpoint_concurrency", "endpoint_retries", "endpoint_timeout", "endpoint_max_requests", "endpoint_api_key_env",
     "reranker", "reranker_batch_size", "reranker_max_length", "absolute_margin", "relative_margin", "max_score",
     "min_score", "margin_reference", "max_positive_similarity", "positive_proximity", "lexical_overlap",
     "agreement", "cross_query", "percentile_margin", "percentile_floor", "percentile_cap", "score_all",
@@ -34,7 +35,9 @@ MINE_OPTIONS = (
 INDEX_OPTIONS = (
     "corpus", "index_dir", "config", "corpus_id_column", "corpus_text_column", "corpus_title_column", "retriever",
     "bm25_k1", "bm25_b", "bm25_method", "bm25_stemmer", "bm25_stopwords", "bm25_tokenizer", "model", "corpus_prompt",
-    "corpus_prompt_name", "batch_size", "max_seq_length", "device", "precision", "faiss_index", "engine",
+    "corpus_prompt_name", "batch_size", "max_seq_length", "device", "precision", "faiss_index",
+    "endpoint_concurrency", "endpoint_retries", "endpoint_timeout", "endpoint_max_requests", "endpoint_api_key_env",
+    "engine",
     "ray_address", "workers", "gpus_per_worker", "quiet", "verbose",
 )
 

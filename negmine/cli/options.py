@@ -161,15 +161,26 @@ SETTINGS: dict[str, Setting] = {
                          "auto (ngrams:2 when 20% or more of the letters of a corpus sample are in those scripts, "
                          "else words)."),
     # Dense retrieval
-    "model": _s(DENSE, "Sentence-transformers model name or path [default: the embedded all-MiniLM-L6-v2, "
-                "offline]."),
+    "model": _s(DENSE, "Sentence-transformers model name or path, or a model behind an OpenAI-compatible "
+                "embeddings endpoint: openai:MODEL@URL (URL: the API's base, e.g. http://localhost:7997/v1); 'none': "
+                "no bi-encoder [default: the embedded all-MiniLM-L6-v2, offline]."),
     "query_prompt": _s(DENSE, "Text put before each query when embedding it."),
     "corpus_prompt": _s(DENSE, "Text put before each document when embedding it."),
     "query_prompt_name": _s(DENSE, "Name of a prompt stored with the model, for queries [default: its 'query' "
                             "prompt, if any]."),
     "corpus_prompt_name": _s(DENSE, "Name of a prompt stored with the model, for documents [default: its "
                              "'document' prompt, if any]."),
-    "batch_size": _s(DENSE, "Texts per encoder batch."),
+    "batch_size": _s(DENSE, "Texts per encoder batch (per request, for a model behind an endpoint)."),
+    "endpoint_concurrency": _s(DENSE, "Requests in flight at once to a model behind an endpoint "
+                               "(--model openai:MODEL@URL)."),
+    "endpoint_retries": _s(DENSE, "Tries after the first for an endpoint request that failed in a way worth trying "
+                           "again (429, 5xx, timeout, dropped connection, an answer that is not JSON), with "
+                           "exponential backoff."),
+    "endpoint_timeout": _s(DENSE, "Seconds to wait for an endpoint's answer."),
+    "endpoint_max_requests": _s(DENSE, "The run's request budget: past it the run stops (exit 3), keeping what was "
+                                "answered in the cache; run again to go on.", show_default=False),
+    "endpoint_api_key_env": _s(DENSE, "The environment variable holding the endpoints' API key (sent as a bearer "
+                               "token; never written anywhere)."),
     "max_seq_length": _s(DENSE, "Truncate texts to this many tokens [default: the model's]."),
     "device": _s(DENSE, "auto (CUDA when available), cpu, cuda, cuda:N, mps."),
     "precision": _s(DENSE, f"What the models compute in: {choices(PRECISIONS)} (auto: fp16 on CUDA, fp32 "

@@ -7,6 +7,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from negmine.endpoints.client import Endpoint
+from negmine.endpoints.embeddings import EndpointEncoder, parse_model
 from negmine.errors import ConfigError
 from negmine.inputs.data import Corpus
 from negmine.progress import Progress
@@ -26,6 +28,13 @@ def make_encoder(config: MineConfig, model: Optional[str] = None) -> Encoder:
 
     if model is None and config.model == NO_MODEL:  # nothing should ask: a guard, not a message users meet
         raise ConfigError("--model none: this run has no bi-encoder")
+    endpoint = parse_model(model if model is not None else config.model or "")
+    if endpoint is not None:
+        return EndpointEncoder(Endpoint(endpoint[1], endpoint[0], config.endpoint_api_key_env,
+                                        config.endpoint_concurrency, config.endpoint_retries,
+                                        config.endpoint_timeout, max_requests=config.endpoint_max_requests),
+                               config.batch_size, "" if model is not None else config.query_prompt or "",
+                               "" if model is not None else config.corpus_prompt or "")
     if model is not None:
         return SentenceTransformerEncoder(model, batch_size=config.reranker_batch_size,
                                           max_seq_length=config.reranker_max_length, device=config.device,

@@ -59,7 +59,9 @@ BI_ENCODER_RULES = {o.name: False if o.kind == "bool" else None for r in registr
 
 
 #: Fields that say how a run is carried out, not what it produces: the provenance leaves them out.
-RUN_ONLY = ("query_batch_size", "resume", "engine", "ray_address", "workers", "gpus_per_worker")
+RUN_ONLY = ("query_batch_size", "resume", "engine", "ray_address", "workers", "gpus_per_worker",
+            "endpoint_concurrency", "endpoint_retries", "endpoint_timeout", "endpoint_max_requests",
+            "endpoint_api_key_env")
 
 ENGINES = ("local", "ray")
 
@@ -194,6 +196,15 @@ class MineConfig:
             address (``ray://host:10001``, ``host:6379``).
         workers: Ray actors (default: one per node, or one per ``gpus_per_worker`` GPUs).
         gpus_per_worker: GPUs per Ray actor (default: 1 when the cluster has GPUs, else 0).
+        endpoint_concurrency: Requests in flight at once to a model behind an endpoint (``--model
+            openai:MODEL@URL``).
+        endpoint_retries: Tries after the first for a request that failed in a way worth trying again (429, 5xx,
+            a timeout, a dropped connection, an answer that is not JSON).
+        endpoint_timeout: Seconds to wait for an endpoint's answer.
+        endpoint_max_requests: The request budget of the run: past it the run stops cleanly (exit 3), keeping
+            what was answered in the cache; a rerun goes on from there. ``None``: no budget.
+        endpoint_api_key_env: The environment variable holding the endpoints' API key (sent as a bearer token,
+            never recorded).
     """
 
     corpus_id_column: Optional[str] = None
@@ -268,6 +279,11 @@ class MineConfig:
     ray_address: str = "auto"
     workers: Optional[int] = None
     gpus_per_worker: Optional[float] = None
+    endpoint_concurrency: int = 4
+    endpoint_retries: int = 5
+    endpoint_timeout: float = 60.0
+    endpoint_max_requests: Optional[int] = None
+    endpoint_api_key_env: str = "NEGMINE_API_KEY"
 
     def __post_init__(self) -> None:
         _choice("retriever", self.retriever, RETRIEVERS)
@@ -285,6 +301,9 @@ class MineConfig:
                 rule.check_config(self)
         if self.model == NO_MODEL:
             self._check_no_model()
+        if self.bm25_tokenizer == "model" and (self.model or "").startswith("openai:"):
+            raise ConfigError(f"{flag('bm25_tokenizer')} model reads a local model's tokenizer; {flag('model')} "
+                              f"{self.model} is behind an endpoint: use {flag('bm25_tokenizer')} auto")
         if self.reranker_batch_size < 1:
             raise ConfigError(f"{flag('reranker_batch_size')} must be at least 1, got {self.reranker_batch_size}")
         if self.max_score is not None and self.min_score is not None and self.min_score > self.max_score:
@@ -297,6 +316,12 @@ class MineConfig:
         _choice("engine", self.engine, ENGINES)
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"{flag('workers')} must be at least 1, got {self.workers}")
+        for name in ("endpoint_concurrency", "endpoint_max_requests"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")
+        if self.endpoint_retries < 0 or not self.endpoint_timeout > 0:
+            raise ConfigError(f"{flag('endpoint_retries')} must be >= 0 and {flag('endpoint_timeout')} > 0, got "
+                              f"{self.endpoint_retries} and {self.endpoint_timeout}")
         if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
             raise ConfigError(f"{flag('gpus_per_worker')} must be >= 0, got {self.gpus_per_worker}")
         if self.max_seq_length is not None and self.max_seq_length < 1:

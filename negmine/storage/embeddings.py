@@ -28,7 +28,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -303,33 +303,52 @@ class EmbeddingCache:
     ) -> np.ndarray:
         """Encode ``texts`` into ``out[dest]``, committing segments as batches arrive."""
         pending: list[tuple[np.ndarray, np.ndarray]] = []
-        n_pending = 0
-        last = time.monotonic()
         with progress.stage(label, total=len(texts)) as advance:
             result = encode(texts)
             batches = [(np.arange(len(texts)), result)] if isinstance(result, np.ndarray) else result
-            for positions, vecs in batches:
-                positions = np.asarray(positions, dtype=np.int64)
-                vecs = np.asarray(vecs, dtype=np.float32)
-                if vecs.ndim != 2 or vecs.shape[0] != positions.size:
-                    raise ValueError(f"the encoder returned {vecs.shape} vectors for {positions.size} texts")
-                if out is None:
-                    out = make(vecs.shape[1])
-                out[dest[positions]] = vecs
-                pending.append((keys[positions], vecs))
-                n_pending += positions.size
-                advance(positions.size)
-                now = time.monotonic()
-                if self.read_only:  # kept in memory only: nothing is written into a read-only cache
-                    pending, n_pending = [], 0
-                elif n_pending >= MAX_PENDING or (n_pending >= COMMIT_ROWS and now - last >= COMMIT_SECONDS):
-                    self._write_segment(np.concatenate([k for k, _ in pending]),
-                                        np.concatenate([v for _, v in pending]))
-                    pending, n_pending, last = [], 0, now
+            try:
+                out = self._take(batches, keys, dest, out, make, advance, pending)
+            except BaseException:  # what arrived before the failure (a spent request budget, say) is kept
+                if pending and not self.read_only:
+                    try:
+                        self._write_segment(np.concatenate([k for k, _ in pending]),
+                                            np.concatenate([v for _, v in pending]))
+                    except Exception:  # noqa: BLE001 - already failing: the first error is the one to see
+                        pass
+                raise
             if pending:
                 self._write_segment(np.concatenate([k for k, _ in pending]), np.concatenate([v for _, v in pending]))
         if out is None:  # an encoder that returned nothing for no texts
             out = make(0)
+        return out
+
+    def _take(self, batches: Any, keys: np.ndarray, dest: np.ndarray, out: Optional[np.ndarray],
+              make: Callable[[int], np.ndarray], advance: Callable[[int], None],
+              pending: list[tuple[np.ndarray, np.ndarray]]) -> Optional[np.ndarray]:
+        """Copy the encoder's batches into ``out`` as they arrive, committing segments on the way; ``pending``
+        holds what is not committed yet."""
+        n_pending = sum(len(k) for k, _ in pending)
+        last = time.monotonic()
+        for positions, vecs in batches:
+            positions = np.asarray(positions, dtype=np.int64)
+            vecs = np.asarray(vecs, dtype=np.float32)
+            if vecs.ndim != 2 or vecs.shape[0] != positions.size:
+                raise ValueError(f"the encoder returned {vecs.shape} vectors for {positions.size} texts")
+            if out is None:
+                out = make(vecs.shape[1])
+            out[dest[positions]] = vecs
+            pending.append((keys[positions], vecs))
+            n_pending += positions.size
+            advance(positions.size)
+            now = time.monotonic()
+            if self.read_only:  # kept in memory only: nothing is written into a read-only cache
+                pending.clear()
+                n_pending = 0
+            elif n_pending >= MAX_PENDING or (n_pending >= COMMIT_ROWS and now - last >= COMMIT_SECONDS):
+                self._write_segment(np.concatenate([k for k, _ in pending]),
+                                    np.concatenate([v for _, v in pending]))
+                pending.clear()
+                n_pending, last = 0, now
         return out
 
     def _write_segment(self, keys: np.ndarray, vecs: np.ndarray) -> str:

@@ -1,0 +1,1 @@
+"""Models behind HTTP endpoints (``negmine.endpoints.client``): embeddings, rerankers and LLM judges."""

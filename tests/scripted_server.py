@@ -1,0 +1,91 @@
+"""A scripted OpenAI-compatible HTTP server for fault injection (never the only test of a client: see
+test_endpoints.py's real server). It answers ``POST /v1/embeddings`` with FakeEncoder vectors, and follows a
+script: a list of faults consumed one per request (``"429"``, ``"500"``, ``"timeout"``, ``"garbage"``,
+``"swap"``: answer under another model's name, ``"ok"``), then answers normally. Every request is logged."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from fakes import FakeEncoder
+
+
+class Scripted:
+    def __init__(self, model: str = "fake-endpoint", timeout_sleep: float = 2.0) -> None:
+        self.model = model
+        self.script: list[str] = []
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.encoder = FakeEncoder()
+        self.lock = threading.Lock()
+        self.timeout_sleep = timeout_sleep
+        self.swapped = False
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                length = int(self.headers.get("Content-Length", 0))
+                payload = json.loads(self.rfile.read(length) or b"{}")
+                if self.path != "/v1/embeddings":
+                    return self._send(404, {"error": f"no route {self.path}"})
+                with server.lock:
+                    server.requests.append(payload)
+                    server.headers.append(dict(self.headers))
+                    fault = server.script.pop(0) if server.script else "ok"
+                if fault == "429":
+                    return self._send(429, {"error": "slow down"}, {"Retry-After": "0"})
+                if fault == "500":
+                    return self._send(500, {"error": "boom"})
+                if fault == "timeout":
+                    time.sleep(server.timeout_sleep)
+                if fault == "garbage":
+                    return self._raw(200, b"{not json")
+                if fault == "swap":
+                    server.swapped = True
+                name = "another-model" if server.swapped else server.model
+                texts = payload.get("input", [])
+                vectors = server.encoder.encode(list(texts), "document")
+                self._send(200, {"object": "list", "model": name,
+                                 "data": [{"object": "embedding", "index": i, "embedding": v.tolist()}
+                                          for i, v in enumerate(vectors)],
+                                 "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}})
+
+            def _send(self, code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                self._raw(code, json.dumps(body).encode(), headers)
+
+            def _raw(self, code: int, raw: bytes, headers: dict[str, str] | None = None) -> None:
+                try:
+                    self.send_response(code)
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout)
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def texts(self) -> list[str]:
+        """The texts embedded, the identity probes aside."""
+        from negmine.endpoints.embeddings import PROBE
+
+        return [t for r in self.requests for t in r.get("input", []) if t != PROBE]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,82 @@
+"""Against a real server: infinity-emb (its own environment, ``make servers``) serving the embedded all-MiniLM-L6-v2
+over the OpenAI embeddings API; a mine through it writes the negatives the local model writes, with the same
+scores (within 1e-5), and its identity is what the server serves."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow.parquet as pq
+import pytest
+from helpers import ROOT
+
+import negmine
+from negmine.retrieve.encoders import default_model_path
+
+pytestmark = pytest.mark.real_model
+
+INFINITY = Path(os.environ.get("NEGMINE_INFINITY_EMB", ROOT / ".venv-infinity" / "bin" / "infinity_emb"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def infinity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not INFINITY.exists():
+        pytest.fail(f"{INFINITY} is missing: 'make servers' installs infinity-emb (or set NEGMINE_INFINITY_EMB)")
+    port = free_port()
+    log = tmp_path_factory.mktemp("infinity") / "server.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
+           "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(INFINITY), "v2", "--model-id", str(default_model_path()),
+                                 "--served-model-name", "all-MiniLM-L6-v2", "--engine", "torch", "--device", "cpu",
+                                 "--no-model-warmup", "--url-prefix", "/v1", "--host", "127.0.0.1", "--port",
+                                 str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"infinity did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_a_mine_through_infinity_matches_the_local_model(infinity: str, tiny: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    options = {"output_format": "n-tuple", "num_negatives": 3, "output_scores": True}
+    remote = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=tmp_path / "remote.parquet",
+                          model=f"openai:all-MiniLM-L6-v2@{infinity}", endpoint_concurrency=2, **options)
+    local = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=tmp_path / "local.parquet",
+                         **options)
+    a, b = pq.read_table(tmp_path / "remote.parquet"), pq.read_table(tmp_path / "local.parquet")
+    assert a.column("negative_ids").to_pylist() == b.column("negative_ids").to_pylist()
+    assert a.column("positive_id").to_pylist() == b.column("positive_id").to_pylist()
+    diff = max(abs(x - y) for ra, rb in zip(a.column("scores").to_pylist(), b.column("scores").to_pylist())
+               for x, y in zip(ra, rb))
+    assert diff < 1e-5, diff
+    embedder = remote.metadata["models"]["embedder"]
+    assert embedder["type"] == "endpoint" and embedder["model"] == "all-MiniLM-L6-v2" and embedder["dim"] == 384
+    assert remote.stats.negatives_written == local.stats.negatives_written > 0

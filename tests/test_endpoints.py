@@ -118,6 +118,7 @@ def test_a_spent_budget_stops_cleanly_and_a_rerun_sends_nothing_twice(server: Sc
     assert len(server.requests) == 5 and not (tmp_path / "o.parquet").exists()
     done = cli(*base)
     assert done.exit_code == 0, done.output
+    assert "(0 tried again)" in done.output  # the summary counts the requests
     texts = server.texts()
     assert len(texts) == len(set(texts))  # what the first run was answered was not asked again
 

@@ -50,6 +50,7 @@ class MineStats:
     bm25_blind: int = 0  # of those, the ones sharing no BM25 token with their positive
     blind_rules: dict[str, float] = field(default_factory=dict)  # rules that could not see: bm25_blind's share
     train_batches: dict[str, Any] = field(default_factory=dict)  # the composition of --train-batch-size
+    endpoint_usage: dict[str, Any] = field(default_factory=dict)  # requests and tokens, per model behind an endpoint
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -47,6 +47,9 @@ def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True
     rows.append(("negatives written", f"{stats.negatives_written:,} in {stats.rows_written:,} rows"))
     if stats.train_batches:
         rows.extend(batch_rows(stats.train_batches))
+    for name, used in stats.endpoint_usage.items():
+        tokens = f", {used['total_tokens']:,} tokens" if used.get("total_tokens") else ""
+        rows.append((f"endpoint {name}", f"{used['requests']:,} requests ({used['retries']:,} tried again){tokens}"))
     short = (f"{stats.short_queries:,} queries ({stats.short_pairs:,} query-positive pairs) got fewer than "
              f"{num_negatives}")
     if stats.short_examples:

@@ -116,6 +116,7 @@ def run_batches(run: Plan, stats: MineStats, store: RunStore, sinks: "Sinks", re
         counted = run.sources.texts_counted()
         if counted is not None:
             stats.texts_encoded, stats.texts_cached = counted
+        stats.endpoint_usage = endpoint_usage(run)
         stats.dense_search = dict(run.dense_search)
         stats.blind_rules = blind_rules(stats, run.rules)
         if stats.blind_rules:
@@ -250,6 +251,18 @@ class _Collect:
 
     def write(self, table: pa.Table) -> None:
         self.tables.append(table)
+
+
+def endpoint_usage(run: Plan) -> dict[str, Any]:
+    """What the run asked of models behind endpoints (``negmine.endpoints``), by the name each goes by."""
+    found: dict[str, Any] = {}
+    dense = getattr(run.sources, "dense", None)
+    judge = getattr(run.sources, "judge", None)
+    for model in (getattr(dense, "encoder", None), getattr(judge, "encoder", None), getattr(judge, "cross", None)):
+        endpoint = getattr(model, "endpoint", None)
+        if endpoint is not None and endpoint.usage.requests:
+            found[model.name] = endpoint.usage.as_dict()
+    return found
 
 
 def _vectors_of(run: Plan) -> Optional[Callable[[np.ndarray, str], np.ndarray]]:

@@ -24,6 +24,7 @@ class Scripted:
         self.lock = threading.Lock()
         self.timeout_sleep = timeout_sleep
         self.swapped = False
+        self.tei = False  # answer /rerank in text-embeddings-inference's shape
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,7 +34,7 @@ class Scripted:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length", 0))
                 payload = json.loads(self.rfile.read(length) or b"{}")
-                if self.path != "/v1/embeddings":
+                if self.path not in ("/v1/embeddings", "/v1/rerank"):
                     return self._send(404, {"error": f"no route {self.path}"})
                 with server.lock:
                     server.requests.append(payload)
@@ -50,6 +51,15 @@ class Scripted:
                 if fault == "swap":
                     server.swapped = True
                 name = "another-model" if server.swapped else server.model
+                if self.path == "/v1/rerank":  # the fake encoder's cosine as the relevance score
+                    q = server.encoder.encode([payload["query"]], "query")[0]
+                    docs = server.encoder.encode(list(payload["documents"]), "document")
+                    results = [{"index": i, "relevance_score": float(d @ q)} for i, d in enumerate(docs)]
+                    results.sort(key=lambda r: -r["relevance_score"])
+                    if server.tei:
+                        return self._raw(200, json.dumps([{"index": r["index"], "score": r["relevance_score"]}
+                                                          for r in results]).encode())
+                    return self._send(200, {"model": name, "results": results})
                 texts = payload.get("input", [])
                 vectors = server.encoder.encode(list(texts), "document")
                 self._send(200, {"object": "list", "model": name,
@@ -85,6 +95,12 @@ class Scripted:
         from negmine.endpoints.embeddings import PROBE
 
         return [t for r in self.requests for t in r.get("input", []) if t != PROBE]
+
+    def reranked(self) -> list[tuple[str, str]]:
+        """The (query, document) pairs scored through /rerank, the probe aside."""
+        from negmine.endpoints.rerank import PROBE as PAIR
+
+        return [(r["query"], d) for r in self.requests if "query" in r for d in r["documents"] if r["query"] != PAIR[0]]
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -146,3 +146,29 @@ def test_endpoint_options_are_checked(tmp_path: Path) -> None:
 
 def test_budget_error_is_a_negmine_error() -> None:
     assert issubclass(BudgetSpent, EndpointError) and BudgetSpent.exit_code == 3
+
+
+@pytest.mark.parametrize("shape", ["results", "tei"])
+def test_a_rerank_endpoint_judges_and_its_scores_are_kept(server: Scripted, tiny: dict[str, Path], tmp_path: Path,
+                                                          shape: str) -> None:
+    from fakes import FakeEncoder
+
+    server.tei = shape == "tei"
+    options = {"reranker": f"rerank:fake-reranker@{server.url}", "relative_margin": 0.05, "output_scores": True,
+               "output_format": "n-tuple", "num_negatives": 2}
+    result = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=tmp_path / "o.parquet",
+                          encoder=FakeEncoder(), **options)
+    judge = result.metadata["models"]["reranker"]
+    assert judge["type"] == "rerank-endpoint" and judge["model"] == "fake-reranker" and "url" not in judge
+    fake = FakeEncoder()
+    for row in pq.read_table(tmp_path / "o.parquet").to_pylist()[:10]:  # the written scores are the server's
+        q = fake.encode([row["anchor"]], "query")[0]
+        docs = fake.encode([row["positive"], row["negative_1"], row["negative_2"]], "document")
+        assert row["scores"] == pytest.approx((docs @ q).tolist(), abs=1e-6)
+    pairs = server.reranked()
+    assert pairs and len(pairs) == len(set(pairs))  # each pair scored once
+    again = negmine.mine(tiny["corpus"], tiny["queries"], tiny["qrels"], output=tmp_path / "again.parquet",
+                         encoder=FakeEncoder(), **options)
+    assert len(server.reranked()) == len(pairs)  # every score from the store: nothing sent twice
+    assert (tmp_path / "again.parquet").read_bytes() == (tmp_path / "o.parquet").read_bytes()
+    assert again.stats.endpoint_usage["rerank-endpoint"]["requests"] == 1  # the probe

@@ -102,8 +102,9 @@ class Endpoint:
         """What the provenance records: the URL and the model (never the key)."""
         return {"url": self.url, "model": self.model}
 
-    def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST JSON to ``url + path`` and return the JSON answer, trying again what is worth it."""
+    def post(self, path: str, payload: dict[str, Any]) -> Any:
+        """POST JSON to ``url + path`` and return the JSON answer (an object or an array), trying again what is
+        worth it."""
         target = f"{self.url}{path}"
         body = json.dumps(payload).encode("utf-8")
         last = ""
@@ -150,7 +151,7 @@ class Endpoint:
             self.usage.requests += 1
             self.usage.retries += attempt > 0
 
-    def _count(self, answer: dict[str, Any]) -> None:
+    def _count(self, answer: Any) -> None:
         usage = answer.get("usage") if isinstance(answer, dict) else None
         if isinstance(usage, dict):
             with self._lock:
@@ -159,7 +160,7 @@ class Endpoint:
                     if isinstance(value, int):
                         setattr(self.usage, name, getattr(self.usage, name) + value)
 
-    def _send(self, target: str, body: bytes) -> dict[str, Any]:
+    def _send(self, target: str, body: bytes) -> Any:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
@@ -180,8 +181,8 @@ class Endpoint:
             answer = json.loads(raw)
         except ValueError:
             raise _Retry(f"an answer that is not JSON: {_excerpt(raw)}", None) from None
-        if not isinstance(answer, dict):
-            raise _Retry(f"an answer that is not a JSON object: {_excerpt(raw)}", None)
+        if not isinstance(answer, (dict, list)):
+            raise _Retry(f"an answer that is neither a JSON object nor an array: {_excerpt(raw)}", None)
         return answer
 
 

@@ -52,7 +52,8 @@ def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = N
 
 
 #: Statistics kept out of the provenance: the cache's hits (and so the requests sent to endpoints) depend on what
-#: earlier runs left there, not on the inputs; the BM25 evidence counts are read through ``blind_rules`` (recorded only when a rule could not see).
+#: earlier runs left there, not on the inputs; the BM25 evidence counts are read through ``blind_rules`` (recorded
+#: only when a rule could not see).
 UNRECORDED_STATS = ("texts_encoded", "texts_cached", "bm25_seen", "bm25_blind", "endpoint_usage")
 
 METADATA_KEY = b"negmine"

@@ -28,13 +28,11 @@ def make_encoder(config: MineConfig, model: Optional[str] = None) -> Encoder:
 
     if model is None and config.model == NO_MODEL:  # nothing should ask: a guard, not a message users meet
         raise ConfigError("--model none: this run has no bi-encoder")
-    endpoint = parse_model(model if model is not None else config.model or "")
-    if endpoint is not None:
-        return EndpointEncoder(Endpoint(endpoint[1], endpoint[0], config.endpoint_api_key_env,
-                                        config.endpoint_concurrency, config.endpoint_retries,
-                                        config.endpoint_timeout, max_requests=config.endpoint_max_requests),
-                               config.batch_size, "" if model is not None else config.query_prompt or "",
-                               "" if model is not None else config.corpus_prompt or "")
+    served = parse_model(model if model is not None else config.model or "")
+    if served is not None:
+        judge = model is not None
+        return EndpointEncoder(endpoint(config, *served), config.batch_size,
+                               "" if judge else config.query_prompt or "", "" if judge else config.corpus_prompt or "")
     if model is not None:
         return SentenceTransformerEncoder(model, batch_size=config.reranker_batch_size,
                                           max_seq_length=config.reranker_max_length, device=config.device,
@@ -43,6 +41,12 @@ def make_encoder(config: MineConfig, model: Optional[str] = None) -> Encoder:
         config.model, config.query_prompt, config.corpus_prompt, config.query_prompt_name,
         config.corpus_prompt_name, config.batch_size, config.max_seq_length, config.device, config.precision,
     )
+
+
+def endpoint(config: MineConfig, model: str, url: str) -> Endpoint:
+    """The endpoint serving ``model`` at ``url``, called as the config says (concurrency, retries, budget, key)."""
+    return Endpoint(url, model, config.endpoint_api_key_env, config.endpoint_concurrency, config.endpoint_retries,
+                    config.endpoint_timeout, max_requests=config.endpoint_max_requests)
 
 
 def make_retriever(

@@ -261,7 +261,7 @@ def endpoint_usage(run: Plan) -> dict[str, Any]:
     for model in (getattr(dense, "encoder", None), getattr(judge, "encoder", None), getattr(judge, "cross", None)):
         endpoint = getattr(model, "endpoint", None)
         if endpoint is not None and endpoint.usage.requests:
-            found[model.name] = endpoint.usage.as_dict()
+            found[getattr(model, "name", "endpoint")] = endpoint.usage.as_dict()
     return found
 
 

@@ -145,7 +145,7 @@ def plan(config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, 
     setting and calibrate: everything that happens once per run. A Ray worker plans without the pre-passes and
     takes their results from the driver."""
     inputs, positives, mined, stats = read_inputs(config, corpus, queries, qrels, pairs, cache, progress, warnings)
-    judge = _judge(config)
+    judge = _judge(config, cache)
     rules = config.for_judge(judge.kind)
     if index_dir or read_only(cache):
         gaps = index_gaps(config, inputs, cache, encoder, corpus_embeddings is not None)
@@ -180,7 +180,7 @@ def percentile_gate_on(config: MineConfig) -> bool:
     return registry.RULE_OF[percentile_gate.RULE.name].enabled(config)
 
 
-def _judge(config: MineConfig) -> Judge:
+def _judge(config: MineConfig, cache: Optional[Path]) -> Judge:
     """The judge, loaded (and the device checked) before any retrieval."""
     judged = registry.need_scores(config.for_judge(None)) or judges_all(config)
     if config.retriever != "bm25" or registry.score_rules_on(config.for_judge(None)) or judged or config.reranker \
@@ -189,7 +189,8 @@ def _judge(config: MineConfig) -> Judge:
     if not judged:
         return Judge()
     return load_judge(config.reranker, lambda model: retrievers.make_encoder(config, model), [], [],
-                      config.reranker_batch_size, config.reranker_max_length, config.device, config.precision)
+                      config.reranker_batch_size, config.reranker_max_length, config.device, config.precision,
+                      lambda model, url: retrievers.endpoint(config, model, url), cache)
 
 
 def _sources(config: MineConfig, inputs: Inputs, positives: Positives, mined: np.ndarray, cache: Path,

@@ -25,6 +25,7 @@ class Scripted:
         self.timeout_sleep = timeout_sleep
         self.swapped = False
         self.tei = False  # answer /rerank in text-embeddings-inference's shape
+        self.chat: Any = lambda model, prompt: "irrelevant"  # the chat model's answer to a prompt
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,7 +35,7 @@ class Scripted:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length", 0))
                 payload = json.loads(self.rfile.read(length) or b"{}")
-                if self.path not in ("/v1/embeddings", "/v1/rerank"):
+                if self.path not in ("/v1/embeddings", "/v1/rerank", "/v1/chat/completions"):
                     return self._send(404, {"error": f"no route {self.path}"})
                 with server.lock:
                     server.requests.append(payload)
@@ -51,6 +52,13 @@ class Scripted:
                 if fault == "swap":
                     server.swapped = True
                 name = "another-model" if server.swapped else server.model
+                if self.path == "/v1/chat/completions":
+                    content = server.chat(payload["model"], payload["messages"][-1]["content"])
+                    return self._send(200, {"object": "chat.completion", "model": payload["model"],
+                                            "choices": [{"index": 0, "finish_reason": "stop",
+                                                         "message": {"role": "assistant", "content": content}}],
+                                            "usage": {"prompt_tokens": 50, "completion_tokens": 1,
+                                                      "total_tokens": 51}})
                 if self.path == "/v1/rerank":  # the fake encoder's cosine as the relevance score
                     q = server.encoder.encode([payload["query"]], "query")[0]
                     docs = server.encoder.encode(list(payload["documents"]), "document")
@@ -95,6 +103,11 @@ class Scripted:
         from negmine.endpoints.embeddings import PROBE
 
         return [t for r in self.requests for t in r.get("input", []) if t != PROBE]
+
+    def chats(self, model: str | None = None) -> list[str]:
+        """The prompts sent to /chat/completions (to ``model``, or any)."""
+        return [r["messages"][-1]["content"] for r in self.requests if "messages" in r
+                and (model is None or r["model"] == model)]
 
     def reranked(self) -> list[tuple[str, str]]:
         """The (query, document) pairs scored through /rerank, the probe aside."""

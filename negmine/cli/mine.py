@@ -26,9 +26,10 @@ MINE_OPTIONS = (
     "reranker", "reranker_batch_size", "reranker_max_length", "absolute_margin", "relative_margin", "max_score",
     "min_score", "margin_reference", "max_positive_similarity", "positive_proximity", "lexical_overlap",
     "agreement", "cross_query", "percentile_margin", "percentile_floor", "percentile_cap", "score_all",
-    "promote_false_negatives", "candidates_output", "false_negatives_output", "difficulty_bands", "output_format",
-    "output_scores", "prompt", "columns", "train_batch_size", "dataset_card", "query_batch_size", "resume",
-    "engine", "ray_address", "workers", "gpus_per_worker", "allow_empty", "quiet", "verbose",
+    "promote_false_negatives", "llm_judge", "llm_confirm", "llm_judge_prompt", "candidates_output",
+    "false_negatives_output", "difficulty_bands", "output_format", "output_scores", "prompt", "columns",
+    "train_batch_size", "dataset_card", "query_batch_size", "resume", "engine", "ray_address", "workers",
+    "gpus_per_worker", "allow_empty", "quiet", "verbose",
 )
 
 #: The options of ``negmine index``: those that shape the indexes.

@@ -201,6 +201,14 @@ SETTINGS: dict[str, Setting] = {
     "promote_false_negatives": _s(FILTERS, "Write the candidates dropped as likely false negatives as extra "
                                   "positives of their query (rows of their own, with the negatives of its first "
                                   "positive); counted in the summary.", "--promote-false-negatives"),
+    "llm_judge": _s(FILTERS, "MODEL@URL: a chat model behind an OpenAI-compatible endpoint judges each picked "
+                    "negative (with its query and positive); one it calls relevant is dropped for the next candidate "
+                    "(status llm_judge), or written as a positive with --promote-false-negatives. Verdicts are "
+                    "cached: a rerun sends nothing twice.", show_default=False),
+    "llm_confirm": _s(FILTERS, "MODEL@URL: a second (stronger) chat model that sees only what --llm-judge flagged; "
+                      "a candidate is flagged when both call it relevant.", show_default=False),
+    "llm_judge_prompt": _s(FILTERS, "A prompt template file for the LLM judge, with {query}, {positive} and "
+                           "{candidate} [default: docs/judges.md's].", show_default=False),
     # Output
     "candidates_output": _s(OUTPUT, "Also write every candidate with its ranks, scores and fate (selected, kept, "
                             "not_scored or the rule that dropped it), and each query's positives with their "

@@ -31,8 +31,8 @@ RULE_SETTINGS = (
     "percentile_cap",
 )
 SAMPLING_SETTINGS = ("range_min", "range_max", "num_negatives", "sampling_strategy", "simans_a", "simans_b", "seed")
-REFILTERED = (*SAMPLING_SETTINGS, *RULE_SETTINGS, "score_all", "promote_false_negatives", "output_format",
-              "output_scores", "prompt", "columns", "difficulty_bands")
+REFILTERED = (*SAMPLING_SETTINGS, *RULE_SETTINGS, "score_all", "promote_false_negatives", "llm_judge", "llm_confirm",
+              "llm_judge_prompt", "output_format", "output_scores", "prompt", "columns", "difficulty_bands")
 #: The settings sweep takes, in the order of its --help and of its grid.
 SWEPT = ("relative_margin", "absolute_margin", *RULE_SETTINGS[2:], *SAMPLING_SETTINGS)
 RANGE_MAX = "Consider non-positive candidates up to this rank (at most as mined)."

@@ -44,7 +44,7 @@ def provenance(config: Any, files: dict[str, str], stats: Any, embedder: Any = N
         "inputs": {role: {"path": path, "fingerprint": fingerprint(path)} for role, path in files.items()},
         "models": {"embedder": embedder, "reranker": reranker},
         "stats": {k: v for k, v in stats.to_dict().items() if k not in UNRECORDED_STATS
-                  and not (k in ("dense_search", "blind_rules", "train_batches") and not v)},
+                  and not (k in ("dense_search", "blind_rules", "train_batches", "llm_judge") and not v)},
     }
     if beir is not None:
         out["beir"] = dict(beir)

@@ -51,6 +51,7 @@ class MineStats:
     blind_rules: dict[str, float] = field(default_factory=dict)  # rules that could not see: bm25_blind's share
     train_batches: dict[str, Any] = field(default_factory=dict)  # the composition of --train-batch-size
     endpoint_usage: dict[str, Any] = field(default_factory=dict)  # requests and tokens, per model behind an endpoint
+    llm_judge: dict[str, int] = field(default_factory=dict)  # picks judged and flagged by --llm-judge
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -61,7 +62,8 @@ class MineStats:
                      "rows_written", "short_pairs", "short_queries", "short_weak_positive", "promoted_positives",
                      "bm25_seen", "bm25_blind"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for target, extra in ((self.dropped, other.dropped), (self.short_by_rule, other.short_by_rule)):
+        for target, extra in ((self.dropped, other.dropped), (self.short_by_rule, other.short_by_rule),
+                              (self.llm_judge, other.llm_judge)):
             for key, n in extra.items():
                 target[key] = target.get(key, 0) + n
         self.short_examples = (self.short_examples + other.short_examples)[:3]

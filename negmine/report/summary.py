@@ -47,6 +47,12 @@ def summary_rows(stats: MineStats, num_negatives: int, cache_counts: bool = True
     rows.append(("negatives written", f"{stats.negatives_written:,} in {stats.rows_written:,} rows"))
     if stats.train_batches:
         rows.extend(batch_rows(stats.train_batches))
+    if stats.llm_judge:
+        c = stats.llm_judge
+        confirm = (f"; {c.get('confirm_judged', 0):,} asked again, {c.get('not_confirmed', 0):,} not confirmed"
+                   if "confirm_judged" in c else "")
+        rows.append(("LLM judge", f"{c.get('judged', 0):,} picks judged, {c.get('flagged', 0):,} flagged as false "
+                                  f"negatives ({c.get('unparsed', 0):,} answers read as neither){confirm}"))
     for name, used in stats.endpoint_usage.items():
         tokens = f", {used['total_tokens']:,} tokens" if used.get("total_tokens") else ""
         rows.append((f"endpoint {name}", f"{used['requests']:,} requests ({used['retries']:,} tried again){tokens}"))

@@ -40,16 +40,18 @@ RULES: tuple[Rule, ...] = (
     absolute_margin.RULE, relative_margin.RULE, percentile_gate.RULE,
 )
 #: Status names, indexed by code: a candidate no rule dropped, an empty slot, the rules, one lazy scoring never
-#: reached. As the statistics and the candidates file name them.
-REASONS: tuple[str, ...] = ("kept", "no_candidate", *(r.name for r in RULES), "not_scored")
+#: reached, and one an LLM judge found relevant (``negmine.judges.llm``: a stage after sampling, not a rule; last,
+#: so that the rules' codes stay what they were). As the statistics and the candidates file name them.
+REASONS: tuple[str, ...] = ("kept", "no_candidate", *(r.name for r in RULES), "not_scored", "llm_judge")
 CODES = {name: code for code, name in enumerate(REASONS)}
 KEPT, NO_CANDIDATE, NOT_SCORED = CODES["kept"], CODES["no_candidate"], CODES["not_scored"]
+LLM_JUDGE = CODES["llm_judge"]
 POSITIVE = CODES[known.RULE.name]
 #: Codes of the rules (counted in the statistics), of the score rules (applied as lazy scoring reaches a
 #: candidate), and of the rules that drop likely false negatives (unlabelled positives).
 DROP_RULES = tuple(CODES[r.name] for r in RULES)
 SCORE_RULES = tuple(CODES[r.name] for r in RULES if r.stage == SCORE)
-FALSE_NEGATIVE_RULES = tuple(CODES[r.name] for r in RULES if r.false_negative)
+FALSE_NEGATIVE_RULES = (*(CODES[r.name] for r in RULES if r.false_negative), LLM_JUDGE)
 RULE_OF = {r.name: r for r in RULES}
 #: Every option a rule owns, by its config field.
 OPTIONS: dict[str, Option] = {o.name: o for r in RULES for o in r.options}
@@ -162,7 +164,10 @@ def count_reasons(reasons: "np.ndarray") -> dict[str, int]:
     import numpy as np
 
     counts = np.bincount(reasons.ravel().astype(np.int64), minlength=len(REASONS))
-    return {REASONS[code]: int(counts[code]) for code in DROP_RULES}
+    out = {REASONS[code]: int(counts[code]) for code in DROP_RULES}
+    if counts[LLM_JUDGE]:  # listed only when the LLM judge ran and flagged (outputs without it keep their bytes)
+        out["llm_judge"] = int(counts[LLM_JUDGE])
+    return out
 
 
 def dominant_drop(reasons: "np.ndarray") -> "np.ndarray":

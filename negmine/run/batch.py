@@ -6,6 +6,7 @@ candidate_rules  the rules that need no model: known positives, the rank window,
 evidence_rules   the evidence gathered (twin queries, lexical overlap, BM25 scores) and the rules on it
 score_ahead      the judge's scorers; every candidate scored ahead of sampling (--score-all, SimANS)
 sample           each pair's candidate order, walked with lazy scoring and the score rules: the picks
+llm_judge        the picks judged by an LLM (--llm-judge): the flagged ones dropped, the pairs picking again
 lay_out          the picks as a Selection: promoted false negatives, difficulty bands, the scores written
 account          the batch's statistics, false negatives and candidates file rows: a BatchResult
 ```
@@ -98,6 +99,8 @@ class Batch:
     picks: list[list[np.ndarray]] = field(default_factory=list)
     false_negatives: list[np.ndarray] = field(default_factory=list)
     selection: Optional[Selection] = None
+    llm_counts: dict[str, int] = field(default_factory=dict)
+    unsampled: Optional[np.ndarray] = None  # the statuses before sampling (the LLM judge samples again from them)
     judge_values: Optional[np.ndarray] = None
     positive_judge: Optional[list[np.ndarray]] = None
     result: Optional[BatchResult] = None
@@ -151,6 +154,10 @@ def score_ahead(plan: Plan, batch: Batch, progress: Progress) -> None:
 def sample(plan: Plan, batch: Batch, progress: Progress) -> None:
     """Each pair's candidate order (top, random, SimANS), walked with lazy scoring when a score rule is on."""
     config = plan.rules
+    if plan.llm is not None:
+        if batch.unsampled is None:
+            batch.unsampled = batch.reasons.copy()
+        batch.reasons = batch.unsampled.copy()
     kept = [np.flatnonzero(row == registry.KEPT) for row in batch.reasons]
     log_weights = None
     if config.sampling_strategy == "simans":
@@ -171,6 +178,38 @@ def sample(plan: Plan, batch: Batch, progress: Progress) -> None:
     if config.output_format == "n-tuple":  # a pair short of N negatives has no row: none of its picks is written
         picks = [[p if len(p) == config.num_negatives else p[:0] for p in per_q] for per_q in picks]
     batch.picks = picks
+
+
+#: Rounds of LLM judging at most: each judges the new picks of the pairs whose picks were flagged.
+LLM_ROUNDS = 8
+
+
+def llm_judge(plan: Plan, batch: Batch, progress: Progress) -> None:
+    """The picks judged by the LLM judge (``--llm-judge``): a flagged candidate gets the status ``llm_judge`` and
+    the pairs pick again; the new picks are judged in turn, until none is flagged (``LLM_ROUNDS`` at most)."""
+    judge = plan.llm
+    if judge is None:
+        return
+    seen: set[tuple[int, int, int]] = set()
+    docs = plan.inputs.corpus.texts
+    for _ in range(LLM_ROUNDS):
+        cells = [(i, j, int(c)) for i, per_q in enumerate(batch.picks) for j, cols in enumerate(per_q) for c in cols
+                 if (i, j, int(c)) not in seen]
+        if not cells:
+            break
+        seen.update(cells)
+        with progress.stage("LLM judge", total=len(cells)):
+            flags, counts = judge.flags([(batch.texts[i], docs[batch.positives[i][j]],
+                                          docs[int(batch.hits.indices[i, c])]) for i, j, c in cells])
+        for name, n in counts.items():
+            batch.llm_counts[name] = batch.llm_counts.get(name, 0) + n
+        hit = [(i, c) for (i, _, c), flagged in zip(cells, flags) if flagged]
+        if not hit:
+            break
+        assert batch.unsampled is not None
+        for i, c in hit:
+            batch.unsampled[i, c] = registry.LLM_JUDGE
+        sample(plan, batch, progress)
 
 
 def lay_out(plan: Plan, batch: Batch, progress: Progress) -> None:
@@ -217,6 +256,7 @@ def account(plan: Plan, batch: Batch, progress: Progress) -> None:
     stats.promoted_positives = int(sum(len(c) for c in batch.false_negatives)) \
         if config.promote_false_negatives else 0
     stats.bm25_seen, stats.bm25_blind = batch.bm25_seen, batch.bm25_blind
+    stats.llm_judge = dict(batch.llm_counts)
     if batch.prescored is not None:
         stats.pairs_scored, stats.positive_pairs_scored = batch.prescored.pairs, batch.prescored.positive_pairs
     candidates = None
@@ -260,7 +300,7 @@ def _pair_scores(plan: Plan, batch: Batch) -> tuple[np.ndarray, list[np.ndarray]
 
 #: The stages of a query batch, in order.
 STAGES: tuple[Callable[[Plan, Batch, Progress], None], ...] = (
-    retrieve, candidate_rules, evidence_rules, score_ahead, sample, lay_out, account)
+    retrieve, candidate_rules, evidence_rules, score_ahead, sample, llm_judge, lay_out, account)
 
 
 def mine_batch(plan: Plan, positions: np.ndarray, audit: bool, progress: Progress) -> BatchResult:

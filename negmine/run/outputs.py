@@ -135,6 +135,8 @@ def run_batches(run: Plan, stats: MineStats, store: RunStore, sinks: "Sinks", re
                               run.sources.judge_identity(run, always=config.sampling_strategy == "simans"),
                               run.config.relative_margin_for(run.judge_kind), run.inputs.beir,
                               run.sources.bm25_tokenizer(run))
+        if run.llm is not None:
+            metadata["models"]["llm_judge"] = run.llm.identity()
         t = time.perf_counter()
         with progress.stage("writing output"):
             table = sinks.commit(metadata, run)
@@ -262,6 +264,9 @@ def endpoint_usage(run: Plan) -> dict[str, Any]:
         endpoint = getattr(model, "endpoint", None)
         if endpoint is not None and endpoint.usage.requests:
             found[getattr(model, "name", "endpoint")] = endpoint.usage.as_dict()
+    for endpoint in run.llm.endpoints() if run.llm is not None else []:
+        if endpoint.usage.requests:
+            found[f"LLM {endpoint.model}"] = endpoint.usage.as_dict()
     return found
 
 

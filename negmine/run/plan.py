@@ -18,6 +18,7 @@ from negmine.inputs.data import Positives, Queries, match_positives, take_rows
 from negmine.inputs.read import Inputs, load_inputs
 from negmine.inputs.vectors import read_embeddings
 from negmine.judges.judge import Judge, load_judge
+from negmine.judges.llm import load_llm_judge
 from negmine.progress import Progress
 from negmine.report.stats import MineStats, input_stats
 from negmine.retrieve import build as retrievers
@@ -58,6 +59,7 @@ class Plan:
         warnings: What was warned about while planning and mining.
         doc_digests: Per document, a digest of its normalised text (0: not computed yet).
         seconds: Time per stage, summed over the batches.
+        llm: The LLM judge (``--llm-judge``), if any.
     """
 
     config: MineConfig
@@ -74,6 +76,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     doc_digests: Optional[np.ndarray] = None
     seconds: dict[str, float] = field(default_factory=dict)
+    llm: Any = None
 
 
 def warn(warnings: list[str], message: str) -> None:
@@ -146,6 +149,8 @@ def plan(config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, 
     takes their results from the driver."""
     inputs, positives, mined, stats = read_inputs(config, corpus, queries, qrels, pairs, cache, progress, warnings)
     judge = _judge(config, cache)
+    llm = load_llm_judge(config.llm_judge, config.llm_confirm, config.llm_judge_prompt,
+                         lambda model, url: retrievers.endpoint(config, model, url), cache)
     rules = config.for_judge(judge.kind)
     if index_dir or read_only(cache):
         gaps = index_gaps(config, inputs, cache, encoder, corpus_embeddings is not None)
@@ -157,7 +162,7 @@ def plan(config: MineConfig, corpus: Any, queries: Any, qrels: Any, pairs: Any, 
                        progress, encode_corpus)
     _say_tokenizer(config, sources, warnings)
     run = Plan(config, rules, inputs, positives, mined, depth_of(config, positives, mined, len(inputs.corpus)),
-               sources, cache, judge.kind)
+               sources, cache, judge.kind, llm=llm)
     if retrievers.dense_part(sources.retriever) is not None and prepass:
         tune_dense_search(run, progress)
     if percentile_gate_on(rules) and prepass:

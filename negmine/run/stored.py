@@ -23,11 +23,13 @@ from negmine.errors import ConfigError, InputError
 from negmine.inputs.data import Positives
 from negmine.inputs.read import Inputs
 from negmine.judges.base import VALUE_NAMES, LookupScorer, MissingScore, Scorers, lookup_scorers
+from negmine.judges.llm import load_llm_judge
 from negmine.output.candidates import CANDIDATE_VALUES, CHECK_ORDER, EVIDENCE_FILL
 from negmine.output.provenance import read_metadata
 from negmine.progress import Progress
 from negmine.report.stats import MineStats
 from negmine.retrieve.base import Hits
+from negmine.retrieve.build import endpoint
 from negmine.rules import registry
 from negmine.run.plan import Plan, depth_of, percentile_gate_on, read_inputs, uses_bi_encoder
 from negmine.settings.config import MineConfig, flag
@@ -42,8 +44,8 @@ REFILTER_OPTIONS = (
     "positive_proximity", "lexical_overlap", "agreement", "cross_query", "percentile_margin", "percentile_floor",
     "percentile_cap",
     "score_all", "range_min", "range_max", "num_negatives", "sampling_strategy", "simans_a", "simans_b", "seed",
-    "difficulty_bands", "promote_false_negatives", "output_format", "output_scores", "prompt", "columns",
-    "allow_empty", "query_batch_size",
+    "difficulty_bands", "promote_false_negatives", "llm_judge", "llm_confirm", "llm_judge_prompt", "output_format",
+    "output_scores", "prompt", "columns", "allow_empty", "query_batch_size",
 )
 
 REMINE = "mine with --score-all --candidates-output to keep every value"
@@ -308,8 +310,10 @@ class StoredRun:
         self.sources.check(rules, depth)
         if self.doc_digests is None:
             self.doc_digests = np.zeros(len(self.inputs.corpus), dtype=np.uint64)
+        llm = load_llm_judge(config.llm_judge, config.llm_confirm, config.llm_judge_prompt,
+                             lambda model, url: endpoint(config, model, url), self.cache)  # verdicts: cached
         run = Plan(config, rules, self.inputs, self.positives, self.mined, depth, self.sources,
-                   self.cache or Path("."), kind, doc_digests=self.doc_digests)  # digests: shared by every setting
+                   self.cache or Path("."), kind, doc_digests=self.doc_digests, llm=llm)  # digests: shared
         if percentile_gate_on(rules):
             run.calibration = self.sources.calibration(self.mined)
         return run, copy.deepcopy(self.stats)

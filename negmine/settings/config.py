@@ -68,7 +68,8 @@ ENGINES = ("local", "ray")
 #: Settings added since the outputs' provenance was frozen by golden files, and their default: left out of the
 #: provenance at that default, so that a run that does not use them writes the bytes it wrote before them (the
 #: provenance's "resolved" says what ``auto`` chose when it matters).
-SINCE_GOLDEN = {"bm25_tokenizer": "auto", "train_batch_size": None}
+SINCE_GOLDEN = {"bm25_tokenizer": "auto", "train_batch_size": None, "llm_judge": None, "llm_confirm": None,
+                "llm_judge_prompt": None}
 
 
 def _rule(name: str) -> Any:
@@ -170,6 +171,12 @@ class MineConfig:
             1 = the best-ranked (hardest); for curriculum training. ``None``: no band column.
         promote_false_negatives: Write the candidates dropped as likely false negatives as extra positives of
             their query (rows of their own, with the negatives of the query's first positive).
+        llm_judge: ``MODEL@URL``: a chat model behind an OpenAI-compatible endpoint that judges each picked
+            negative; one it calls relevant is a likely false negative (``llm_judge``), dropped for the next
+            candidate (``negmine.judges.llm``).
+        llm_confirm: ``MODEL@URL``: a second chat model that sees only what ``llm_judge`` flagged; flagged when
+            both say relevant.
+        llm_judge_prompt: A prompt template file ({query}, {positive}, {candidate}) instead of the default.
         output_format: ``triplet``, ``n-tuple``, ``labeled-pair``, ``labeled-list`` (sentence-transformers'
             layouts) or ``flagembedding`` (FlagEmbedding's training data: a row per query with ``query``, ``pos``,
             ``neg``).
@@ -265,6 +272,9 @@ class MineConfig:
     seed: int = 42
     difficulty_bands: Optional[int] = None
     promote_false_negatives: bool = False
+    llm_judge: Optional[str] = None
+    llm_confirm: Optional[str] = None
+    llm_judge_prompt: Optional[str] = None
 
     output_format: str = "triplet"
     output_scores: bool = False

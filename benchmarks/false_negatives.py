@@ -2,12 +2,15 @@
 
     HF_HUB_OFFLINE=1 python benchmarks/false_negatives.py [--datasets cranfield msmarco-dl19-subset scifact]
         [-n 5] [--quick] [--cache-dir /work/fn-cache] [--out benchmarks/out] [--reranker PATH]
+        [--judge-endpoint MODEL@URL [--confirm-endpoint MODEL@URL]]
 
 Each query gets ONE judged document as its positive (the highest grade, then the smallest id); every other judged
 relevant document mined as a negative is a false negative (FN). The bi-encoder (all-MiniLM-L6-v2) retrieves and
-judges its own candidates; with --reranker PATH (a sentence-transformers CrossEncoder, or a bi-encoder, on disk)
-that model judges instead: negmine's runs get ``reranker=PATH`` (so ``--relative-margin auto`` is 0.05) and ST's
-``mine_hard_negatives`` gets it as its ``cross_encoder``. Per method it prints:
+judges its own candidates; --judge-endpoint adds an arm where an LLM behind an endpoint judges each pick too
+(``--llm-judge``: the figures measure that model; against a toy model they measure plumbing only); with
+--reranker PATH (a sentence-transformers CrossEncoder, or a bi-encoder, on disk) that model judges instead:
+negmine's runs get ``reranker=PATH`` (so ``--relative-margin auto`` is 0.05) and ST's ``mine_hard_negatives`` gets
+it as its ``cross_encoder``. Per method it prints:
 
   FN       share of mined negatives that are false negatives
   served   share of queries that got all N negatives
@@ -418,7 +421,17 @@ def main() -> None:
                     help="a judge on disk (CrossEncoder or bi-encoder) for negmine's runs and ST's cross_encoder")
     ap.add_argument("--negmine-runs", type=json.loads, default=None,
                     help='more negmine settings as JSON: {"family": {"knob": {options}}} or {"label": {options}}')
+    ap.add_argument("--judge-endpoint", default=None,
+                    help="MODEL@URL: a chat model behind an OpenAI-compatible endpoint; adds the LLM-judge arm "
+                         "(negmine's defaults with --llm-judge MODEL@URL)")
+    ap.add_argument("--confirm-endpoint", default=None,
+                    help="MODEL@URL: the LLM judge's confirming model (--llm-confirm)")
     args = ap.parse_args()
+    if args.judge_endpoint is not None:
+        arm = {"llm_judge": args.judge_endpoint}
+        if args.confirm_endpoint is not None:
+            arm["llm_confirm"] = args.confirm_endpoint
+        args.negmine_runs = {**(args.negmine_runs or {}), "negmine defaults + LLM judge": arm}
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

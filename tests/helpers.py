@@ -228,3 +228,40 @@ def tiny_bert(root: Path) -> tuple[Path, Path]:
     bi = root / "bi"
     SentenceTransformer(modules=[Transformer(str(bare)), Pooling(16)]).save(str(bi))
     return bare, bi
+
+
+def tiny_causal_lm(root: Path) -> Path:
+    """A 2-layer Llama of width 32 with random (seeded) weights and a word-level tokenizer with a chat template,
+    saved to ``root/tiny-llm``, built offline."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
+    words = ("the a an is are was of to and in on for with it this that yes no hello world paris france capital "
+             "what who where when how query document relevant answer good bad cat dog 0 1 2 3 4 5 6 7 8 9 . , ? ! "
+             "abcdef").split()  # "abcdef": the probe string of generate's `stop_strings` (the request's "stop")
+    vocab = {tok: i for i, tok in enumerate(specials + words)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    backend.decoder = decoders.WordPiece(prefix="##")  # joins word-level tokens with spaces
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        unk_token="<unk>", pad_token="<pad>", model_max_length=2048,
+                                        additional_special_tokens=specials[4:])
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ '<|' + m['role'] + '|> ' + m['content'] + ' ' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"], pad_token_id=vocab["<pad>"],
+                         tie_word_embeddings=False)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():  # special tokens never win: answers are visible words, never an early end
+        model.lm_head.weight[: len(specials)] = 0
+    model.generation_config = GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
+                                               pad_token_id=config.pad_token_id, do_sample=False, max_new_tokens=16)
+    out = root / "tiny-llm"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -1,12 +1,16 @@
-"""Against a real server: infinity-emb (its own environment, ``make servers``) serving the embedded all-MiniLM-L6-v2
-over the OpenAI embeddings API; a mine through it writes the negatives the local model writes, with the same
-scores (within 1e-5), and its identity is what the server serves."""
+"""Against real servers: infinity-emb (its own environment, ``make servers``) serving the embedded all-MiniLM-L6-v2
+over the OpenAI embeddings API: a mine through it writes the negatives the local model writes, with the same
+scores (within 1e-5), and its identity is what the server serves; and ``transformers serve`` (OpenAI-compatible
+chat) serving a tiny random causal model the test builds, as the LLM judge: the plumbing (its answers are noise,
+read as verdicts or counted unparsed), and a rerun that sends nothing."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,7 +18,7 @@ from typing import Iterator
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import ROOT
+from helpers import ROOT, tiny_causal_lm
 
 import negmine
 from negmine.retrieve.encoders import default_model_path
@@ -80,3 +84,57 @@ def test_a_mine_through_infinity_matches_the_local_model(infinity: str, tiny: di
     embedder = remote.metadata["models"]["embedder"]
     assert embedder["type"] == "endpoint" and embedder["model"] == "all-MiniLM-L6-v2" and embedder["dim"] == 384
     assert remote.stats.negatives_written == local.stats.negatives_written > 0
+
+
+@pytest.fixture(scope="module")
+def transformers_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(URL, model) of a `transformers serve` process pinned to a tiny causal model built here."""
+    model = str(tiny_causal_lm(tmp_path_factory.mktemp("tiny-llm")))
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("transformers")), "serve", model, "--host",
+                                 "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "warning"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"transformers serve did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/v1", model
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_an_llm_judge_through_transformers_serve(transformers_serve: tuple[str, str], tiny: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    from fakes import FakeEncoder
+
+    url, model = transformers_serve
+    options = {"llm_judge": f"{model}@{url}", "output_format": "n-tuple", "num_negatives": 2,
+               "candidates_output": tmp_path / "c.parquet"}
+    queries = pq.read_table(tiny["queries"]).slice(0, 8)
+    pq.write_table(queries, tmp_path / "queries.parquet")
+    first = negmine.mine(tiny["corpus"], tmp_path / "queries.parquet", tiny["qrels"], output=tmp_path / "a.parquet",
+                         encoder=FakeEncoder(), **options)
+    counts = first.stats.llm_judge
+    assert counts["judged"] >= 16 and counts["flagged"] + counts["unparsed"] <= counts["judged"]
+    used = first.stats.endpoint_usage[f"LLM {model}"]
+    assert used["requests"] == counts["judged"] and used["completion_tokens"] > 0  # the server counts its tokens
+    assert first.metadata["models"]["llm_judge"]["model"]["url"] == url
+    again = negmine.mine(tiny["corpus"], tmp_path / "queries.parquet", tiny["qrels"], output=tmp_path / "b.parquet",
+                         encoder=FakeEncoder(), **{**options, "candidates_output": tmp_path / "d.parquet"})
+    assert again.stats.endpoint_usage == {}  # every verdict from the cache: nothing sent
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()

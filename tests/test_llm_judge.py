@@ -126,3 +126,37 @@ def test_a_stopped_run_resumes_without_asking_twice(server: Scripted, cli: Any, 
     prompts = server.chats()
     assert len(prompts) == len(set(prompts)) > 20  # counted on the server: no prompt sent twice
     assert "LLM judge" in done.output and json.loads(json.dumps(True))
+
+
+def test_a_killed_run_resumes_without_asking_again(server: Scripted, tiny: dict[str, Path], tmp_path: Path) -> None:
+    """kill -9 part-way through the judging, then the same command: the server sees each prompt once, but for the
+    one request in flight at the kill (--endpoint-concurrency 1)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+
+    def slow(model: str, prompt: str) -> str:
+        time.sleep(0.02)
+        return "relevant" if flagged(candidate_of(prompt)) else "irrelevant"
+
+    server.chat = slow
+    command = [sys.executable, str(ROOT / "tests" / "fake_cli.py"), "mine", "--corpus", str(tiny["corpus"]),
+               "--queries", str(tiny["queries"]), "--qrels", str(tiny["qrels"]), "--llm-judge",
+               f"judge-a@{server.url}", "--endpoint-concurrency", "1", "--cache-dir", str(tmp_path / "cache"),
+               "-q", "-o", str(tmp_path / "o.parquet")]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(server.chats()) < 30 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    before = len(server.chats())
+    assert 30 <= before and not (tmp_path / "o.parquet").exists()
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    prompts = server.chats()
+    assert len(prompts) > before and len(prompts) - len(set(prompts)) <= 1

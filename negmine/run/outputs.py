@@ -210,8 +210,9 @@ class Sinks:
         self.batched.compose(run.config.train_batch_size, run.config.seed, run.positives.of,
                              run.inputs.corpus.texts, _vectors_of(run))
         if not self.batched.similarity:
-            warn(run.warnings, "no bi-encoder in this run (--model none): the training batches are clean but not "
-                               "grouped by nearness, and positive proximity is not checked between their rows")
+            warn(run.warnings, "no bi-encoder in this run (--model none, or bm25 without a rule that reads one): the "
+                               "training batches are clean but not grouped by nearness, and positive proximity is "
+                               "not checked between their rows")
         return self.batched.record()
 
     def commit(self, metadata: dict[str, Any], run: Plan) -> Optional[pa.Table]:

@@ -18,6 +18,8 @@ and the other rows' positives in its batch, the in-batch negatives MNRL sees; bi
                       of another row, no repeated query or positive text, positive proximity 0.02 over in-batch
                       pairs: the other rows' positives and mined negatives)
   grouped-unclean     the same grouping without the clean rules (what grouping alone costs)
+  grouped-labels      the same grouping with the clean rules that read labels only (known positives, repeated
+                      query or positive text), without positive proximity (harder batches, fewer rows moved)
 
 ``train``: SciFact train (every judged pair; 3 negatives by negmine's defaults), all-MiniLM-L6-v2 fine-tuned with
 MultipleNegativesRankingLoss, 1 epoch, batch 32, max length 128, learning rate 2e-5 (benchmarks/train.py's
@@ -48,7 +50,7 @@ from negmine.batching.compose import compose_batches, in_batch_false_negatives, 
 from negmine.batching.sampler import grouped_batch_sampler
 from negmine.inputs.data import Qrels
 
-BATCHINGS = ("random", "no-duplicates", "grouped", "grouped-unclean")
+BATCHINGS = ("random", "no-duplicates", "grouped", "grouped-unclean", "grouped-labels")
 
 
 def mined_rows(corpus: Any, queries: Any, qrels: Qrels, cache: Path) -> dict[str, Any]:
@@ -80,7 +82,8 @@ def batch_ids(method: str, rows: dict[str, Any], q_vec: np.ndarray, p_vec: np.nd
         return out
     c = compose_batches(q_vec, rows["query_id"], rows["positive_id"], rows["negative_ids"], known, size, seed=seed,
                         positive_keys=[normalise(t) for t in rows["positive"]], positive_vectors=p_vec,
-                        negative_vectors=n_vec, clean=method == "grouped")
+                        negative_vectors=n_vec, clean=method in ("grouped", "grouped-labels"),
+                        proximity=None if method == "grouped-labels" else 0.02)
     return c.batch_of_rows()
 
 

@@ -54,7 +54,8 @@ class Scripted:
                 name = "another-model" if server.swapped else server.model
                 if self.path == "/v1/chat/completions":
                     content = server.chat(payload["model"], payload["messages"][-1]["content"])
-                    return self._send(200, {"object": "chat.completion", "model": payload["model"],
+                    return self._send(200, {"object": "chat.completion",
+                                            "model": "another-model" if server.swapped else payload["model"],
                                             "choices": [{"index": 0, "finish_reason": "stop",
                                                          "message": {"role": "assistant", "content": content}}],
                                             "usage": {"prompt_tokens": 50, "completion_tokens": 1,

@@ -160,3 +160,12 @@ def test_a_killed_run_resumes_without_asking_again(server: Scripted, tiny: dict[
     assert done.returncode == 0, done.stderr
     prompts = server.chats()
     assert len(prompts) > before and len(prompts) - len(set(prompts)) <= 1
+
+
+def test_a_chat_model_swapped_mid_run_is_named(server: Scripted, tiny: dict[str, Path], tmp_path: Path) -> None:
+    from negmine.endpoints.client import EndpointError
+
+    server.script = ["ok"] * 5 + ["swap"]
+    with pytest.raises(EndpointError, match="now answers as 'another-model', not 'judge-a'"):
+        mine(tiny, tmp_path / "o.parquet", server, endpoint_concurrency=1)
+    assert not (tmp_path / "o.parquet").exists()

@@ -98,6 +98,7 @@ class LlmJudge:
     confirm: Optional[Endpoint] = None
     cache: Optional[Path] = None
     _stores: dict[str, AnswerStore] = field(default_factory=dict)
+    _served: dict[str, str] = field(default_factory=dict)  # the model each endpoint says answered first
 
     @property
     def prompt_sha256(self) -> str:
@@ -149,22 +150,30 @@ class LlmJudge:
                 todo.append(i)
             else:
                 out[i] = found["verdict"]
-        ask: Callable[[int], str] = lambda i: _chat(endpoint, prompts[i])  # noqa: E731
+        ask: Callable[[int], str] = lambda i: self._chat(endpoint, prompts[i])  # noqa: E731
         for i, answer in zip(todo, endpoint.map(ask, todo)):
             out[i] = verdict(answer)
             store.put(keys[i], {"verdict": out[i], "answer": answer[:200]})
         return out
 
 
-def _chat(endpoint: Endpoint, prompt: str) -> str:
-    answer = endpoint.post("/chat/completions", {"model": endpoint.model, "temperature": 0, "max_tokens": MAX_TOKENS,
-                                                 "messages": [{"role": "user", "content": prompt}]})
-    try:
-        content = answer["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise EndpointError(f"endpoint {endpoint.url}/chat/completions: an answer without choices[0].message."
-                            f"content ({str(answer)[:200]})") from None
-    return str(content or "")
+    def _chat(self, endpoint: Endpoint, prompt: str) -> str:
+        """One verdict's answer; the model the server says answered must stay the same through the run."""
+        answer = endpoint.post("/chat/completions", {"model": endpoint.model, "temperature": 0,
+                                                     "max_tokens": MAX_TOKENS,
+                                                     "messages": [{"role": "user", "content": prompt}]})
+        where = f"endpoint {endpoint.url}/chat/completions"
+        try:
+            content = answer["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise EndpointError(f"{where}: an answer without choices[0].message.content ({str(answer)[:200]})") \
+                from None
+        served = str(answer.get("model") or endpoint.model)
+        first = self._served.setdefault(endpoint.url + endpoint.model, served)
+        if served != first:
+            raise EndpointError(f"{where}: it now answers as {served!r}, not {first!r} (the model was swapped "
+                                "mid-run); the verdicts so far are kept: run again")
+        return str(content or "")
 
 
 def load_llm_judge(judge: Optional[str], confirm: Optional[str], prompt: Optional[str],

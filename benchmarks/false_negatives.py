@@ -431,7 +431,7 @@ def main() -> None:
         arm = {"llm_judge": args.judge_endpoint}
         if args.confirm_endpoint is not None:
             arm["llm_confirm"] = args.confirm_endpoint
-        args.negmine_runs = {**(args.negmine_runs or {}), "negmine defaults + LLM judge": arm}
+        args.negmine_runs = {**(args.negmine_runs or {}), "defaults + LLM judge": arm}
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

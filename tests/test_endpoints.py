@@ -172,3 +172,15 @@ def test_a_rerank_endpoint_judges_and_its_scores_are_kept(server: Scripted, tiny
     assert len(server.reranked()) == len(pairs)  # every score from the store: nothing sent twice
     assert (tmp_path / "again.parquet").read_bytes() == (tmp_path / "o.parquet").read_bytes()
     assert again.stats.endpoint_usage["rerank-endpoint"]["requests"] == 1  # the probe
+
+
+def test_an_index_built_through_an_endpoint_serves_a_mine(server: Scripted, cli: Any, tiny: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    model = f"openai:fake-endpoint@{server.url}"
+    built = cli("index", "--corpus", tiny["corpus"], "--index-dir", tmp_path / "idx", "--model", model)
+    assert built.exit_code == 0, built.output
+    documents = len(server.texts())
+    mined = cli("mine", "--corpus", tiny["corpus"], "--queries", tiny["queries"], "--qrels", tiny["qrels"],
+                "--index-dir", tmp_path / "idx", "--model", model, "-o", tmp_path / "o.parquet")
+    assert mined.exit_code == 0, mined.output
+    assert documents == 120 and len(server.texts()) - documents == 30  # then only the queries are embedded

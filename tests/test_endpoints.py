@@ -184,3 +184,11 @@ def test_an_index_built_through_an_endpoint_serves_a_mine(server: Scripted, cli:
                 "--index-dir", tmp_path / "idx", "--model", model, "-o", tmp_path / "o.parquet")
     assert mined.exit_code == 0, mined.output
     assert documents == 120 and len(server.texts()) - documents == 30  # then only the queries are embedded
+
+
+def test_the_timeout_option_reaches_the_endpoint(server: Scripted, tiny: dict[str, Path], tmp_path: Path) -> None:
+    server.script = ["ok", "timeout"]
+    server.timeout_sleep = 1.0
+    result = mine(tiny, tmp_path / "o.parquet", server, endpoint_timeout=0.3, endpoint_concurrency=1)
+    used = next(iter(result.stats.endpoint_usage.values()))
+    assert used["retries"] == 1 and result.stats.negatives_written > 0

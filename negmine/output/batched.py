@@ -53,10 +53,6 @@ class BatchedRows:
         self.positives.append(p)
         self.documents.extend(docs)
 
-    @property
-    def rows(self) -> int:
-        return sum(len(q) for q in self.queries)
-
     def compose(self, batch_size: int, seed: int, known: Callable[[int], Any], doc_texts: Any,
                 vectors: Optional[Callable[[np.ndarray, str], np.ndarray]]) -> Composition:
         """Order the rows kept in batches of ``batch_size``.

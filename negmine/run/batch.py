@@ -198,7 +198,7 @@ def llm_judge(plan: Plan, batch: Batch, progress: Progress) -> None:
         if not cells:
             break
         seen.update(cells)
-        with progress.stage("LLM judge", total=len(cells)):
+        with progress.stage(f"LLM judge: {len(cells):,} picks"):
             flags, counts = judge.flags([(batch.texts[i], docs[batch.positives[i][j]],
                                           docs[int(batch.hits.indices[i, c])]) for i, j, c in cells])
         for name, n in counts.items():

@@ -186,6 +186,12 @@ class Endpoint:
         return answer
 
 
+def split_served(spec: str) -> Optional[tuple[str, str]]:
+    """``MODEL@URL`` -> (MODEL, URL) (split at the last ``@``); ``None`` when a part is missing."""
+    model, at, url = spec.rpartition("@")
+    return (model, url) if at and model and url else None
+
+
 class _Retry(Exception):
     def __init__(self, message: str, wait: Optional[float]) -> None:
         super().__init__(message)

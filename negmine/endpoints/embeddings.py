@@ -16,7 +16,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from negmine.endpoints.client import Endpoint, EndpointError
+from negmine.endpoints.client import Endpoint, EndpointError, split_served
 from negmine.errors import ConfigError
 
 #: The text whose vector identifies the served model.
@@ -104,9 +104,8 @@ def parse_model(spec: str) -> Optional[tuple[str, str]]:
     """``openai:MODEL@URL`` -> (MODEL, URL); ``None`` for anything else (a local model's name or path)."""
     if not spec.startswith("openai:"):
         return None
-    rest = spec[len("openai:"):]
-    model, at, url = rest.rpartition("@")
-    if not at or not model or not url:
+    served = split_served(spec[len("openai:"):])
+    if served is None:
         raise ConfigError(f"--model {spec!r}: an endpoint is written openai:MODEL@URL, e.g. "
                           "openai:all-MiniLM-L6-v2@http://localhost:7997/v1")
-    return model, url
+    return served

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from negmine.endpoints.client import Endpoint, EndpointError
+from negmine.endpoints.client import Endpoint, EndpointError, split_served
 from negmine.endpoints.store import AnswerStore, key_of
 from negmine.errors import ConfigError
 
@@ -32,11 +32,11 @@ def parse_reranker(spec: str) -> Optional[tuple[str, str]]:
     """``rerank:MODEL@URL`` -> (MODEL, URL); ``None`` for anything else."""
     if not spec.startswith("rerank:"):
         return None
-    model, at, url = spec[len("rerank:"):].rpartition("@")
-    if not at or not model or not url:
+    served = split_served(spec[len("rerank:"):])
+    if served is None:
         raise ConfigError(f"--reranker {spec!r}: a rerank endpoint is written rerank:MODEL@URL, e.g. "
                           "rerank:bge-reranker-base@http://localhost:7997/v1")
-    return model, url
+    return served
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from negmine.endpoints.client import Endpoint, EndpointError
+from negmine.endpoints.client import Endpoint, EndpointError, split_served
 from negmine.endpoints.store import AnswerStore, key_of
 from negmine.errors import ConfigError, InputError
 
@@ -46,12 +46,11 @@ _WORD = re.compile(r"\b(irrelevant|not relevant|relevant|yes|no)\b")
 
 def parse_judge(spec: str, option: str) -> tuple[str, str]:
     """``MODEL@URL`` (or ``openai:MODEL@URL``) -> (MODEL, URL)."""
-    rest = spec[len("openai:"):] if spec.startswith("openai:") else spec
-    model, at, url = rest.rpartition("@")
-    if not at or not model or not url.startswith(("http://", "https://")):
+    served = split_served(spec[len("openai:"):] if spec.startswith("openai:") else spec)
+    if served is None or not served[1].startswith(("http://", "https://")):
         raise ConfigError(f"{option} {spec!r}: a chat model behind an endpoint is written MODEL@URL, e.g. "
                           "qwen2.5-7b-instruct@http://localhost:8000/v1")
-    return model, url
+    return served
 
 
 def read_prompt(path: Optional[str]) -> str:

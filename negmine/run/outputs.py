@@ -7,7 +7,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -207,8 +207,11 @@ class Sinks:
         """Compose the rows kept aside into training batches (``--train-batch-size``), ready for ``commit``; what
         the statistics record of it."""
         assert self.batched is not None and run.config.train_batch_size is not None
+        sources = run.sources
+        vectors = (lambda rows, kind: sources.row_vectors(run, rows, kind)) \
+            if getattr(sources, "dense", None) is not None else None  # (a stored run composes nothing)
         self.batched.compose(run.config.train_batch_size, run.config.seed, run.positives.of,
-                             run.inputs.corpus.texts, _vectors_of(run))
+                             run.inputs.corpus.texts, vectors)
         if not self.batched.similarity:
             warn(run.warnings, "no bi-encoder in this run (--model none, or bm25 without a rule that reads one): the "
                                "training batches are clean but not grouped by nearness, and positive proximity is "
@@ -258,37 +261,8 @@ class _Collect:
 
 def endpoint_usage(run: Plan) -> dict[str, Any]:
     """What the run asked of models behind endpoints (``negmine.endpoints``), by the name each goes by."""
-    found: dict[str, Any] = {}
-    dense = getattr(run.sources, "dense", None)
-    judge = getattr(run.sources, "judge", None)
-    for model in (getattr(dense, "encoder", None), getattr(judge, "encoder", None), getattr(judge, "cross", None)):
-        endpoint = getattr(model, "endpoint", None)
-        if endpoint is not None and endpoint.usage.requests:
-            found[getattr(model, "name", "endpoint")] = endpoint.usage.as_dict()
-    for endpoint in run.llm.endpoints() if run.llm is not None else []:
-        if endpoint.usage.requests:
-            found[f"LLM {endpoint.model}"] = endpoint.usage.as_dict()
-    return found
-
-
-def _vectors_of(run: Plan) -> Optional[Callable[[np.ndarray, str], np.ndarray]]:
-    """The retrieval bi-encoder's vectors of queries or documents by index (given embeddings first, then the
-    retriever's corpus matrix, then the embedding cache); ``None`` when the run has no bi-encoder."""
-    dense = getattr(run.sources, "dense", None)
-    if dense is None:
-        return None
-    given = getattr(run.sources, "given_queries", None)
-
-    def vectors(idx: np.ndarray, kind: str) -> np.ndarray:
-        if kind == "query":
-            if given is not None:
-                return np.asarray(given[idx], dtype=np.float32)
-            return dense.embed(run.inputs.queries.texts.take(idx), "query")
-        if dense.doc_vectors is not None:
-            return np.asarray(dense.doc_vectors[idx], dtype=np.float32)
-        return dense.embed(run.inputs.corpus.texts.take(idx), "document")
-
-    return vectors
+    named = run.sources.endpoints() + [(f"LLM {e.model}", e) for e in (run.llm.endpoints() if run.llm else [])]
+    return {name: endpoint.usage.as_dict() for name, endpoint in named if endpoint.usage.requests}
 
 
 def candidates_record(run: Plan) -> dict[str, Any]:

@@ -60,13 +60,25 @@ class LiveSources:
         return registry.gather(context, plan.config, everything)
 
     def query_vectors(self, plan: Any, positions: np.ndarray) -> np.ndarray:
-        """The retrieval bi-encoder's vectors of mined queries (``positions`` into ``plan.mined``), from the given
-        embeddings or through the embedding cache."""
-        rows = plan.mined[np.asarray(positions, dtype=np.int64)]
-        if self.given_queries is not None:
+        """The retrieval bi-encoder's vectors of mined queries (``positions`` into ``plan.mined``)."""
+        return self.row_vectors(plan, plan.mined[np.asarray(positions, dtype=np.int64)], "query")
+
+    def row_vectors(self, plan: Any, rows: np.ndarray, kind: str) -> np.ndarray:
+        """The retrieval bi-encoder's vectors of input queries or corpus documents (``kind``) by row: the given
+        embeddings first, then the retriever's corpus matrix, then the embedding cache."""
+        if kind == "query" and self.given_queries is not None:
             return np.asarray(self.given_queries[rows], dtype=np.float32)
         assert self.dense is not None
-        return self.dense.embed(plan.inputs.queries.texts.take(rows), "query")
+        if kind == "document" and self.dense.doc_vectors is not None:
+            return np.asarray(self.dense.doc_vectors[rows], dtype=np.float32)
+        texts = plan.inputs.queries.texts if kind == "query" else plan.inputs.corpus.texts
+        return self.dense.embed(texts.take(rows), kind)
+
+    def endpoints(self) -> list[tuple[str, Any]]:
+        """(name, ``Endpoint``) of the run's models behind endpoints: the bi-encoder, the judge."""
+        models = (self.dense.encoder if self.dense is not None else None, self.judge.encoder, self.judge.cross)
+        found = [(getattr(m, "name", "endpoint"), getattr(m, "endpoint", None)) for m in models]
+        return [(name, endpoint) for name, endpoint in found if endpoint is not None]
 
     def vectors(self, plan: Any, texts: Sequence[str]) -> Optional[Vectors]:
         """The retrieval bi-encoder's vectors of a batch's queries and of corpus documents, when a rule needs them."""

@@ -284,6 +284,9 @@ class StoredSources:
     def texts_counted(self) -> Optional[tuple[int, int]]:
         return None  # nothing is encoded
 
+    def endpoints(self) -> list[tuple[str, Any]]:
+        return []  # no model is asked (an LLM judge is the plan's)
+
 
 class StoredRun:
     """A candidates file and the inputs it was mined from, read once, ready to plan runs with other settings

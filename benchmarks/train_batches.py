@@ -46,7 +46,7 @@ from fn_data import DEFAULT_CACHE, pick_positives, prepare
 from train import NUM_NEGATIVES, OUT, evaluate, load, load_model, train_one, verdict
 
 import negmine
-from negmine.batching.compose import compose_batches, in_batch_false_negatives, normalise
+from negmine.batching.compose import compose_batches, in_batch_false_negatives, normalise, random_batches
 from negmine.batching.sampler import grouped_batch_sampler
 from negmine.inputs.data import Qrels
 
@@ -67,7 +67,7 @@ def batch_ids(method: str, rows: dict[str, Any], q_vec: np.ndarray, p_vec: np.nd
     """Each row's batch under a batching (the order within the epoch aside)."""
     n = len(rows["query_id"])
     if method == "random":
-        return np.argsort(np.random.default_rng(seed).permutation(n)) // size
+        return random_batches(n, size, seed)
     if method == "no-duplicates":
         import torch
         from datasets import Dataset

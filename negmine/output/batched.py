@@ -123,7 +123,6 @@ class BatchedRows:
             pass
         self.path.unlink(missing_ok=True)
 
-
     def record(self) -> dict[str, Any]:
         """What the statistics (and the provenance) record of the composition."""
         c = self.composition
